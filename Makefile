@@ -1,0 +1,63 @@
+# gochat-py — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COMPOSE ?= docker compose
+ACTION ?= up
+VERSION ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv system-deps dev run test lint fmt migrate seed docker-up docker-down docker-build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the project with its dev tools
+
+system-deps: ## install redis-server / PostgreSQL if missing (apt-get), or say what to install
+	@scripts/system-deps.sh
+
+dev: venv system-deps ## run PostgreSQL, Redis and the server with hot reload (Ctrl-C stops all)
+	$(BIN)/python -m gochat_py.dev run --reload
+
+run: venv system-deps ## the same without hot reload
+	$(BIN)/python -m gochat_py.dev run
+
+test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redis)
+	$(BIN)/python -m pytest
+
+lint: venv ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: venv ## format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: venv system-deps ## apply migrations: ACTION=up|down|status VERSION=n
+	$(BIN)/python -m gochat_py.dev migrate $(ACTION) $(VERSION)
+
+seed: venv system-deps ## demo users alice, bob, carol (password123) and two conversations
+	$(BIN)/python -m gochat_py.dev seed
+
+docker-up: ## PostgreSQL 16, Redis 7 (AOF), the API and the worker in containers
+	$(COMPOSE) up -d --build
+
+docker-down: ## stop the containers
+	$(COMPOSE) down
+
+docker-build: ## build the image
+	docker build -t gochat-py .
+
+clean: ## remove the venv and caches (keeps .data/; rm -rf .data resets the local stack)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

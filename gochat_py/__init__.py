@@ -1,0 +1,1 @@
+"""gochat-py: a real-time chat backend."""

@@ -1,0 +1,58 @@
+"""The Starlette application: routes, middleware, and a lifespan that owns the pools."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from gochat_py.access import AccessMiddleware
+from gochat_py.container import Container
+from gochat_py.http_errors import EXCEPTION_HANDLERS
+from gochat_py.logs import configure_logging
+from gochat_py.routes import routes
+from gochat_py.settings import Settings, load_settings
+
+
+async def _resolved(value: Any) -> Any:
+    """A provider's value: dependency-injector returns awaitables for async resources."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def build_app(settings: Settings) -> Starlette:
+    container = Container(settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await _resolved(container.init_resources())
+        try:
+            yield {
+                "settings": settings,
+                "metrics": container.metrics(),
+                "pg_pool": await _resolved(container.pg_pool()),
+                "redis": await _resolved(container.redis()),
+                "auth": await _resolved(container.auth()),
+            }
+        finally:
+            await _resolved(container.shutdown_resources())
+            logger.info("server_stopped")
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AccessMiddleware, metrics=container.metrics())],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+
+
+def create_app() -> Starlette:
+    """uvicorn's factory (`--factory`): settings from the environment, checked at start-up."""
+    settings = load_settings(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return build_app(settings)

@@ -1,0 +1,25 @@
+"""Who is calling: the access token of an HTTP request."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from gochat_py.auth import Auth
+from gochat_py.errors import Unauthorized
+from gochat_py.tokens import Claims
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def require_claims(connection: HTTPConnection) -> Claims:
+    token = bearer_token(connection)
+    if token is None:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    auth: Auth = connection.state.auth
+    return await auth.authenticate(token)

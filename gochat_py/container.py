@@ -1,0 +1,87 @@
+"""The composition root: the one place that knows how the parts are built and wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+from dependency_injector import containers, providers
+from redis.asyncio import Redis
+
+from gochat_py.auth import Auth
+from gochat_py.metrics import Metrics
+from gochat_py.passwords import Passwords
+from gochat_py.ratelimit import RateLimiter
+from gochat_py.sessions import Sessions
+from gochat_py.settings import Settings
+from gochat_py.tokens import TokenCodec
+from gochat_py.users import Users
+
+REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Redis
+
+
+async def open_pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    # min_size=0: the server starts (and answers liveness) while PostgreSQL is down;
+    # readiness reports it and connections open as soon as it is back.
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=0, max_size=settings.db_pool_max
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        health_check_interval=30,
+    )
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def _passwords(settings: Settings) -> Iterator[Passwords]:
+    passwords = Passwords(
+        settings.argon2_time_cost,
+        settings.argon2_memory_kib,
+        settings.argon2_parallelism,
+        settings.password_hash_threads,
+    )
+    try:
+        yield passwords
+    finally:
+        passwords.close()
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    metrics = providers.Singleton(Metrics)
+    pg_pool = providers.Resource(open_pg_pool, settings)
+    redis = providers.Resource(open_redis, settings)
+    passwords = providers.Resource(_passwords, settings)
+
+    tokens = providers.Singleton(
+        TokenCodec,
+        secret=settings.provided.jwt_secret,
+        access_ttl=settings.provided.jwt_access_expiry,
+        refresh_ttl=settings.provided.jwt_refresh_expiry,
+    )
+    users = providers.Singleton(Users, pg_pool)
+    sessions = providers.Singleton(Sessions, redis, settings.provided.jwt_refresh_expiry)
+    limiter = providers.Singleton(RateLimiter, redis, settings.provided.rate_limit_window)
+    auth = providers.Singleton(
+        Auth,
+        users=users,
+        passwords=passwords,
+        tokens=tokens,
+        sessions=sessions,
+        limiter=limiter,
+        login_limit_per_account=settings.provided.login_limit_per_account,
+        login_limit_per_address=settings.provided.login_limit_per_address,
+        register_limit_per_address=settings.provided.register_limit_per_address,
+    )

@@ -1,0 +1,56 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gochat_py.http_errors import error_body
+from gochat_py.jsonio import json_response
+from gochat_py.metrics import Metrics
+
+PROBE_TIMEOUT = 2.0  # a dependency slower than this is as good as down for a load balancer
+
+
+async def health(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def _ping_postgres(pool: asyncpg.Pool) -> None:
+    async with pool.acquire(timeout=PROBE_TIMEOUT) as conn:
+        await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
+
+
+async def _ping_redis(redis: Redis) -> None:
+    await redis.ping()
+
+
+async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe, PROBE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return name, f"down: {type(exc).__name__}"
+    return name, "ok"
+
+
+async def ready(request: Request) -> Response:
+    checks = dict(
+        await asyncio.gather(
+            _check("postgres", asyncio.ensure_future(_ping_postgres(request.state.pg_pool))),
+            _check("redis", asyncio.ensure_future(_ping_redis(request.state.redis))),
+        )
+    )
+    down = sorted(name for name, state in checks.items() if state != "ok")
+    if down:
+        body = error_body("not_ready", f"{' and '.join(down)} unavailable")
+        return json_response({**body, "checks": checks}, 503)
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.state.metrics
+    return Response(registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,188 @@
+"""Configuration from environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+from urllib.parse import quote
+
+import msgspec
+
+DEV_ENVIRONMENTS = frozenset({"dev", "local", "test"})
+KNOWN_ENVIRONMENTS = DEV_ENVIRONMENTS | {"staging", "prod", "production"}
+# Public on purpose: anyone can forge tokens signed with it, so only dev may use it.
+DEFAULT_JWT_SECRET = "gochat-py-dev-secret-do-not-use-in-production"
+MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot run with."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the server and worker read from the environment."""
+
+    env: str = "dev"
+    server_host: str = "0.0.0.0"
+    server_port: int = 8080
+    database_url: str = "postgresql://gochat@127.0.0.1:5432/gochat"
+    redis_url: str = "redis://localhost:6379/0"
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_access_expiry: float = 15 * 60.0
+    jwt_refresh_expiry: float = 168 * 3600.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    password_hash_threads: int = 2
+    login_limit_per_account: int = 10
+    login_limit_per_address: int = 50
+    register_limit_per_address: int = 30
+    rate_limit_window: float = 60.0
+    db_pool_max: int = 10
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in DEV_ENVIRONMENTS
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration: `15m`, `168h`, `1h30m`, `500ms`, `90s`, `7d`."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or total <= 0:
+        raise ValueError(f"{text!r} is not a positive duration like 15m, 168h or 1h30m")
+    return total
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.strip())
+    if value <= 0:
+        raise ValueError(f"{text!r} must be a positive whole number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text.strip())
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{text!r} is not a TCP port (1-65535)")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        detail = str(exc)
+        if detail.startswith("invalid literal"):
+            detail = f"{raw!r} is not a whole number"
+        raise SettingsError(name, detail) from None
+
+
+def _redis_url(env: Mapping[str, str], default: str) -> str:
+    url = env.get("REDIS_URL", "").strip()
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                "REDIS_URL", f"{url!r} must start with redis://, rediss:// or unix://"
+            )
+        return url
+    addr = env.get("REDIS_ADDR", "").strip()
+    if not addr:
+        return default
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError("REDIS_ADDR", f"{addr!r} is not host:port")
+    db = _read(env, "REDIS_DB", lambda s: int(s.strip()), 0)
+    if db < 0:
+        raise SettingsError("REDIS_DB", f"{db} must be 0 or more")
+    password = env.get("REDIS_PASSWORD", "")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Read and check every variable; raise SettingsError naming the first bad one."""
+    d = Settings()
+    environment = _read(env, "ENV", _choice(*sorted(KNOWN_ENVIRONMENTS)), d.env)
+    database_url = env.get("DATABASE_URL", "").strip() or d.database_url
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        raise SettingsError("DATABASE_URL", "must start with postgresql:// or postgres://")
+    settings = Settings(
+        env=environment,
+        server_host=env.get("SERVER_HOST", "").strip() or d.server_host,
+        server_port=_read(env, "SERVER_PORT", _port, d.server_port),
+        database_url=database_url,
+        redis_url=_redis_url(env, d.redis_url),
+        jwt_secret=env.get("JWT_SECRET", "") or d.jwt_secret,
+        jwt_access_expiry=_read(env, "JWT_ACCESS_EXPIRY", parse_duration, d.jwt_access_expiry),
+        jwt_refresh_expiry=_read(env, "JWT_REFRESH_EXPIRY", parse_duration, d.jwt_refresh_expiry),
+        log_level=_read(
+            env, "LOG_LEVEL", _choice("trace", "debug", "info", "warning", "error"), "info"
+        ).upper(),
+        log_format=_read(env, "LOG_FORMAT", _choice("text", "json"), d.log_format),
+        argon2_time_cost=_read(env, "ARGON2_TIME_COST", _positive_int, d.argon2_time_cost),
+        argon2_memory_kib=_read(env, "ARGON2_MEMORY_KIB", _positive_int, d.argon2_memory_kib),
+        argon2_parallelism=_read(env, "ARGON2_PARALLELISM", _positive_int, d.argon2_parallelism),
+        password_hash_threads=_read(
+            env, "PASSWORD_HASH_THREADS", _positive_int, d.password_hash_threads
+        ),
+        login_limit_per_account=_read(
+            env, "LOGIN_LIMIT_PER_ACCOUNT", _positive_int, d.login_limit_per_account
+        ),
+        login_limit_per_address=_read(
+            env, "LOGIN_LIMIT_PER_ADDRESS", _positive_int, d.login_limit_per_address
+        ),
+        register_limit_per_address=_read(
+            env, "REGISTER_LIMIT_PER_ADDRESS", _positive_int, d.register_limit_per_address
+        ),
+        rate_limit_window=_read(env, "RATE_LIMIT_WINDOW", parse_duration, d.rate_limit_window),
+        db_pool_max=_read(env, "DB_POOL_MAX", _positive_int, d.db_pool_max),
+    )
+    if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
+        raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
+    if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
+        raise SettingsError("ARGON2_MEMORY_KIB", "must be at least 8 × ARGON2_PARALLELISM")
+    if not settings.is_dev:
+        if settings.jwt_secret == DEFAULT_JWT_SECRET:
+            raise SettingsError(
+                "JWT_SECRET", f"the built-in development secret is refused with ENV={environment}"
+            )
+        if len(settings.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise SettingsError(
+                "JWT_SECRET",
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes with ENV={environment}",
+            )
+    return settings

@@ -1,0 +1,75 @@
+"""User accounts in PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from gochat_py.errors import Conflict
+from gochat_py.ids import UserId
+
+
+class User(msgspec.Struct, frozen=True):
+    """A user as every client sees it."""
+
+    id: uuid.UUID
+    email: str
+    username: str
+
+
+class Account(msgspec.Struct, frozen=True):
+    user: User
+    password_hash: str
+    created_at: datetime
+
+
+_COLUMNS = "id, email, username, password_hash, created_at"
+
+
+def _account(row: asyncpg.Record) -> Account:
+    return Account(
+        user=User(id=row["id"], email=row["email"], username=row["username"]),
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+    )
+
+
+class Users:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, email: str, username: str, password_hash: str) -> Account:
+        try:
+            row = await self._pool.fetchrow(
+                f"INSERT INTO users (id, email, username, password_hash) VALUES ($1, $2, $3, $4) "
+                f"RETURNING {_COLUMNS}",
+                uuid.uuid4(),
+                email,
+                username,
+                password_hash,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if "email" in (exc.constraint_name or ""):
+                raise Conflict("email is already registered", code="email_taken") from None
+            raise Conflict("username is already taken", code="username_taken") from None
+        return _account(row)
+
+    async def by_email(self, email: str) -> Account | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)", email
+        )
+        return _account(row) if row else None
+
+    async def by_id(self, user_id: UserId) -> Account | None:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
+        return _account(row) if row else None
+
+    async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
+        await self._pool.execute(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+            user_id,
+            password_hash,
+        )

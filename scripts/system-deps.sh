@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Make sure the local stack's server binaries exist: redis-server and PostgreSQL's
+# initdb/postgres. Installs them with apt-get where it can; otherwise says what to install.
+# Skips whatever the environment points elsewhere (REDIS_URL/REDIS_ADDR, DATABASE_URL).
+set -euo pipefail
+
+have_postgres() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+
+missing=()
+if [ -z "${REDIS_URL:-}${REDIS_ADDR:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  missing+=(redis-server)
+fi
+if [ -z "${DATABASE_URL:-}" ] && ! have_postgres; then
+  missing+=(postgresql)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
+  echo "installing ${missing[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  # Only the binaries: the packaged services must not start and take the default ports.
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+  fi
+  $sudo service redis-server stop >/dev/null 2>&1 || true
+  $sudo service postgresql stop >/dev/null 2>&1 || true
+  exit 0
+fi
+echo "missing: ${missing[*]}. Install them (Debian/Ubuntu: apt-get install ${missing[*]};" \
+     "macOS: brew install redis postgresql) or set REDIS_URL / DATABASE_URL to servers you run." >&2
+exit 1

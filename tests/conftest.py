@@ -1,0 +1,87 @@
+"""Real services for the suite: one throwaway PostgreSQL and Redis per run, a fresh
+database (copied from a template built from database/schema.sql) and an empty Redis per test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gochat_py.localstack import LocalStack, free_port
+from gochat_py.settings import Settings, load_settings
+from tests.harness import serve_app, server_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "gochat_template"
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    # Not under pytest's 0700 tmp tree: PostgreSQL runs as another user when we are root.
+    path = Path(tempfile.mkdtemp(prefix="gochat-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(workdir: Path) -> Iterator[LocalStack]:
+    stack = LocalStack(workdir / "stack", free_port(), free_port(), durable=False)
+    stack.start()
+    stack.postgres.create_database(TEMPLATE_DB)
+    stack.postgres.psql((ROOT / "database" / "schema.sql").read_text(), database=TEMPLATE_DB)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+async def database_url(stack: LocalStack) -> AsyncIterator[str]:
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(stack.postgres.url("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB}')
+        yield stack.postgres.url(name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_url(stack: LocalStack) -> AsyncIterator[str]:
+    client = Redis.from_url(stack.redis.url)
+    await client.flushall()
+    await client.aclose()
+    yield stack.redis.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str) -> Settings:
+    return load_settings(server_environment(database_url, redis_url))
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for a real uvicorn server running the app on a free port."""
+    async with serve_app(settings) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+        yield client

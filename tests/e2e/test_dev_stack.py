@@ -1,0 +1,144 @@
+"""`make dev` / `make run` as a user runs them: one command, then Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gochat_py.localstack import free_port, port_in_use
+from tests.harness import PASSWORD, ROOT, ServerProcess, register
+
+pytestmark = pytest.mark.slow
+
+
+def dev_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "REDIS_ADDR", "SERVER_PORT")
+    }
+    env.update(
+        LOCAL_DATA_DIR=str(data_dir),
+        LOCAL_PG_PORT=str(free_port()),
+        LOCAL_REDIS_PORT=str(free_port()),
+        SERVER_PORT=str(free_port()),
+        ARGON2_MEMORY_KIB="1024",
+        ARGON2_TIME_COST="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.fixture
+def data_dir(workdir: Path) -> Iterator[Path]:
+    path = workdir / f"dev-{free_port()}"
+    yield path
+    for line in processes_mentioning(str(path)):
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+async def test_run_serves_and_ctrl_c_stops_every_process_and_data_survives(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    env = dev_environment(data_dir)
+    ports = [int(env[k]) for k in ("LOCAL_PG_PORT", "LOCAL_REDIS_PORT", "SERVER_PORT")]
+    argv = [sys.executable, "-m", "gochat_py.dev", "run"]
+
+    first = ServerProcess(env, tmp_path / "first.log", argv)
+    try:
+        await first.wait_healthy(timeout=90)
+        async with httpx.AsyncClient(base_url=first.base_url) as client:
+            assert (await client.get("/api/v1/health/ready")).status_code == 200
+            email = (await register(client))["user"]["email"]
+    finally:
+        code = first.stop(signal.SIGINT, timeout=60)
+    assert code == 0, first.output()
+    assert processes_mentioning(str(data_dir)) == []
+    assert not any(port_in_use(port) for port in ports), first.output()
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
+
+    second = ServerProcess(env, tmp_path / "second.log", argv)
+    try:
+        await second.wait_healthy(timeout=90)
+        async with httpx.AsyncClient(base_url=second.base_url) as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+            )
+            assert login.status_code == 200
+    finally:
+        assert second.stop(signal.SIGINT, timeout=60) == 0
+    assert processes_mentioning(str(data_dir)) == []
+
+
+def test_a_busy_server_port_is_a_one_line_error_naming_the_variable(data_dir: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = dev_environment(data_dir, SERVER_PORT=str(port), SERVER_HOST="127.0.0.1")
+        out = subprocess.run(
+            [sys.executable, "-m", "gochat_py.dev", "run"], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 2
+    assert f"port {port}" in out.stderr and "SERVER_PORT" in out.stderr
+    assert processes_mentioning(str(data_dir)) == []
+
+
+def test_a_busy_postgres_port_is_a_one_line_error_naming_the_variable(data_dir: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = dev_environment(data_dir, LOCAL_PG_PORT=str(port))
+        out = subprocess.run(
+            [sys.executable, "-m", "gochat_py.dev", "run"], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 2
+    assert "LOCAL_PG_PORT" in out.stderr
+    assert processes_mentioning(str(data_dir)) == []
+
+
+def test_migrate_and_seed_work_against_the_local_stack(data_dir: Path) -> None:
+    env = dev_environment(data_dir)
+
+    def dev(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gochat_py.dev", *args], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    up = dev("migrate", "up")
+    assert up.returncode == 0, up.stderr
+    assert "up 0001_init" in up.stderr
+    seeded = dev("seed")
+    assert seeded.returncode == 0, seeded.stderr
+    assert "alice@example.com" in seeded.stderr
+    again = dev("seed")
+    assert again.returncode == 0, again.stderr
+    down = dev("migrate", "down", "0")
+    assert down.returncode == 0 and "down 0001_init" in down.stderr, down.stderr
+    assert processes_mentioning(str(data_dir)) == []

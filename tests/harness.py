@@ -1,0 +1,151 @@
+"""Helpers the tests share: environments, servers on free ports, account set-up, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+
+from gochat_py.app import build_app
+from gochat_py.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+PASSWORD = "correct horse battery"
+T = TypeVar("T")
+
+
+def server_environment(database_url: str, redis_url: str, **overrides: str) -> dict[str, str]:
+    """Settings for a test server: cheap argon2 so the suite is fast, everything else real."""
+    env = {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_PARALLELISM": "1",
+        "LOG_LEVEL": "warning",
+    }
+    env.update(overrides)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def serve_app(settings: Settings) -> AsyncIterator[str]:
+    """Run the app under a real uvicorn on a free loopback port, in this event loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(build_app(settings), log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await poll_until(lambda: _started(server, task), what="uvicorn to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()
+        raise RuntimeError("uvicorn exited during start-up")
+    return server.started
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[T]], timeout: float = 15.0, what: str = "condition"
+) -> T:
+    """Await `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def unique_name(prefix: str = "user") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def register(client: httpx.AsyncClient, name: str | None = None) -> dict[str, Any]:
+    """A new account; returns the register response body ({user, tokens})."""
+    name = name or unique_name()
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(tokens: Mapping[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+class ServerProcess:
+    """`python -m gochat_py` as a real subprocess, its output captured to a file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, argv: list[str] | None = None):
+        self.port = int(env.get("SERVER_PORT", "0"))
+        self.log_path = log_path
+        full_env = {**os.environ, **env}
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv or [sys.executable, "-m", "gochat_py"],
+                env=full_env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def wait_healthy(self, timeout: float = 30.0) -> None:
+        async def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.output()}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    response = await client.get(f"{self.base_url}/api/v1/health", timeout=1)
+                return response.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await poll_until(healthy, timeout, "the server to answer /health")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gochat_py import migrate
+from gochat_py.localstack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def empty_database(stack: LocalStack) -> AsyncIterator[str]:
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    stack.postgres.create_database(name)
+    yield stack.postgres.url(name)
+    stack.postgres.psql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def schema_dump(stack: LocalStack, url: str) -> str:
+    database = url.rsplit("/", 1)[1]
+    out = subprocess.run(
+        [str(stack.postgres.bindir / "pg_dump"), "--schema-only", "--no-owner",
+         "--exclude-table=schema_migrations", "-h", "127.0.0.1", "-p", str(stack.postgres.port),
+         "-U", "gochat", database],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    # \restrict lines carry a random key per dump (pg_dump ≥ 15.14); they are not schema.
+    lines = [
+        line
+        for line in out.stdout.splitlines()
+        if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+    ]
+    return "\n".join(lines)
+
+
+async def tables(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await conn.close()
+    return {row["tablename"] for row in rows}
+
+
+async def test_all_migrations_give_the_schema_in_schema_sql(
+    stack: LocalStack, empty_database: str, database_url: str
+) -> None:
+    # database_url is a copy of the template built from schema.sql.
+    await migrate.run(empty_database, "up", None)
+    assert schema_dump(stack, empty_database) == schema_dump(stack, database_url)
+
+
+async def test_up_down_up_round_trips(stack: LocalStack, empty_database: str) -> None:
+    assert await migrate.run(empty_database, "up", None) == ["up 0001_init"]
+    after_up = schema_dump(stack, empty_database)
+    assert {"users", "conversations", "conversation_members", "messages"} <= await tables(
+        empty_database
+    )
+    assert await migrate.run(empty_database, "down", 0) == ["down 0001_init"]
+    assert await tables(empty_database) == {"schema_migrations"}
+    assert await migrate.run(empty_database, "up", None) == ["up 0001_init"]
+    assert schema_dump(stack, empty_database) == after_up
+
+
+async def test_a_second_run_has_nothing_to_do(empty_database: str) -> None:
+    await migrate.run(empty_database, "up", None)
+    assert await migrate.run(empty_database, "up", None) == []
+    assert await migrate.run(empty_database, "status", None) == ["applied 0001_init"]
+
+
+async def test_concurrent_runners_apply_each_migration_once(empty_database: str) -> None:
+    results = await asyncio.gather(*(migrate.run(empty_database, "up", None) for _ in range(4)))
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    conn = await asyncpg.connect(empty_database)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 1
+    finally:
+        await conn.close()
+
+
+async def test_down_without_a_target_is_refused(empty_database: str) -> None:
+    with pytest.raises(migrate.MigrationError, match="target"):
+        await migrate.run(empty_database, "down", None)
+
+
+async def test_an_unknown_target_version_is_refused(empty_database: str) -> None:
+    with pytest.raises(migrate.MigrationError, match="no migration"):
+        await migrate.run(empty_database, "up", 99)
+
+
+def test_a_migration_without_its_down_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.up.sql").write_text("SELECT 1")
+    (tmp_path / "0001_a.down.sql").write_text("SELECT 1")
+    (tmp_path / "0002_b.up.sql").write_text("SELECT 1")
+    with pytest.raises(migrate.MigrationError, match="0002_b"):
+        migrate.discover(tmp_path)
+
+
+def test_migrations_are_discovered_in_version_order() -> None:
+    versions = [m.version for m in migrate.discover()]
+    assert versions == sorted(versions)
+    assert versions[0] == 1

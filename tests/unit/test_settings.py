@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from gochat_py.settings import DEFAULT_JWT_SECRET, SettingsError, load_settings, parse_duration
+
+STRONG_SECRET = "s" * 40
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15m", 900), ("168h", 604800), ("1h30m", 5400), ("500ms", 0.5), ("90s", 90), ("7d", 604800)],
+)
+def test_go_style_durations_parse_to_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["15x", "m15", "15", "", "-5m", "0s", "15m garbage", "1.5.5h"])
+def test_malformed_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_defaults_follow_the_gochat_readme() -> None:
+    settings = load_settings({})
+    assert settings.env == "dev"
+    assert settings.server_port == 8080
+    assert settings.jwt_access_expiry == 15 * 60
+    assert settings.jwt_refresh_expiry == 168 * 3600
+    assert settings.redis_url == "redis://localhost:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("JWT_ACCESS_EXPIRY", "15x", "JWT_ACCESS_EXPIRY"),
+        ("JWT_REFRESH_EXPIRY", "forever", "JWT_REFRESH_EXPIRY"),
+        ("SERVER_PORT", "abc", "SERVER_PORT"),
+        ("SERVER_PORT", "70000", "SERVER_PORT"),
+        ("ENV", "moon", "ENV"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("REDIS_ADDR", "no-port", "REDIS_ADDR"),
+        ("REDIS_URL", "http://x", "REDIS_URL"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("ARGON2_MEMORY_KIB", "0", "ARGON2_MEMORY_KIB"),
+        ("DB_POOL_MAX", "many", "DB_POOL_MAX"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(
+    variable: str, value: str, named: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({variable: value})
+    assert caught.value.variable == named
+    assert str(caught.value).startswith(f"{named}: ")
+
+
+def test_access_expiry_must_be_shorter_than_refresh_expiry() -> None:
+    with pytest.raises(SettingsError, match="JWT_ACCESS_EXPIRY"):
+        load_settings({"JWT_ACCESS_EXPIRY": "2h", "JWT_REFRESH_EXPIRY": "1h"})
+
+
+def test_redis_addr_password_and_db_compose_a_url() -> None:
+    settings = load_settings(
+        {"REDIS_ADDR": "cache.internal:6380", "REDIS_PASSWORD": "p@ss/word", "REDIS_DB": "3"}
+    )
+    assert settings.redis_url == "redis://:p%40ss%2Fword@cache.internal:6380/3"
+
+
+def test_redis_url_wins_over_redis_addr() -> None:
+    settings = load_settings({"REDIS_URL": "redis://a:1/2", "REDIS_ADDR": "b:3"})
+    assert settings.redis_url == "redis://a:1/2"
+
+
+@pytest.mark.parametrize("env", ["prod", "staging"])
+def test_outside_development_the_default_secret_is_refused(env: str) -> None:
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        load_settings({"ENV": env})
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        load_settings({"ENV": env, "JWT_SECRET": DEFAULT_JWT_SECRET})
+
+
+def test_outside_development_a_short_secret_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 32 bytes"):
+        load_settings({"ENV": "prod", "JWT_SECRET": "short"})
+
+
+def test_production_starts_with_a_strong_secret() -> None:
+    assert load_settings({"ENV": "prod", "JWT_SECRET": STRONG_SECRET}).jwt_secret == STRONG_SECRET
+
+
+@pytest.mark.parametrize("env", ["dev", "local"])
+def test_development_may_use_the_default_secret(env: str) -> None:
+    assert load_settings({"ENV": env}).jwt_secret == DEFAULT_JWT_SECRET

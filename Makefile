@@ -9,7 +9,7 @@ ACTION ?= up
 VERSION ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps dev run test lint fmt migrate seed docker-up docker-down docker-build clean
+.PHONY: help venv system-deps dev run test bench lint fmt migrate seed docker-up docker-down docker-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ run: venv system-deps ## the same without hot reload
 
 test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redis)
 	$(BIN)/python -m pytest
+
+bench: venv system-deps ## benchmarks against their baselines (docs/BENCHMARKS.md); results in bench/results/
+	$(BIN)/python -m bench.login_storm --seconds 10
 
 lint: venv ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .

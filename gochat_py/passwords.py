@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+# On a busy core the event-loop thread, which serves every socket, should run before a
+# hash: nice 10 makes logins wait instead of health checks and messages. Linux threads are
+# tasks with their own nice value, inherited by the threads argon2 starts for parallelism.
+HASH_THREAD_NICE = 10
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
 
 
 class Passwords:
@@ -19,7 +32,9 @@ class Passwords:
         )
         # Bounded: each hash holds `memory_kib` of RAM, so a login storm queues here
         # instead of multiplying memory.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         # Verified against when the account does not exist, so that a wrong email costs
         # as long as a wrong password and timing does not reveal which emails are taken.
         self._decoy = self._hasher.hash("decoy password, never matches")

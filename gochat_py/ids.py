@@ -1,7 +1,10 @@
-"""Identifier types, so a user id cannot be passed where a conversation id is wanted."""
+"""Identifier types, so a user id cannot be passed where a conversation id is wanted,
+and time-ordered UUIDv7 ids for new rows."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from typing import NewType
 
@@ -9,3 +12,18 @@ UserId = NewType("UserId", uuid.UUID)
 ConversationId = NewType("ConversationId", uuid.UUID)
 MessageId = NewType("MessageId", uuid.UUID)
 SessionId = NewType("SessionId", str)
+
+
+def uuid7(unix_ms: int | None = None) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48-bit millisecond time, then random bits.
+
+    Time-ordered ids keep the primary-key index append-mostly under heavy inserts.
+    """
+    ms = int(time.time() * 1000) if unix_ms is None else unix_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
+    return uuid.UUID(int=value)

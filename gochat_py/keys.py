@@ -1,12 +1,64 @@
 """Redis key and channel names: the one contract the server and the worker share.
 
-Every key that a multi-key operation touches carries the same hash tag (`{…}`), so a
-Redis Cluster places them in one slot.
+Every key that one script touches carries the same hash tag (`{p<partition>}`), so a
+Redis Cluster places them in one slot. A conversation always maps to the same stream
+partition, which keeps its messages in order while workers scale out across partitions.
 """
 
 from __future__ import annotations
 
+import uuid
+import zlib
+
 PREFIX = "gochat"
+CONSUMER_GROUP = "persist"  # the worker's consumer group on every message stream
+MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a conversation id whose members changed
+
+
+def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:
+    # crc32, not hash(): stable across processes and Python versions.
+    return zlib.crc32(conversation_id.bytes) % partitions
+
+
+def _tag(conversation_id: uuid.UUID, partitions: int) -> str:
+    return f"{{p{partition_of(conversation_id, partitions)}}}"
+
+
+def stream(partition: int) -> str:
+    """The write-behind log of one partition: entries `{"m": <message JSON>}`."""
+    return f"{PREFIX}:{{p{partition}}}:messages"
+
+
+def dead_letters(partition: int) -> str:
+    """Entries the worker could not persist, with the reason."""
+    return f"{PREFIX}:{{p{partition}}}:dead"
+
+
+def conversation_stream(conversation_id: uuid.UUID, partitions: int) -> str:
+    return stream(partition_of(conversation_id, partitions))
+
+
+def sequence(conversation_id: uuid.UUID, partitions: int) -> str:
+    """The last `seq` handed out in a conversation (INCR)."""
+    return f"{PREFIX}:{_tag(conversation_id, partitions)}:seq:{conversation_id}"
+
+
+def recent(conversation_id: uuid.UUID, partitions: int) -> str:
+    """Sorted set of the conversation's newest messages, scored by seq (read-your-writes)."""
+    return f"{PREFIX}:{_tag(conversation_id, partitions)}:recent:{conversation_id}"
+
+
+def idempotency(
+    conversation_id: uuid.UUID, partitions: int, sender_id: uuid.UUID, client_msg_id: str
+) -> str:
+    """The message a sender's `client_msg_id` already produced in a conversation."""
+    tag = _tag(conversation_id, partitions)
+    return f"{PREFIX}:{tag}:sent:{conversation_id}:{sender_id}:{client_msg_id}"
+
+
+def user_channel(user_id: uuid.UUID | str) -> str:
+    """Pub/sub channel of one user: every frame for any of their devices."""
+    return f"{PREFIX}:user:{user_id}"
 
 
 def session_refresh(session_id: str) -> str:

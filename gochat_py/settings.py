@@ -51,6 +51,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     register_limit_per_address: int = 30
     rate_limit_window: float = 60.0
     db_pool_max: int = 10
+    stream_partitions: int = 1
+    ws_send_queue: int = 1000
+    ws_rate: float = 20.0
+    ws_burst: int = 40
+    ws_ping_interval: float = 20.0
+    worker_batch_size: int = 500
+    worker_claim_idle: float = 30.0
+    worker_max_deliveries: int = 5
+    worker_metrics_port: int = 9100  # 0: no metrics endpoint
 
     @property
     def is_dev(self) -> bool:
@@ -81,11 +90,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text.strip())
+    if not value > 0:
+        raise ValueError(f"{text!r} must be a positive number")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text.strip())
     if not 1 <= value <= 65535:
         raise ValueError(f"{text!r} is not a TCP port (1-65535)")
     return value
+
+
+def _port_or_off(text: str) -> int:
+    return 0 if text.strip() == "0" else _port(text)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -108,6 +128,8 @@ def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default:
         detail = str(exc)
         if detail.startswith("invalid literal"):
             detail = f"{raw!r} is not a whole number"
+        elif detail.startswith("could not convert"):
+            detail = f"{raw!r} is not a number"
         raise SettingsError(name, detail) from None
 
 
@@ -170,6 +192,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         rate_limit_window=_read(env, "RATE_LIMIT_WINDOW", parse_duration, d.rate_limit_window),
         db_pool_max=_read(env, "DB_POOL_MAX", _positive_int, d.db_pool_max),
+        stream_partitions=_read(env, "STREAM_PARTITIONS", _positive_int, d.stream_partitions),
+        ws_send_queue=_read(env, "WS_SEND_QUEUE", _positive_int, d.ws_send_queue),
+        ws_rate=_read(env, "WS_RATE", _positive_float, d.ws_rate),
+        ws_burst=_read(env, "WS_BURST", _positive_int, d.ws_burst),
+        ws_ping_interval=_read(env, "WS_PING_INTERVAL", parse_duration, d.ws_ping_interval),
+        worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
+        worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
+        worker_max_deliveries=_read(
+            env, "WORKER_MAX_DELIVERIES", _positive_int, d.worker_max_deliveries
+        ),
+        worker_metrics_port=_read(env, "WORKER_METRICS_PORT", _port_or_off, d.worker_metrics_port),
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")

@@ -1,0 +1,53 @@
+"""A chat message as it travels: one JSON encoding is the live frame, the stream entry and
+the recent-cache member, so it is encoded once per message."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+
+MAX_CONTENT_CHARS = 4000  # a long chat message; anything larger is a file, not text
+MAX_CLIENT_MSG_ID = 64
+
+Content = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+
+
+class Message(msgspec.Struct, frozen=True, omit_defaults=False):
+    """The message frame every member's devices receive (gochat's shape plus seq)."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID
+    sender_username: str
+    content: str
+    type: Literal["text", "system"]
+    sent_at: int  # unix milliseconds
+    client_msg_id: str | None
+    seq: int  # last field: the send script appends its value to the encoded prefix
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+_SEQ_PLACEHOLDER = b',"seq":0}'
+
+
+def encode_without_seq(message: Message) -> bytes:
+    """The encoded message up to `"seq":`; the send script appends the seq and `}`.
+
+    seq is taken inside the same Redis script that publishes the message, so the payload
+    cannot carry it yet; splicing keeps the encoding to once per message.
+    """
+    encoded = _encoder.encode(message)
+    assert encoded.endswith(_SEQ_PLACEHOLDER)
+    return encoded[: -len(_SEQ_PLACEHOLDER)] + b',"seq":'
+
+
+def decode(payload: bytes | str) -> Message:
+    return _decoder.decode(payload)
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)

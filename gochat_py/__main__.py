@@ -7,12 +7,9 @@ import sys
 
 import uvicorn
 
+from gochat_py.app import uvicorn_options
 from gochat_py.logs import configure_logging
 from gochat_py.settings import SettingsError, load_settings
-
-# The uvicorn access log would print raw paths with their query strings (`?token=`);
-# the app writes its own scrubbed access line instead.
-UVICORN_OPTIONS = {"access_log": False, "log_config": None, "proxy_headers": True}
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +27,7 @@ def main(argv: list[str]) -> int:
         port=settings.server_port,
         reload=reload,
         reload_dirs=["gochat_py"] if reload else None,
-        **UVICORN_OPTIONS,  # type: ignore[arg-type]
+        **uvicorn_options(settings),
     )
     return 0
 

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 
 from gochat_py.access import AccessMiddleware
 from gochat_py.container import Container
+from gochat_py.frames import MAX_FRAME_BYTES
 from gochat_py.http_errors import EXCEPTION_HANDLERS
 from gochat_py.logs import configure_logging
 from gochat_py.routes import routes
@@ -38,6 +39,13 @@ def build_app(settings: Settings) -> Starlette:
                 "pg_pool": await _resolved(container.pg_pool()),
                 "redis": await _resolved(container.redis()),
                 "auth": await _resolved(container.auth()),
+                "users": await _resolved(container.users()),
+                "conversations": await _resolved(container.conversations()),
+                "membership": await _resolved(container.membership()),
+                "history": await _resolved(container.history()),
+                "hub": await _resolved(container.hub()),
+                "chat": await _resolved(container.chat()),
+                "throttle": container.throttle(),
             }
         finally:
             await _resolved(container.shutdown_resources())
@@ -56,3 +64,19 @@ def create_app() -> Starlette:
     settings = load_settings(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     return build_app(settings)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn must serve the app, wherever it runs it (CLI, dev runner, tests)."""
+    return {
+        # uvicorn's access log would print raw paths with query strings (`?token=`);
+        # AccessMiddleware writes a scrubbed line instead.
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": True,
+        "ws_max_size": MAX_FRAME_BYTES,  # larger frames are closed with 1009
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_interval,
+        # Compression costs CPU and ~64 KiB of zlib state per socket; chat frames are small.
+        "ws_per_message_deflate": False,
+    }

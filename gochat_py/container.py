@@ -9,11 +9,18 @@ from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
 from gochat_py.auth import Auth
+from gochat_py.chat import Chat
+from gochat_py.conversations import Conversations
+from gochat_py.history import History
+from gochat_py.hub import Hub
+from gochat_py.membership import Membership
 from gochat_py.metrics import Metrics
 from gochat_py.passwords import Passwords
+from gochat_py.publish import Publisher
 from gochat_py.ratelimit import RateLimiter
 from gochat_py.sessions import Sessions
 from gochat_py.settings import Settings
+from gochat_py.throttle import Throttle
 from gochat_py.tokens import TokenCodec
 from gochat_py.users import Users
 
@@ -42,6 +49,15 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         yield redis
     finally:
         await redis.aclose()
+
+
+async def running_hub(redis: Redis, membership: Membership, metrics: Metrics) -> AsyncIterator[Hub]:
+    hub = Hub(redis, membership, metrics)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
 
 
 def _passwords(settings: Settings) -> Iterator[Passwords]:
@@ -85,3 +101,13 @@ class Container(containers.DeclarativeContainer):
         login_limit_per_address=settings.provided.login_limit_per_address,
         register_limit_per_address=settings.provided.register_limit_per_address,
     )
+
+    conversations = providers.Singleton(Conversations, pg_pool)
+    membership = providers.Singleton(Membership, conversations.provided.member_ids)
+    hub = providers.Resource(running_hub, redis, membership, metrics)
+    publisher = providers.Singleton(
+        Publisher, redis, settings.provided.stream_partitions, conversations.provided.highest_seq
+    )
+    history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
+    throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
+    chat = providers.Singleton(Chat, membership, publisher, conversations, redis, metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -34,6 +35,32 @@ class Metrics:
             "HTTP request latency by method and route template.",
             ["method", "route"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.ws_connections = Gauge(
+            "gochat_ws_connections", "Open WebSocket connections.", registry=self.registry
+        )
+        self.ws_slow_consumers = Counter(
+            "gochat_ws_slow_consumers",
+            "Sockets closed (1013) because their send queue filled up.",
+            registry=self.registry,
+        )
+        self.ws_frames_rejected = Counter(
+            "gochat_ws_frames_rejected",
+            "Client frames answered with an error frame, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.messages_sent = Counter(
+            "gochat_messages_sent", "Messages accepted and acknowledged.", registry=self.registry
+        )
+        self.deliveries = Counter(
+            "gochat_deliveries", "Frames queued to local sockets.", registry=self.registry
+        )
+        self.pubsub_disconnects = Counter(
+            "gochat_pubsub_disconnects",
+            "Times the pub/sub connection was lost and reconnected.",
             registry=self.registry,
         )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from gochat_py.endpoints import auth, health
+from gochat_py.endpoints import auth, conversations, health, ws
 
 API = "/api/v1"
 
@@ -17,4 +17,18 @@ routes: list[BaseRoute] = [
     Route(f"{API}/auth/refresh", auth.refresh, methods=["POST"]),
     Route(f"{API}/auth/logout", auth.logout, methods=["POST"]),
     Route(f"{API}/auth/me", auth.me, methods=["GET"]),
+    Route(f"{API}/conversations", conversations.create, methods=["POST"]),
+    Route(f"{API}/conversations", conversations.list_conversations, methods=["GET"]),
+    Route(f"{API}/conversations/{{conversation_id:uuid}}", conversations.details, methods=["GET"]),
+    Route(
+        f"{API}/conversations/{{conversation_id:uuid}}/messages",
+        conversations.messages,
+        methods=["GET"],
+    ),
+    Route(
+        f"{API}/conversations/{{conversation_id:uuid}}/read",
+        conversations.mark_read,
+        methods=["POST"],
+    ),
+    WebSocketRoute("/ws", ws.websocket_endpoint),
 ]

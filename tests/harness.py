@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from gochat_py.app import build_app
+from gochat_py.app import build_app, uvicorn_options
 from gochat_py.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ async def serve_app(settings: Settings) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(settings), log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(build_app(settings), lifespan="on", **uvicorn_options(settings))
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -149,3 +150,43 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:
+    base = str(client.base_url).replace("http://", "ws://").rstrip("/")
+    return f"{base}/ws" + (f"?token={token}" if token else "")
+
+
+async def next_frame(
+    socket: Any, predicate: Callable[[dict[str, Any]], bool] = lambda f: True, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The first frame from `socket` that matches, skipping others; fails after `timeout`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame: dict[str, Any] = json.loads(await socket.recv())
+            if predicate(frame):
+                return frame
+
+
+async def create_direct(
+    client: httpx.AsyncClient, tokens: Mapping[str, Any], other_id: str
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/conversations", json={"participant_id": other_id}, headers=bearer(tokens)
+    )
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def create_group(
+    client: httpx.AsyncClient, tokens: Mapping[str, Any], name: str, member_ids: list[str]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/conversations",
+        json={"name": name, "participant_ids": member_ids},
+        headers=bearer(tokens),
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -59,8 +59,11 @@ async def test_tokens_never_reach_the_log(
             await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
             await client.post("/api/v1/auth/logout", json={"refresh_token": "x" + refresh})
         with pytest.raises(InvalidStatus):
-            async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={access}"):
+            async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={access[:-3]}xyz"):
                 pass
+        async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={access}") as socket:
+            await socket.send('{"event": "ping"}')
+            assert "pong" in await socket.recv()
     finally:
         server.stop()
     log = server.output()

@@ -1,0 +1,79 @@
+"""What a client's frames do: send a message, say it is typing, mark what it has read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from redis.asyncio import Redis
+
+from gochat_py import frames, keys
+from gochat_py.conversations import Conversations
+from gochat_py.frames import Ack, FrameError, Read, ReadEvent, SendMessage, Typing, TypingEvent
+from gochat_py.ids import ConversationId, UserId
+from gochat_py.membership import Membership, NotAMember
+from gochat_py.metrics import Metrics
+from gochat_py.publish import Publisher
+
+
+class Chat:
+    def __init__(
+        self,
+        membership: Membership,
+        publisher: Publisher,
+        conversations: Conversations,
+        redis: Redis,
+        metrics: Metrics,
+    ) -> None:
+        self._membership = membership
+        self._publisher = publisher
+        self._conversations = conversations
+        self._redis = redis
+        self._metrics = metrics
+
+    async def send(self, user: UserId, username: str, frame: SendMessage) -> Ack:
+        conversation_id = ConversationId(frame.conversation_id)
+        members = await self._members(conversation_id, user, frame.client_msg_id)
+        sent = await self._publisher.send(
+            conversation_id, members, user, username, frame.content, frame.client_msg_id
+        )
+        if not sent.duplicate:
+            self._metrics.messages_sent.inc()
+        message = sent.message
+        return Ack(
+            client_msg_id=message.client_msg_id,
+            id=message.id,
+            conversation_id=message.conversation_id,
+            seq=message.seq,
+            sent_at=message.sent_at,
+            duplicate=sent.duplicate,
+        )
+
+    async def typing(self, user: UserId, username: str, frame: Typing) -> None:
+        conversation_id = ConversationId(frame.conversation_id)
+        members = await self._members(conversation_id, user)
+        event = TypingEvent(conversation_id=conversation_id, user_id=user, username=username)
+        await self._publish(event, (m for m in members if m != user))
+
+    async def read(self, user: UserId, frame: Read) -> None:
+        conversation_id = ConversationId(frame.conversation_id)
+        members = await self._members(conversation_id, user)
+        mark = await self._conversations.mark_read(user, conversation_id, frame.seq)
+        event = ReadEvent(conversation_id=conversation_id, user_id=user, seq=mark)
+        # The reader's own other devices hear it too, so their unread badges clear.
+        await self._publish(event, members)
+
+    async def _members(
+        self, conversation_id: ConversationId, user: UserId, ref: str | None = None
+    ) -> frozenset[UserId]:
+        try:
+            return await self._membership.require(conversation_id, user)
+        except NotAMember:
+            raise FrameError("conversation_not_found", "conversation not found", ref) from None
+
+    async def _publish(self, event: msgspec.Struct, members: Iterable[UserId]) -> None:
+        payload = frames.encode(event)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.publish(keys.user_channel(member), payload)
+            await pipe.execute()

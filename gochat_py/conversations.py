@@ -1,0 +1,266 @@
+"""Conversations and their members in PostgreSQL: create, list, details, read marks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import asyncpg
+import msgspec
+
+from gochat_py.errors import ValidationFailed
+from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.messages import Message
+
+MAX_GROUP_MEMBERS = 256  # every member gets a PUBLISH per message; larger rooms want another design
+GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class CreateConversation(msgspec.Struct, frozen=True):
+    """`{participant_id}` for a direct conversation, `{name, participant_ids}` for a group."""
+
+    participant_id: uuid.UUID | None = None
+    name: GroupName | None = None
+    participant_ids: list[uuid.UUID] | None = None
+
+
+class Participant(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    username: str
+    role: str
+    joined_at: int  # unix milliseconds
+
+
+class Conversation(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    type: Literal["direct", "group"]
+    name: str | None
+    created_by: uuid.UUID
+    created_at: int
+    last_seq: int
+    last_activity_at: int
+    participants: list[Participant]
+    last_message: Message | None = None
+    unread_count: int = 0
+
+
+class ConversationRow(msgspec.Struct, frozen=True):
+    """What PostgreSQL knows of one conversation, as one member sees it."""
+
+    id: uuid.UUID
+    kind: Literal["direct", "group"]
+    name: str | None
+    created_by: uuid.UUID
+    created_at: datetime
+    last_seq: int
+    last_activity_at: datetime
+    last_read_seq: int
+    last_message: Message | None
+    unread_count: int
+
+
+def unix_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
+    return Message(
+        id=row[f"{prefix}id"],
+        conversation_id=row[f"{prefix}conversation_id"],
+        sender_id=row[f"{prefix}sender_id"],
+        sender_username=row[f"{prefix}sender_username"],
+        content=row[f"{prefix}content"],
+        type=row[f"{prefix}type"],
+        sent_at=unix_ms(row[f"{prefix}sent_at"]),
+        client_msg_id=row[f"{prefix}client_msg_id"],
+        seq=row[f"{prefix}seq"],
+    )
+
+
+# Unread counts stop at this: a badge says "999+", and counting further costs a longer scan.
+UNREAD_CAP = 1000
+
+_LIST = f"""
+SELECT c.id, c.kind, c.name, c.created_by, c.created_at, c.last_seq, c.last_activity_at,
+       m.last_read_seq,
+       lm.id AS lm_id, lm.conversation_id AS lm_conversation_id, lm.sender_id AS lm_sender_id,
+       lu.username AS lm_sender_username, lm.content AS lm_content, lm.type AS lm_type,
+       lm.sent_at AS lm_sent_at, lm.client_msg_id AS lm_client_msg_id, lm.seq AS lm_seq,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM messages u
+            WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.sender_id <> $1
+            LIMIT {UNREAD_CAP}) AS capped) AS unread_count
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN LATERAL (
+    SELECT * FROM messages x WHERE x.conversation_id = c.id ORDER BY x.seq DESC LIMIT 1
+) lm ON true
+LEFT JOIN users lu ON lu.id = lm.sender_id
+WHERE m.user_id = $1
+"""
+
+
+def _conversation_row(row: asyncpg.Record) -> ConversationRow:
+    return ConversationRow(
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        last_seq=row["last_seq"],
+        last_activity_at=row["last_activity_at"],
+        last_read_seq=row["last_read_seq"],
+        last_message=message_from_row(row, "lm_") if row["lm_id"] is not None else None,
+        unread_count=row["unread_count"],
+    )
+
+
+class Conversations:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create_direct(self, creator: UserId, other: UserId) -> tuple[ConversationId, bool]:
+        """The pair's conversation and whether this call created it (either user may ask)."""
+        if creator == other:
+            raise ValidationFailed(
+                "a direct conversation needs another user", code="cannot_message_self",
+                field="participant_id",
+            )  # fmt: skip
+        low, high = sorted((creator, other))
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._require_users(conn, [other], "participant_id")
+            conversation_id = await conn.fetchval(
+                "INSERT INTO conversations"
+                " (id, kind, created_by, direct_user_low, direct_user_high)"
+                " VALUES ($1, 'direct', $2, $3, $4)"
+                " ON CONFLICT (direct_user_low, direct_user_high) WHERE kind = 'direct'"
+                " DO NOTHING RETURNING id",
+                uuid7(), creator, low, high,
+            )  # fmt: skip
+            if conversation_id is None:
+                existing = await conn.fetchval(
+                    "SELECT id FROM conversations WHERE kind = 'direct'"
+                    " AND direct_user_low = $1 AND direct_user_high = $2",
+                    low,
+                    high,
+                )
+                return ConversationId(existing), False
+            await conn.executemany(
+                "INSERT INTO conversation_members (conversation_id, user_id, role)"
+                " VALUES ($1, $2, $3)",
+                [(conversation_id, creator, "owner"), (conversation_id, other, "member")],
+            )
+        return ConversationId(conversation_id), True
+
+    async def create_group(
+        self, creator: UserId, name: str, participant_ids: list[uuid.UUID]
+    ) -> ConversationId:
+        if not name.strip():
+            raise ValidationFailed("name must not be blank", code="invalid_name", field="name")
+        others = [p for p in participant_ids if p != creator]
+        if len(set(others)) != len(others):
+            raise ValidationFailed(
+                "participant_ids lists a user twice", code="duplicate_participants",
+                field="participant_ids",
+            )  # fmt: skip
+        if not others:
+            raise ValidationFailed(
+                "a group needs at least one other participant", code="no_participants",
+                field="participant_ids",
+            )  # fmt: skip
+        if len(others) + 1 > MAX_GROUP_MEMBERS:
+            raise ValidationFailed(
+                f"a group has at most {MAX_GROUP_MEMBERS} members", code="too_many_participants",
+                field="participant_ids",
+            )  # fmt: skip
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._require_users(conn, others, "participant_ids")
+            conversation_id = uuid7()
+            await conn.execute(
+                "INSERT INTO conversations (id, kind, name, created_by)"
+                " VALUES ($1, 'group', $2, $3)",
+                conversation_id,
+                name.strip(),
+                creator,
+            )
+            await conn.executemany(
+                "INSERT INTO conversation_members (conversation_id, user_id, role)"
+                " VALUES ($1, $2, $3)",
+                [(conversation_id, creator, "owner")]
+                + [(conversation_id, p, "member") for p in others],
+            )
+        return ConversationId(conversation_id)
+
+    async def member_ids(self, conversation_id: ConversationId) -> frozenset[UserId]:
+        rows = await self._pool.fetch(
+            "SELECT user_id FROM conversation_members WHERE conversation_id = $1", conversation_id
+        )
+        return frozenset(UserId(row["user_id"]) for row in rows)
+
+    async def participants(
+        self, conversation_ids: list[ConversationId]
+    ) -> dict[ConversationId, list[Participant]]:
+        rows = await self._pool.fetch(
+            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at"
+            " FROM conversation_members m JOIN users u ON u.id = m.user_id"
+            " WHERE m.conversation_id = ANY($1::uuid[]) ORDER BY m.joined_at, u.username",
+            conversation_ids,
+        )
+        found: dict[ConversationId, list[Participant]] = {c: [] for c in conversation_ids}
+        for row in rows:
+            found[ConversationId(row["conversation_id"])].append(
+                Participant(row["id"], row["username"], row["role"], unix_ms(row["joined_at"]))
+            )
+        return found
+
+    async def one(self, user: UserId, conversation_id: ConversationId) -> ConversationRow | None:
+        row = await self._pool.fetchrow(_LIST + " AND c.id = $2", user, conversation_id)
+        return _conversation_row(row) if row else None
+
+    async def page(
+        self, user: UserId, limit: int, before: tuple[datetime, uuid.UUID] | None
+    ) -> list[ConversationRow]:
+        """The user's conversations, most recently active first, after a keyset cursor."""
+        if before is None:
+            rows = await self._pool.fetch(
+                _LIST + " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $2", user, limit
+            )
+        else:
+            rows = await self._pool.fetch(
+                _LIST + " AND (c.last_activity_at, c.id) < ($3, $4)"
+                " ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $2",
+                user, limit, before[0], before[1],
+            )  # fmt: skip
+        return [_conversation_row(row) for row in rows]
+
+    async def mark_read(self, user: UserId, conversation_id: ConversationId, seq: int) -> int:
+        """Move the user's read mark forward (never back); returns the mark now stored."""
+        mark = await self._pool.fetchval(
+            "UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, $3)"
+            " WHERE conversation_id = $1 AND user_id = $2 RETURNING last_read_seq",
+            conversation_id,
+            user,
+            seq,
+        )
+        return int(mark or 0)
+
+    async def highest_seq(self, conversation_id: ConversationId) -> int:
+        """The highest seq PostgreSQL holds: the floor when Redis lost the counter."""
+        value = await self._pool.fetchval(
+            "SELECT GREATEST((SELECT last_seq FROM conversations WHERE id = $1),"
+            " (SELECT max(seq) FROM messages WHERE conversation_id = $1))",
+            conversation_id,
+        )
+        return int(value or 0)
+
+    @staticmethod
+    async def _require_users(
+        conn: asyncpg.Connection, user_ids: list[uuid.UUID], field: str
+    ) -> None:
+        rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::uuid[])", user_ids)
+        missing = sorted(str(u) for u in set(user_ids) - {row["id"] for row in rows})
+        if missing:
+            raise ValidationFailed(
+                f"unknown user id(s): {', '.join(missing)}", code="unknown_users", field=field
+            )

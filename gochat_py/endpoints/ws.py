@@ -1,0 +1,191 @@
+"""`/ws`: one socket per device. Reader: frame → decode → throttle → act → reply.
+Writer: a bounded queue of frames for this device, drained in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+import asyncpg
+from loguru import logger
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gochat_py import frames, keys
+from gochat_py.auth import Auth
+from gochat_py.authn import bearer_token
+from gochat_py.chat import Chat
+from gochat_py.errors import Unauthorized
+from gochat_py.frames import (
+    WS_1008_POLICY_VIOLATION,
+    WS_1011_INTERNAL_ERROR,
+    WS_1013_TRY_AGAIN_LATER,
+    FrameError,
+    Ping,
+    Pong,
+    Read,
+    SendMessage,
+    Typing,
+)
+from gochat_py.hub import Hub
+from gochat_py.ids import UserId
+from gochat_py.metrics import Metrics
+from gochat_py.throttle import Throttle
+from gochat_py.users import Users
+
+ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
+ABUSE_LIMIT = 100  # throttled frames in one window that mark a flood, not an eager client
+CLOSE_TIMEOUT = 5.0  # a peer that does not answer our close frame in time is dropped
+DRAIN_TIMEOUT = 2.0  # how long queued frames may take to go out before a policy close
+
+
+class SocketSession:
+    """One connected device: its identity, its outgoing queue and its close."""
+
+    def __init__(
+        self, websocket: WebSocket, user: UserId, username: str, queue_size: int, metrics: Metrics
+    ) -> None:
+        self.websocket = websocket
+        self.user = user
+        self.username = username
+        self.channel = keys.user_channel(user)
+        self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self._metrics = metrics
+        self._closing: asyncio.Task[None] | None = None
+        self.log = logger.bind(conn_id=uuid.uuid4().hex[:12], user_id=str(user))
+
+    def deliver(self, frame: str) -> None:
+        if self._closing is not None:
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._metrics.ws_slow_consumers.inc()
+            self.log.warning("slow_consumer_closed", queued=self._queue.qsize())
+            self.close(WS_1013_TRY_AGAIN_LATER, "send queue full")
+
+    def reply(self, frame: frames.Ack | frames.Error | Pong) -> None:
+        self.deliver(frames.encode(frame))
+
+    def close(self, code: int, reason: str, drain: bool = False) -> None:
+        """Close once; with `drain`, the frames already queued (the errors that explain
+        the close) go out first."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, reason, drain))
+
+    async def _close(self, code: int, reason: str, drain: bool) -> None:
+        if drain:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
+
+    async def finish(self) -> None:
+        """Wait for a close this side started, so its frames are not cut off."""
+        if self._closing is not None:
+            await self._closing
+
+    async def write_loop(self) -> None:
+        send = self.websocket.send_text
+        while True:
+            frame = await self._queue.get()
+            await send(frame)
+            self._queue.task_done()
+
+
+async def _identify(websocket: WebSocket) -> tuple[UserId, str]:
+    auth: Auth = websocket.state.auth
+    users: Users = websocket.state.users
+    token = websocket.query_params.get("token") or bearer_token(websocket)
+    if not token:
+        raise Unauthorized("missing token", code="missing_token")
+    claims = await auth.authenticate(token)
+    account = await users.by_id(claims.user_id)
+    if account is None:
+        raise Unauthorized("the account no longer exists", code="invalid_token")
+    return claims.user_id, account.user.username
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    try:
+        user, username = await _identify(websocket)
+    except Unauthorized as exc:
+        # Before accept: the handshake is refused (HTTP 403) and the reason is the code.
+        await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
+        return
+    except (RedisError, OSError):
+        await websocket.close(WS_1013_TRY_AGAIN_LATER, "unavailable")
+        return
+    state = websocket.state
+    metrics: Metrics = state.metrics
+    hub: Hub = state.hub
+    await websocket.accept()
+    session = SocketSession(websocket, user, username, state.settings.ws_send_queue, metrics)
+    session.log.info("socket_opened")
+    async with hub.attached(session):
+        writer = asyncio.create_task(session.write_loop())
+        try:
+            await _read_loop(session, state.chat, state.throttle, metrics)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await session.finish()
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+    session.log.info("socket_closed")
+
+
+async def _read_loop(
+    session: SocketSession, chat: Chat, throttle: Throttle, metrics: Metrics
+) -> None:
+    window_start, throttled = time.monotonic(), 0
+    while True:
+        message = await session.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text") or message.get("bytes") or b""
+        wait = throttle.take(session.user)
+        if wait > 0:
+            now = time.monotonic()
+            if now - window_start > ABUSE_WINDOW:
+                window_start, throttled = now, 0
+            throttled += 1
+            metrics.ws_frames_rejected.labels("rate_limited").inc()
+            if throttled > ABUSE_LIMIT:
+                session.log.warning("flood_closed", throttled=throttled)
+                session.close(WS_1008_POLICY_VIOLATION, "rate limit exceeded", drain=True)
+                return
+            session.reply(frames.Error("rate_limited", "slow down", retry_after=round(wait, 3)))
+            continue
+        frame: frames.ClientFrame | None = None
+        try:
+            frame = frames.decode(data)
+            await _act(session, chat, frame)
+        except FrameError as exc:
+            metrics.ws_frames_rejected.labels(exc.code).inc()
+            session.reply(frames.Error(exc.code, exc.message, exc.ref))
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Nothing was acknowledged: the client resends (same client_msg_id) later.
+            session.log.warning("frame_failed", error=type(exc).__name__)
+            metrics.ws_frames_rejected.labels("unavailable").inc()
+            ref = frame.client_msg_id if isinstance(frame, SendMessage) else None
+            session.reply(frames.Error("unavailable", "try again shortly", ref))
+        except Exception:
+            session.log.exception("frame_crashed")
+            session.close(WS_1011_INTERNAL_ERROR, "internal error")
+            return
+
+
+async def _act(session: SocketSession, chat: Chat, frame: frames.ClientFrame) -> None:
+    match frame:
+        case SendMessage():
+            session.reply(await chat.send(session.user, session.username, frame))
+        case Typing():
+            await chat.typing(session.user, session.username, frame)
+        case Read():
+            await chat.read(session.user, frame)
+        case Ping():
+            session.reply(Pong())

@@ -1,0 +1,151 @@
+"""WebSocket frames: what a client may send, what the server sends back, and the decoding.
+
+A frame without `"event"` is gochat's message frame `{conversation_id, content}`; every
+other frame names its event.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+
+from gochat_py.messages import ClientMsgId, Content
+
+# Close codes (RFC 6455 §7.4.1), named for why we use them.
+WS_1008_POLICY_VIOLATION = 1008  # bad token, or sustained flooding past the rate limit
+WS_1009_MESSAGE_TOO_BIG = 1009  # a frame over MAX_FRAME_BYTES (uvicorn closes before we see it)
+WS_1011_INTERNAL_ERROR = 1011
+WS_1013_TRY_AGAIN_LATER = 1013  # the client reads too slowly to keep up
+MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
+
+
+class SendMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    conversation_id: uuid.UUID
+    content: Content
+    client_msg_id: ClientMsgId | None = None
+    event: Literal["message"] = "message"
+
+
+class Typing(msgspec.Struct, frozen=True):
+    event: Literal["typing"]
+    conversation_id: uuid.UUID
+
+
+class Read(msgspec.Struct, frozen=True):
+    event: Literal["read"]
+    conversation_id: uuid.UUID
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Ping(msgspec.Struct, frozen=True):
+    event: Literal["ping"]
+
+
+ClientFrame = SendMessage | Typing | Read | Ping
+
+
+class _Envelope(msgspec.Struct, frozen=True):
+    event: str = "message"
+    client_msg_id: str | None = None
+
+
+class Ack(msgspec.Struct, frozen=True):
+    client_msg_id: str | None
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    seq: int
+    sent_at: int
+    duplicate: bool
+    event: Literal["ack"] = "ack"
+
+
+class Error(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+    ref: str | None = None  # the client's client_msg_id, so it knows which send failed
+    retry_after: float | None = None
+    event: Literal["error"] = "error"
+
+
+class TypingEvent(msgspec.Struct, frozen=True):
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+    event: Literal["typing"] = "typing"
+
+
+class ReadEvent(msgspec.Struct, frozen=True):
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    seq: int
+    event: Literal["read"] = "read"
+
+
+class Pong(msgspec.Struct, frozen=True):
+    event: Literal["pong"] = "pong"
+
+
+class FrameError(Exception):
+    """A frame the client must fix; the connection stays open."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
+    "message": msgspec.json.Decoder(SendMessage),
+    "typing": msgspec.json.Decoder(Typing),
+    "read": msgspec.json.Decoder(Read),
+    "ping": msgspec.json.Decoder(Ping),
+}
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_encoder = msgspec.json.Encoder()
+
+
+def decode(data: str | bytes) -> ClientFrame:
+    """The client frame in `data`, or FrameError saying what is wrong with it."""
+    try:
+        envelope = _envelope.decode(data)
+    except msgspec.ValidationError as exc:
+        raise FrameError("invalid_frame", _describe(exc)) from None
+    except msgspec.DecodeError:
+        raise FrameError("invalid_json", "frame is not a JSON object") from None
+    ref = envelope.client_msg_id if isinstance(envelope.client_msg_id, str) else None
+    decoder = _decoders.get(envelope.event)
+    if decoder is None:
+        raise FrameError("unknown_event", f"unknown event {envelope.event[:40]!r}", ref)
+    try:
+        frame = decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise FrameError(_code_for(exc), _describe(exc), ref) from None
+    if isinstance(frame, SendMessage) and not frame.content.strip():
+        raise FrameError("empty_content", "content must not be blank", ref)
+    return frame
+
+
+def encode(frame: msgspec.Struct) -> str:
+    return _encoder.encode(frame).decode()
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    return str(exc).replace("`", "")
+
+
+def _code_for(exc: msgspec.ValidationError) -> str:
+    match = _PATH.search(str(exc))
+    field = match.group(1) if match else ""
+    text = str(exc)
+    if field == "content" and "length <=" in text:
+        return "content_too_long"
+    if field == "content" and "length >=" in text:
+        return "empty_content"
+    if "missing required field" in text:
+        return "missing_field"
+    return "invalid_field"

@@ -1,0 +1,66 @@
+"""Who belongs to a conversation, cached per process and invalidated across all of them."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from gochat_py.errors import NotFound
+from gochat_py.ids import ConversationId, UserId
+
+# Invalidations travel over pub/sub, which can drop them during a reconnect; the TTL bounds
+# how long a missed one can keep a removed member sending.
+CACHE_TTL = 60.0
+CACHE_MAX_CONVERSATIONS = 100_000  # about 10 MB of member sets; least recently used go first
+
+
+class NotAMember(NotFound):
+    """Not found, whether it does not exist or the caller is not in it: members only."""
+
+    code = "conversation_not_found"
+
+
+class Membership:
+    def __init__(
+        self,
+        load: Callable[[ConversationId], Awaitable[frozenset[UserId]]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._cache: OrderedDict[ConversationId, tuple[float, frozenset[UserId]]] = OrderedDict()
+
+    async def members(self, conversation_id: ConversationId) -> frozenset[UserId]:
+        cached = self._cache.get(conversation_id)
+        now = self._clock()
+        if cached is not None and cached[0] > now:
+            self._cache.move_to_end(conversation_id)
+            return cached[1]
+        try:
+            members = await self._load(conversation_id)
+        except Exception:
+            # Stale beats failing: while PostgreSQL is away, known conversations keep
+            # working with the members they had.
+            if cached is None:
+                raise
+            return cached[1]
+        if members:  # unknown ids are not cached: a later create must not be shadowed
+            self._cache[conversation_id] = (now + CACHE_TTL, members)
+            self._cache.move_to_end(conversation_id)
+            while len(self._cache) > CACHE_MAX_CONVERSATIONS:
+                self._cache.popitem(last=False)
+        return members
+
+    async def require(self, conversation_id: ConversationId, user: UserId) -> frozenset[UserId]:
+        """The members, if `user` is one of them; NotAMember otherwise."""
+        members = await self.members(conversation_id)
+        if user not in members:
+            raise NotAMember("conversation not found")
+        return members
+
+    def invalidate(self, conversation_id: ConversationId) -> None:
+        self._cache.pop(conversation_id, None)
+
+    def invalidate_all(self) -> None:
+        self._cache.clear()

@@ -39,6 +39,9 @@ def server_environment(database_url: str, redis_url: str, **overrides: str) -> d
         "ARGON2_MEMORY_KIB": "1024",
         "ARGON2_PARALLELISM": "1",
         "LOG_LEVEL": "warning",
+        # Tests send in bursts; the flood test sets the production budget itself.
+        "WS_RATE": "5000",
+        "WS_BURST": "5000",
     }
     env.update(overrides)
     return env

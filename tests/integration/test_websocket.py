@@ -12,10 +12,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from gochat_py.settings import load_settings
 from tests.harness import (
     create_direct,
     next_frame,
     register,
+    serve_app,
+    server_environment,
     ws_url,
 )
 
@@ -269,10 +272,16 @@ async def test_a_read_mark_is_stored_and_announced(
 
 
 async def test_a_flood_gets_retry_after_errors_and_then_a_1008_close(
-    api: httpx.AsyncClient, pair: tuple[dict[str, Any], dict[str, Any], str]
+    database_url: str, redis_url: str
 ) -> None:
-    alice, _, _ = pair
-    async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
+    env = server_environment(database_url, redis_url, WS_RATE="20", WS_BURST="40")
+    async with serve_app(load_settings(env)) as url, httpx.AsyncClient(base_url=url) as api:
+        alice = await register(api)
+        await flood(ws_url(api, alice["tokens"]["access_token"]))
+
+
+async def flood(url: str) -> None:
+    async with connect(url) as socket:
         for _ in range(400):
             try:
                 await send(socket, event="ping")

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import bearer, create_direct, create_group, register
+
+CONVERSATIONS = "/api/v1/conversations"
+
+
+async def test_a_direct_conversation_is_the_same_whoever_starts_it(api: httpx.AsyncClient) -> None:
+    alice, bob = await register(api), await register(api)
+    first = await api.post(
+        CONVERSATIONS, json={"participant_id": bob["user"]["id"]}, headers=bearer(alice["tokens"])
+    )
+    again = await api.post(
+        CONVERSATIONS, json={"participant_id": bob["user"]["id"]}, headers=bearer(alice["tokens"])
+    )
+    reverse = await api.post(
+        CONVERSATIONS, json={"participant_id": alice["user"]["id"]}, headers=bearer(bob["tokens"])
+    )
+    assert (first.status_code, again.status_code, reverse.status_code) == (201, 200, 200)
+    assert first.json()["id"] == again.json()["id"] == reverse.json()["id"]
+    body = first.json()
+    assert body["type"] == "direct"
+    assert body["name"] is None
+    assert {p["id"] for p in body["participants"]} == {alice["user"]["id"], bob["user"]["id"]}
+    assert body["last_message"] is None and body["unread_count"] == 0 and body["last_seq"] == 0
+
+
+async def test_a_group_includes_its_creator(api: httpx.AsyncClient) -> None:
+    alice, bob, carol = await register(api), await register(api), await register(api)
+    group = await create_group(api, alice["tokens"], "Team", [bob["user"]["id"], carol["user"]["id"]])
+    assert group["type"] == "group" and group["name"] == "Team"
+    roles = {p["id"]: p["role"] for p in group["participants"]}
+    assert roles == {alice["user"]["id"]: "owner", bob["user"]["id"]: "member",
+                     carol["user"]["id"]: "member"}  # fmt: skip
+
+
+async def test_talking_to_yourself_is_refused(api: httpx.AsyncClient) -> None:
+    alice = await register(api)
+    response = await api.post(
+        CONVERSATIONS, json={"participant_id": alice["user"]["id"]}, headers=bearer(alice["tokens"])
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "cannot_message_self"
+
+
+async def test_unknown_users_are_named_in_the_error(api: httpx.AsyncClient) -> None:
+    alice, bob = await register(api), await register(api)
+    ghost = str(uuid.uuid4())
+    direct = await api.post(
+        CONVERSATIONS, json={"participant_id": ghost}, headers=bearer(alice["tokens"])
+    )
+    group = await api.post(
+        CONVERSATIONS,
+        json={"name": "g", "participant_ids": [bob["user"]["id"], ghost]},
+        headers=bearer(alice["tokens"]),
+    )
+    for response in (direct, group):
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "unknown_users"
+        assert ghost in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"name": "", "participant_ids": ["{bob}"]}, "validation_failed"),
+        ({"name": "   ", "participant_ids": ["{bob}"]}, "invalid_name"),
+        ({"name": "x" * 101, "participant_ids": ["{bob}"]}, "validation_failed"),
+        ({"name": "dupes", "participant_ids": ["{bob}", "{bob}"]}, "duplicate_participants"),
+        ({"name": "alone", "participant_ids": []}, "no_participants"),
+        ({"name": "no ids"}, "invalid_conversation"),
+        ({"participant_id": "{bob}", "name": "both"}, "invalid_conversation"),
+        ({}, "invalid_conversation"),
+        ({"participant_id": "not-a-uuid"}, "validation_failed"),
+        ({"name": "g", "participant_ids": "{bob}"}, "validation_failed"),
+    ],
+)
+async def test_bad_create_requests_get_a_clear_422(
+    api: httpx.AsyncClient, body: dict[str, Any], code: str
+) -> None:
+    alice, bob = await register(api), await register(api)
+    filled = {
+        k: [x.format(bob=bob["user"]["id"]) for x in v] if isinstance(v, list)
+        else v.format(bob=bob["user"]["id"]) if isinstance(v, str) else v
+        for k, v in body.items()
+    }  # fmt: skip
+    response = await api.post(CONVERSATIONS, json=filled, headers=bearer(alice["tokens"]))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_creating_needs_a_token(api: httpx.AsyncClient) -> None:
+    response = await api.post(CONVERSATIONS, json={"participant_id": str(uuid.uuid4())})
+    assert response.status_code == 401
+
+
+async def test_a_non_member_gets_404_for_details_and_messages(api: httpx.AsyncClient) -> None:
+    alice, bob, mallory = await register(api), await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    for path in (f"{CONVERSATIONS}/{conversation['id']}", f"{CONVERSATIONS}/{conversation['id']}/messages"):
+        response = await api.get(path, headers=bearer(mallory["tokens"]))
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "conversation_not_found"
+    mark = await api.post(
+        f"{CONVERSATIONS}/{conversation['id']}/read", json={"seq": 1}, headers=bearer(mallory["tokens"])
+    )
+    assert mark.status_code == 404
+    listed = await api.get(CONVERSATIONS, headers=bearer(mallory["tokens"]))
+    assert listed.json()["conversations"] == []
+
+
+async def test_an_unknown_or_malformed_conversation_id_is_404(api: httpx.AsyncClient) -> None:
+    alice = await register(api)
+    for path in (f"{CONVERSATIONS}/{uuid.uuid4()}", f"{CONVERSATIONS}/not-a-uuid"):
+        assert (await api.get(path, headers=bearer(alice["tokens"]))).status_code == 404
+
+
+async def test_the_list_is_paged_by_cursor_without_repeats(api: httpx.AsyncClient) -> None:
+    alice = await register(api)
+    created = set()
+    for _ in range(7):
+        other = await register(api)
+        created.add((await create_direct(api, alice["tokens"], other["user"]["id"]))["id"])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
+        page = (await api.get(CONVERSATIONS, params=params, headers=bearer(alice["tokens"]))).json()
+        seen += [c["id"] for c in page["conversations"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 7 and set(seen) == created
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"},
+                                    {"cursor": "garbage!!"}])  # fmt: skip
+async def test_bad_list_parameters_are_400(api: httpx.AsyncClient, params: dict[str, str]) -> None:
+    alice = await register(api)
+    response = await api.get(CONVERSATIONS, params=params, headers=bearer(alice["tokens"]))
+    assert response.status_code == 400
+
+
+async def test_the_read_mark_only_moves_forward(api: httpx.AsyncClient) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    path = f"{CONVERSATIONS}/{conversation['id']}/read"
+    first = await api.post(path, json={"seq": 5}, headers=bearer(bob["tokens"]))
+    back = await api.post(path, json={"seq": 2}, headers=bearer(bob["tokens"]))
+    assert first.json()["last_read_seq"] == 5 and back.json()["last_read_seq"] == 5
+    bad = await api.post(path, json={"seq": -1}, headers=bearer(bob["tokens"]))
+    assert bad.status_code == 422

@@ -1,0 +1,172 @@
+"""History pages: keyset on seq, PostgreSQL merged with the recent cache, no holes, no repeats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from gochat_py.conversations import Conversations
+from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.publish import Publisher
+from tests.harness import bearer, create_direct, register
+
+PATH = "/api/v1/conversations/{}/messages"
+
+
+async def persist(db: asyncpg.Connection, conversation_id: str, sender_id: str, seqs: range) -> None:
+    """Rows as the worker writes them, with seq 1..n."""
+    now = datetime.now(UTC)
+    await db.executemany(
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(uuid7(), uuid.UUID(conversation_id), s, uuid.UUID(sender_id), f"m{s}", now) for s in seqs],
+    )
+    await db.execute(
+        "UPDATE conversations SET last_seq = $2 WHERE id = $1", uuid.UUID(conversation_id), seqs[-1]
+    )
+
+
+async def publish(
+    redis: Redis, database_url: str, conversation_id: str, sender: dict[str, Any], count: int
+) -> list[int]:
+    """Sends through the real send script; nothing persists them (no worker runs)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        publisher = Publisher(redis, 1, Conversations(pool).highest_seq)
+        seqs = []
+        for i in range(count):
+            sent = await publisher.send(
+                ConversationId(uuid.UUID(conversation_id)), [UserId(uuid.UUID(sender["id"]))],
+                UserId(uuid.UUID(sender["id"])), sender["username"], f"live{i}", None,
+            )  # fmt: skip
+            seqs.append(sent.message.seq)
+        return seqs
+    finally:
+        await pool.close()
+
+
+async def all_pages(api: httpx.AsyncClient, tokens: Any, conversation_id: str, **params: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    query: dict[str, str] = dict(params)
+    for _ in range(1000):
+        response = await api.get(PATH.format(conversation_id), params=query, headers=bearer(tokens))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        messages += body["messages"]
+        if body["next_cursor"] is None:
+            return messages
+        query = {"limit": params.get("limit", "50"), "cursor": body["next_cursor"]}
+    raise AssertionError("paging did not end")
+
+
+@pytest.fixture
+async def chat(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
+    alice, bob = await register(api), await register(api)
+    return alice, bob, (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+
+
+async def test_500_messages_page_newest_first_each_exactly_once(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, database_url: str,
+    chat: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:  # fmt: skip
+    alice, bob, conversation_id = chat
+    # 300 persisted, 200 only in Redis (the worker is behind): one history all the same.
+    await persist(db, conversation_id, alice["user"]["id"], range(1, 301))
+    assert await publish(redis, database_url, conversation_id, alice["user"], 200) == list(
+        range(301, 501)
+    )
+    messages = await all_pages(api, bob["tokens"], conversation_id, limit="37")
+    assert [m["seq"] for m in messages] == list(range(500, 0, -1))
+    assert len({m["id"] for m in messages}) == 500
+
+
+async def test_a_message_persisted_and_still_cached_appears_once(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, database_url: str,
+    chat: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:  # fmt: skip
+    alice, bob, conversation_id = chat
+    await publish(redis, database_url, conversation_id, alice["user"], 5)
+    cached = (await api.get(PATH.format(conversation_id), headers=bearer(bob["tokens"]))).json()
+    # The worker persists those same five (same ids) while they stay in the cache.
+    now = datetime.now(UTC)
+    await db.executemany(
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(uuid.UUID(m["id"]), uuid.UUID(conversation_id), m["seq"], uuid.UUID(m["sender_id"]),
+          m["content"], now) for m in cached["messages"]],
+    )  # fmt: skip
+    after = (await api.get(PATH.format(conversation_id), headers=bearer(bob["tokens"]))).json()
+    assert [m["seq"] for m in after["messages"]] == [5, 4, 3, 2, 1]
+    assert after["next_cursor"] is None
+
+
+async def test_the_last_page_has_no_cursor_and_an_empty_conversation_is_empty(
+    api: httpx.AsyncClient, chat: tuple[dict[str, Any], dict[str, Any], str]
+) -> None:
+    alice, _, conversation_id = chat
+    body = (await api.get(PATH.format(conversation_id), headers=bearer(alice["tokens"]))).json()
+    assert body == {"messages": [], "next_cursor": None}
+
+
+async def test_after_seq_pages_forward_to_fill_a_gap(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, database_url: str,
+    chat: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:  # fmt: skip
+    alice, bob, conversation_id = chat
+    await persist(db, conversation_id, alice["user"]["id"], range(1, 101))
+    await publish(redis, database_url, conversation_id, alice["user"], 20)
+    messages = await all_pages(api, bob["tokens"], conversation_id, after_seq="90", limit="7")
+    assert [m["seq"] for m in messages] == list(range(91, 121))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": "0"}, {"limit": "101"}, {"limit": "-3"}, {"limit": "ten"}, {"cursor": "@@@"},
+     {"cursor": "bm90IGpzb24"}, {"after_seq": "-1"}, {"after_seq": "x"},
+     {"after_seq": "1", "cursor": "WyJiZWZvcmUiLDVd"}],
+)  # fmt: skip
+async def test_bad_paging_parameters_are_400(
+    api: httpx.AsyncClient, chat: tuple[dict[str, Any], dict[str, Any], str], params: dict[str, str]
+) -> None:
+    alice, _, conversation_id = chat
+    response = await api.get(PATH.format(conversation_id), params=params, headers=bearer(alice["tokens"]))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in ("invalid_limit", "invalid_cursor", "invalid_parameter")
+
+
+async def test_the_list_shows_the_last_message_and_unread_count_before_persistence(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, database_url: str,
+    chat: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:  # fmt: skip
+    alice, bob, conversation_id = chat
+    await persist(db, conversation_id, alice["user"]["id"], range(1, 4))
+    await publish(redis, database_url, conversation_id, alice["user"], 2)
+    listed = (await api.get("/api/v1/conversations", headers=bearer(bob["tokens"]))).json()
+    [item] = listed["conversations"]
+    assert item["last_message"]["content"] == "live1"
+    assert item["last_seq"] == 5
+    assert item["unread_count"] == 5
+    own = (await api.get("/api/v1/conversations", headers=bearer(alice["tokens"]))).json()
+    assert own["conversations"][0]["unread_count"] == 0  # your own messages are not unread
+
+
+async def test_the_list_orders_by_recent_activity(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    alice = await register(api)
+    ids = []
+    for _ in range(3):
+        other = await register(api)
+        ids.append((await create_direct(api, alice["tokens"], other["user"]["id"]))["id"])
+    await db.execute(
+        "UPDATE conversations SET last_activity_at = now() + interval '1 hour' WHERE id = $1",
+        uuid.UUID(ids[0]),
+    )
+    listed = (await api.get("/api/v1/conversations", headers=bearer(alice["tokens"]))).json()
+    assert [c["id"] for c in listed["conversations"]] == [ids[0], ids[2], ids[1]]

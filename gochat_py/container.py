@@ -103,7 +103,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     conversations = providers.Singleton(Conversations, pg_pool)
-    membership = providers.Singleton(Membership, conversations.provided.member_ids)
+    membership = providers.Singleton(Membership, conversations.provided.member_ids, redis)
     hub = providers.Resource(running_hub, redis, membership, metrics)
     publisher = providers.Singleton(
         Publisher, redis, settings.provided.stream_partitions, conversations.provided.highest_seq

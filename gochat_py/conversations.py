@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
-from gochat_py.errors import ValidationFailed
+from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
 
@@ -191,6 +191,69 @@ class Conversations:
                 + [(conversation_id, p, "member") for p in others],
             )
         return ConversationId(conversation_id)
+
+    async def add_members(
+        self, actor: UserId, conversation_id: ConversationId, user_ids: list[uuid.UUID]
+    ) -> list[UserId]:
+        """Add users to a group (owner or admin only); returns those newly added."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._require_manager(conn, actor, conversation_id)
+            await self._require_users(conn, user_ids, "user_ids")
+            count = await conn.fetchval(
+                "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
+                conversation_id,
+            )
+            added = await conn.fetch(
+                "INSERT INTO conversation_members (conversation_id, user_id)"
+                " SELECT $1, u FROM unnest($2::uuid[]) AS u"
+                " ON CONFLICT DO NOTHING RETURNING user_id",
+                conversation_id,
+                user_ids,
+            )
+            if count + len(added) > MAX_GROUP_MEMBERS:
+                raise ValidationFailed(
+                    f"a group has at most {MAX_GROUP_MEMBERS} members",
+                    code="too_many_participants", field="user_ids",
+                )  # fmt: skip
+        return [UserId(row["user_id"]) for row in added]
+
+    async def remove_member(
+        self, actor: UserId, conversation_id: ConversationId, user: UserId
+    ) -> bool:
+        """Leave a group, or remove someone from it as its owner or an admin."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if actor != user:
+                await self._require_manager(conn, actor, conversation_id)
+            kind = await conn.fetchval(
+                "SELECT kind FROM conversations WHERE id = $1", conversation_id
+            )
+            if kind == "direct":
+                raise Conflict("a direct conversation cannot be left", code="direct_conversation")
+            removed = await conn.fetchval(
+                "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2"
+                " RETURNING user_id",
+                conversation_id,
+                user,
+            )
+        return removed is not None
+
+    @staticmethod
+    async def _require_manager(
+        conn: asyncpg.Connection, actor: UserId, conversation_id: ConversationId
+    ) -> None:
+        row = await conn.fetchrow(
+            "SELECT m.role, c.kind FROM conversation_members m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.conversation_id = $1 AND m.user_id = $2",
+            conversation_id,
+            actor,
+        )
+        if row is None:
+            raise NotFound("conversation not found", code="conversation_not_found")
+        if row["kind"] != "group":
+            raise Conflict("a direct conversation has fixed members", code="direct_conversation")
+        if row["role"] not in ("owner", "admin"):
+            raise Forbidden("only the group's owner or an admin can do that", code="not_a_manager")
 
     async def member_ids(self, conversation_id: ConversationId) -> frozenset[UserId]:
         rows = await self._pool.fetch(

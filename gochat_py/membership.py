@@ -6,6 +6,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from redis.asyncio import Redis
+
+from gochat_py import keys
 from gochat_py.errors import NotFound
 from gochat_py.ids import ConversationId, UserId
 
@@ -25,9 +28,11 @@ class Membership:
     def __init__(
         self,
         load: Callable[[ConversationId], Awaitable[frozenset[UserId]]],
+        redis: Redis,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
+        self._redis = redis
         self._clock = clock
         self._cache: OrderedDict[ConversationId, tuple[float, frozenset[UserId]]] = OrderedDict()
 
@@ -58,6 +63,11 @@ class Membership:
         if user not in members:
             raise NotAMember("conversation not found")
         return members
+
+    async def announce_change(self, conversation_id: ConversationId) -> None:
+        """Tell every process (this one included) to forget the conversation's members."""
+        self.invalidate(conversation_id)
+        await self._redis.publish(keys.MEMBERSHIP_CHANNEL, str(conversation_id))
 
     def invalidate(self, conversation_id: ConversationId) -> None:
         self._cache.pop(conversation_id, None)

@@ -30,5 +30,15 @@ routes: list[BaseRoute] = [
         conversations.mark_read,
         methods=["POST"],
     ),
+    Route(
+        f"{API}/conversations/{{conversation_id:uuid}}/members",
+        conversations.add_members,
+        methods=["POST"],
+    ),
+    Route(
+        f"{API}/conversations/{{conversation_id:uuid}}/members/{{user_id:uuid}}",
+        conversations.remove_member,
+        methods=["DELETE"],
+    ),
     WebSocketRoute("/ws", ws.websocket_endpoint),
 ]

@@ -35,6 +35,10 @@ class MarkRead(msgspec.Struct, frozen=True):
     seq: Annotated[int, msgspec.Meta(ge=0)]
 
 
+class AddMembers(msgspec.Struct, frozen=True):
+    user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=256)]
+
+
 class ConversationPage(msgspec.Struct, frozen=True):
     conversations: list[Conversation]
     next_cursor: str | None
@@ -179,3 +183,26 @@ def _decode_list_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
         return _EPOCH + timedelta(microseconds=micros), ident
     except (binascii.Error, ValueError, OverflowError, msgspec.DecodeError):
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from None
+
+
+async def add_members(request: Request) -> Response:
+    claims = await require_claims(request)
+    conversation_id = _conversation_id(request)
+    body = await read_json(request, AddMembers)
+    conversations: Conversations = request.state.conversations
+    added = await conversations.add_members(claims.user_id, conversation_id, body.user_ids)
+    membership: Membership = request.state.membership
+    await membership.announce_change(conversation_id)
+    return json_response({"added": added})
+
+
+async def remove_member(request: Request) -> Response:
+    claims = await require_claims(request)
+    conversation_id = _conversation_id(request)
+    user = UserId(request.path_params["user_id"])
+    conversations: Conversations = request.state.conversations
+    if not await conversations.remove_member(claims.user_id, conversation_id, user):
+        raise NotAMember("conversation not found")
+    membership: Membership = request.state.membership
+    await membership.announce_change(conversation_id)
+    return Response(status_code=204)

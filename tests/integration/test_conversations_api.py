@@ -33,7 +33,9 @@ async def test_a_direct_conversation_is_the_same_whoever_starts_it(api: httpx.As
 
 async def test_a_group_includes_its_creator(api: httpx.AsyncClient) -> None:
     alice, bob, carol = await register(api), await register(api), await register(api)
-    group = await create_group(api, alice["tokens"], "Team", [bob["user"]["id"], carol["user"]["id"]])
+    group = await create_group(
+        api, alice["tokens"], "Team", [bob["user"]["id"], carol["user"]["id"]]
+    )
     assert group["type"] == "group" and group["name"] == "Team"
     roles = {p["id"]: p["role"] for p in group["participants"]}
     assert roles == {alice["user"]["id"]: "owner", bob["user"]["id"]: "member",
@@ -103,12 +105,17 @@ async def test_creating_needs_a_token(api: httpx.AsyncClient) -> None:
 async def test_a_non_member_gets_404_for_details_and_messages(api: httpx.AsyncClient) -> None:
     alice, bob, mallory = await register(api), await register(api), await register(api)
     conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
-    for path in (f"{CONVERSATIONS}/{conversation['id']}", f"{CONVERSATIONS}/{conversation['id']}/messages"):
+    for path in (
+        f"{CONVERSATIONS}/{conversation['id']}",
+        f"{CONVERSATIONS}/{conversation['id']}/messages",
+    ):
         response = await api.get(path, headers=bearer(mallory["tokens"]))
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "conversation_not_found"
     mark = await api.post(
-        f"{CONVERSATIONS}/{conversation['id']}/read", json={"seq": 1}, headers=bearer(mallory["tokens"])
+        f"{CONVERSATIONS}/{conversation['id']}/read",
+        json={"seq": 1},
+        headers=bearer(mallory["tokens"]),
     )
     assert mark.status_code == 404
     listed = await api.get(CONVERSATIONS, headers=bearer(mallory["tokens"]))
@@ -156,3 +163,40 @@ async def test_the_read_mark_only_moves_forward(api: httpx.AsyncClient) -> None:
     assert first.json()["last_read_seq"] == 5 and back.json()["last_read_seq"] == 5
     bad = await api.post(path, json={"seq": -1}, headers=bearer(bob["tokens"]))
     assert bad.status_code == 422
+
+
+async def test_the_owner_adds_and_removes_members_and_others_may_not(
+    api: httpx.AsyncClient,
+) -> None:
+    owner, bob, carol, dave = [await register(api) for _ in range(4)]
+    group = await create_group(api, owner["tokens"], "g", [bob["user"]["id"]])
+    members = f"{CONVERSATIONS}/{group['id']}/members"
+    refused = await api.post(members, json={"user_ids": [carol["user"]["id"]]},
+                             headers=bearer(bob["tokens"]))  # fmt: skip
+    assert refused.status_code == 403
+    added = await api.post(members, json={"user_ids": [carol["user"]["id"], bob["user"]["id"]]},
+                           headers=bearer(owner["tokens"]))  # fmt: skip
+    assert added.status_code == 200 and added.json()["added"] == [carol["user"]["id"]]
+    cannot_kick = await api.delete(
+        f"{members}/{carol['user']['id']}", headers=bearer(bob["tokens"])
+    )
+    assert cannot_kick.status_code == 403
+    kicked = await api.delete(f"{members}/{carol['user']['id']}", headers=bearer(owner["tokens"]))
+    assert kicked.status_code == 204
+    left = await api.delete(f"{members}/{bob['user']['id']}", headers=bearer(bob["tokens"]))
+    assert left.status_code == 204
+    gone = await api.get(f"{CONVERSATIONS}/{group['id']}", headers=bearer(bob["tokens"]))
+    assert gone.status_code == 404
+    outsider = await api.post(members, json={"user_ids": [dave["user"]["id"]]},
+                              headers=bearer(dave["tokens"]))  # fmt: skip
+    assert outsider.status_code == 404
+
+
+async def test_a_direct_conversation_has_fixed_members(api: httpx.AsyncClient) -> None:
+    alice, bob, carol = [await register(api) for _ in range(3)]
+    direct = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    members = f"{CONVERSATIONS}/{direct['id']}/members"
+    add = await api.post(members, json={"user_ids": [carol["user"]["id"]]},
+                         headers=bearer(alice["tokens"]))  # fmt: skip
+    leave = await api.delete(f"{members}/{alice['user']['id']}", headers=bearer(alice["tokens"]))
+    assert add.status_code == leave.status_code == 409

@@ -19,13 +19,18 @@ from tests.harness import bearer, create_direct, register
 PATH = "/api/v1/conversations/{}/messages"
 
 
-async def persist(db: asyncpg.Connection, conversation_id: str, sender_id: str, seqs: range) -> None:
+async def persist(
+    db: asyncpg.Connection, conversation_id: str, sender_id: str, seqs: range
+) -> None:
     """Rows as the worker writes them, with seq 1..n."""
     now = datetime.now(UTC)
     await db.executemany(
         "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
-        [(uuid7(), uuid.UUID(conversation_id), s, uuid.UUID(sender_id), f"m{s}", now) for s in seqs],
+        [
+            (uuid7(), uuid.UUID(conversation_id), s, uuid.UUID(sender_id), f"m{s}", now)
+            for s in seqs
+        ],
     )
     await db.execute(
         "UPDATE conversations SET last_seq = $2 WHERE id = $1", uuid.UUID(conversation_id), seqs[-1]
@@ -51,7 +56,9 @@ async def publish(
         await pool.close()
 
 
-async def all_pages(api: httpx.AsyncClient, tokens: Any, conversation_id: str, **params: str) -> list[dict[str, Any]]:
+async def all_pages(
+    api: httpx.AsyncClient, tokens: Any, conversation_id: str, **params: str
+) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     query: dict[str, str] = dict(params)
     for _ in range(1000):
@@ -135,9 +142,15 @@ async def test_bad_paging_parameters_are_400(
     api: httpx.AsyncClient, chat: tuple[dict[str, Any], dict[str, Any], str], params: dict[str, str]
 ) -> None:
     alice, _, conversation_id = chat
-    response = await api.get(PATH.format(conversation_id), params=params, headers=bearer(alice["tokens"]))
+    response = await api.get(
+        PATH.format(conversation_id), params=params, headers=bearer(alice["tokens"])
+    )
     assert response.status_code == 400
-    assert response.json()["error"]["code"] in ("invalid_limit", "invalid_cursor", "invalid_parameter")
+    assert response.json()["error"]["code"] in (
+        "invalid_limit",
+        "invalid_cursor",
+        "invalid_parameter",
+    )
 
 
 async def test_the_list_shows_the_last_message_and_unread_count_before_persistence(

@@ -1,0 +1,212 @@
+"""Delivery under stress: lost counters, membership changes across instances, slow
+readers, and a Redis restart under live sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from gochat_py import keys
+from gochat_py.localstack import RedisServer, free_port
+from gochat_py.settings import load_settings
+from tests.harness import (
+    bearer,
+    create_direct,
+    create_group,
+    next_frame,
+    poll_until,
+    register,
+    serve_app,
+    server_environment,
+    ws_url,
+)
+
+
+def is_message(frame: dict[str, Any]) -> bool:
+    return "event" not in frame
+
+
+async def say(socket: ClientConnection, conversation_id: str, content: str) -> dict[str, Any]:
+    await socket.send(json.dumps({"conversation_id": conversation_id, "content": content}))
+    return await next_frame(socket, lambda f: f.get("event") in ("ack", "error"))
+
+
+async def test_a_lost_counter_continues_above_postgres_never_from_one(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis
+) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    async with connect(ws_url(api, alice["tokens"]["access_token"])) as ws:
+        assert (await say(ws, conversation["id"], "one"))["seq"] == 1
+        # What the worker would have written before Redis lost everything:
+        await db.execute(
+            "UPDATE conversations SET last_seq = 41 WHERE id = $1::uuid", conversation["id"]
+        )
+        await redis.flushall()
+        assert (await say(ws, conversation["id"], "after the loss"))["seq"] == 42
+        assert (await say(ws, conversation["id"], "next"))["seq"] == 43
+
+
+async def test_a_missing_counter_is_reseeded_above_the_recent_cache(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    async with connect(ws_url(api, alice["tokens"]["access_token"])) as ws:
+        for i in range(3):
+            await say(ws, conversation["id"], f"m{i}")
+        await redis.delete(keys.sequence(uuid.UUID(conversation["id"]), 1))
+        # PostgreSQL has nothing yet (no worker): the cache still knows seq 3.
+        assert (await say(ws, conversation["id"], "m3"))["seq"] == 4
+
+
+@pytest.fixture
+async def two_servers(settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    async with (
+        serve_app(settings) as first_url,
+        serve_app(settings) as second_url,
+        httpx.AsyncClient(base_url=first_url) as first,
+        httpx.AsyncClient(base_url=second_url) as second,
+    ):
+        yield first, second
+
+
+async def test_a_removed_member_is_refused_at_once_on_every_instance(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    owner, bob = await register(one), await register(one)
+    group = await create_group(one, owner["tokens"], "g", [bob["user"]["id"]])
+    async with connect(ws_url(one, bob["tokens"]["access_token"])) as bob_ws:
+        assert "seq" in await say(bob_ws, group["id"], "cached membership now")
+        removed = await two.delete(
+            f"/api/v1/conversations/{group['id']}/members/{bob['user']['id']}",
+            headers=bearer(owner["tokens"]),
+        )
+        assert removed.status_code == 204
+
+        async def refused() -> bool:
+            reply = await say(bob_ws, group["id"], "still in?")
+            return reply.get("code") == "conversation_not_found"
+
+        await poll_until(refused, timeout=5, what="instance one to drop the cached membership")
+
+
+async def test_a_sender_on_one_instance_reaches_a_reader_on_another(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    alice, bob = await register(one), await register(one)
+    conversation = await create_direct(one, alice["tokens"], bob["user"]["id"])
+    async with (
+        connect(ws_url(one, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(two, bob["tokens"]["access_token"])) as bob_ws,
+        connect(ws_url(two, alice["tokens"]["access_token"])) as alice_other_device,
+    ):
+        await say(alice_ws, conversation["id"], "across instances")
+        assert (await next_frame(bob_ws, is_message))["content"] == "across instances"
+        assert (await next_frame(alice_other_device, is_message))["content"] == "across instances"
+
+
+async def test_a_slow_reader_is_closed_while_a_fast_one_gets_everything(
+    database_url: str, redis_url: str
+) -> None:
+    env = server_environment(database_url, redis_url, WS_SEND_QUEUE="16")
+    async with serve_app(load_settings(env)) as url, httpx.AsyncClient(base_url=url) as api:
+        sender, fast, slow = [await register(api) for _ in range(3)]
+        group = await create_group(
+            api, sender["tokens"], "g", [fast["user"]["id"], slow["user"]["id"]]
+        )
+        total = 1500
+        async with (
+            connect(ws_url(api, sender["tokens"]["access_token"])) as sender_ws,
+            connect(ws_url(api, fast["tokens"]["access_token"])) as fast_ws,
+            connect(
+                ws_url(api, slow["tokens"]["access_token"]), max_queue=1, close_timeout=1
+            ) as slow_ws,
+        ):
+            # The slow client never reads; shrink its receive buffer so TCP fills quickly.
+            raw = slow_ws.transport.get_extra_info("socket")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            received: list[int] = []
+
+            async def read_fast() -> None:
+                while len(received) < total:
+                    frame = await next_frame(fast_ws, is_message, timeout=30)
+                    received.append(frame["seq"])
+
+            async def drain_sender() -> None:
+                async for _ in sender_ws:
+                    pass
+
+            reader = asyncio.create_task(read_fast())
+            drainer = asyncio.create_task(drain_sender())
+            for i in range(total):
+                await sender_ws.send(
+                    json.dumps({"conversation_id": group["id"], "content": f"{i:04d}" + "x" * 3000})
+                )
+            await reader
+            drainer.cancel()
+
+            async def slow_counted() -> bool:
+                metrics = (await api.get("/metrics")).text
+                return "gochat_ws_slow_consumers_total 1.0" in metrics
+
+            await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
+        assert received == list(range(1, total + 1))
+
+
+@pytest.fixture
+def own_redis(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_sockets_are_served_again_after_redis_restarts(
+    database_url: str, own_redis: RedisServer
+) -> None:
+    settings = load_settings(server_environment(database_url, own_redis.url))
+    async with serve_app(settings) as url, httpx.AsyncClient(base_url=url) as api:
+        alice, bob = await register(api), await register(api)
+        conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+        async with (
+            connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
+            connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
+        ):
+            assert (await say(alice_ws, conversation["id"], "before"))["seq"] == 1
+            await next_frame(bob_ws, is_message)
+            own_redis.stop()
+            down = await say(alice_ws, conversation["id"], "while down")
+            assert down["event"] == "error" and down["code"] == "unavailable"
+            own_redis.start()
+
+            async def delivered_again() -> bool:
+                reply = await say(alice_ws, conversation["id"], "after")
+                if reply.get("event") != "ack":
+                    return False
+                try:
+                    frame = await next_frame(bob_ws, is_message, timeout=1)
+                except TimeoutError:
+                    return False  # published before the hub resubscribed: pub/sub does not keep it
+                return bool(frame["content"] == "after")
+
+            await poll_until(delivered_again, timeout=20, what="delivery after the Redis restart")
+        # The counter survived in the AOF: no seq was handed out twice.
+        history = await api.get(
+            f"/api/v1/conversations/{conversation['id']}/messages", headers=bearer(bob["tokens"])
+        )
+        seqs = [m["seq"] for m in history.json()["messages"]]
+        assert len(seqs) == len(set(seqs)) and seqs[-1] == 1

@@ -1,0 +1,316 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from loguru import logger
+from redis.asyncio import Redis
+
+from gochat_py import keys
+from gochat_py.ids import uuid7
+from gochat_py.localstack import RedisServer, free_port
+from gochat_py.messages import encode
+from tests.harness import poll_until
+from tests.integration.test_worker_fixtures import (
+    Traffic,
+    create_chats,
+    dead_letters,
+    pending,
+    running_consumer,
+    stored_ids,
+    xadd_messages,
+)
+from worker.persist import persist_batch, to_row
+
+STREAM = keys.stream(0)
+GROUP = keys.CONSUMER_GROUP
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """Every log record the code under test writes, as loguru records."""
+    records: list[dict[str, Any]] = []
+    sink = logger.add(lambda message: records.append(message.record), level="DEBUG")
+    yield records
+    logger.remove(sink)
+
+
+def named(events: list[dict[str, Any]], name: str, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in events
+        if e["message"] == name and all(e["extra"].get(k) == v for k, v in extra.items())
+    ]
+
+
+def count_of(db: asyncpg.Connection, expected: int) -> Any:
+    async def check() -> bool:
+        return len(await stored_ids(db)) >= expected
+
+    return check
+
+
+async def test_every_entry_of_every_partition_is_stored_once_and_acknowledged(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    traffic = Traffic(await create_chats(db, 5))
+    await xadd_messages(redis, traffic.burst(300), partitions=2)
+
+    async with running_consumer(redis_url, database_url, partitions=2, batch_size=40) as run:
+        await poll_until(count_of(db, 300), what="300 rows")
+        await poll_until(lambda: _no_pending(redis, 2), what="every entry acknowledged")
+
+        assert sorted(await stored_ids(db)) == sorted(m.id for m in traffic.sent)
+        last_seqs = dict(await db.fetch("SELECT id, last_seq FROM conversations"))
+        assert last_seqs == traffic.seqs
+        batches = run.metrics.registry.get_sample_value("gochat_worker_batch_size_count")
+        assert batches is not None and batches >= 300 / (40 * 2)  # count= caps each read
+        assert run.metrics.registry.get_sample_value("gochat_worker_batch_size_sum") == 300
+    assert await dead_letters(redis, 0) == await dead_letters(redis, 1) == []
+
+
+async def _no_pending(redis: Redis, partitions: int) -> bool:
+    return all([await pending(redis, p) == 0 for p in range(partitions)])
+
+
+async def test_undecodable_entries_are_dead_lettered_without_blocking_the_batch(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    traffic = Traffic(await create_chats(db, 1))
+    before, after = traffic.burst(2)
+    await xadd_messages(redis, [before])
+    bad = {
+        "not json": {"m": b"hello"},
+        "wrong schema": {"m": b'{"id": 1}'},
+        "no m": {"x": b"1"},
+        "not utf-8": {"m": b'{"id": "\xff"}'},
+    }
+    bad_ids = {name: await redis.xadd(STREAM, fields) for name, fields in bad.items()}
+    await xadd_messages(redis, [after])
+
+    async with running_consumer(redis_url, database_url) as run:
+        await poll_until(count_of(db, 2), what="the good rows")
+        await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
+
+        letters = {d[b"source_id"]: d for d in await dead_letters(redis)}
+        assert set(letters) == set(bad_ids.values())
+        for name, entry_id in bad_ids.items():
+            reason = letters[entry_id][b"reason"].decode()
+            assert reason.startswith("undecodable: "), (name, reason)
+            assert letters[entry_id][b"m"] == bad[name].get("m", b"")
+        assert b"no field m (has: x)" in letters[bad_ids["no m"]][b"reason"]
+        assert b"at `$.id`" in letters[bad_ids["wrong schema"]][b"reason"]
+        dead = run.metrics.registry.get_sample_value(
+            "gochat_worker_dead_letters_total", {"reason": "undecodable"}
+        )
+        assert dead == 4
+    assert sorted(await stored_ids(db)) == sorted([before.id, after.id])
+
+
+async def test_a_poison_entry_is_set_apart_while_the_good_ones_around_it_persist(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    chat = (await create_chats(db, 1))[0]
+    traffic = Traffic([chat])
+    good = traffic.burst(3)
+    poison = traffic.message(chat, conversation_id=uuid7())  # no such conversation
+    good += traffic.burst(3)
+    ids = await xadd_messages(redis, [*good[:3], poison, *good[3:]])
+
+    async with running_consumer(redis_url, database_url) as run:
+        await poll_until(count_of(db, 6), what="the good rows")
+        await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
+        dead = run.metrics.registry.get_sample_value(
+            "gochat_worker_dead_letters_total", {"reason": "rejected"}
+        )
+
+    assert sorted(await stored_ids(db)) == sorted(m.id for m in good)
+    (letter,) = await dead_letters(redis)
+    assert letter[b"m"] == encode(poison)
+    assert letter[b"reason"].startswith(b"rejected by PostgreSQL: 23503 ")
+    assert letter[b"source_stream"] == STREAM.encode()
+    assert letter[b"source_id"] == ids[3]
+    assert letter[b"deliveries"] == b"1"
+    assert dead == 1
+
+
+async def test_a_message_whose_seq_another_message_holds_is_dead_lettered_not_dropped(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str, stack: Any
+) -> None:
+    chat = (await create_chats(db, 1))[0]
+    original = Traffic([chat]).message(chat)
+    imposter = Traffic([chat]).message(chat)  # seq 1 again, another id
+    pool = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    await persist_batch(pool, [to_row(original)])
+    await pool.close()
+    await xadd_messages(redis, [imposter])
+
+    async with running_consumer(redis_url, database_url):
+        await poll_until(lambda: dead_letters(redis), what="a dead letter")
+
+    (letter,) = await dead_letters(redis)
+    assert (
+        letter[b"reason"]
+        == (
+            f"seq 1 of conversation {chat.conversation_id} is already taken by another message"
+        ).encode()
+    )
+    assert await stored_ids(db) == [original.id]
+    assert await pending(redis) == 0
+
+
+async def test_entries_a_dead_consumer_left_pending_are_reclaimed_and_stored(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    traffic = Traffic(await create_chats(db, 2))
+    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    await xadd_messages(redis, traffic.burst(20))
+    await redis.xreadgroup(GROUP, "crashed-worker", {STREAM: ">"}, count=20)
+
+    async with running_consumer(redis_url, database_url, claim_idle=0.3):
+        await poll_until(count_of(db, 20), what="the reclaimed rows")
+        await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
+
+    assert sorted(await stored_ids(db)) == sorted(m.id for m in traffic.sent)
+    assert await dead_letters(redis) == []
+
+
+async def test_an_entry_delivered_too_often_is_dead_lettered_instead_of_retried(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    traffic = Traffic(await create_chats(db, 1))
+    worn, fresh = traffic.burst(2)
+    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    worn_id, _ = await xadd_messages(redis, [worn, fresh])
+    await redis.xreadgroup(GROUP, "crashed-1", {STREAM: ">"}, count=2)  # delivery 1 of both
+    await redis.xclaim(STREAM, GROUP, "crashed-2", 0, [worn_id])  # delivery 2 of `worn`
+
+    async with running_consumer(redis_url, database_url, claim_idle=0.2, max_deliveries=2):
+        await poll_until(count_of(db, 1), what="the fresh row")
+        await poll_until(lambda: dead_letters(redis), what="a dead letter")
+
+    (letter,) = await dead_letters(redis)
+    assert letter[b"source_id"] == worn_id
+    assert letter[b"deliveries"] == b"3"
+    assert letter[b"reason"] == b"delivered 3 times, more than WORKER_MAX_DELIVERIES=2"
+    assert await stored_ids(db) == [fresh.id]
+    assert await pending(redis) == 0
+
+
+async def test_while_postgres_is_unreachable_the_batch_is_held_not_acked_nor_dead_lettered(
+    db: asyncpg.Connection, redis: Redis, redis_url: str, events: list[dict[str, Any]]
+) -> None:
+    traffic = Traffic(await create_chats(db, 1))
+    ids = await xadd_messages(redis, traffic.burst(10))
+    unreachable = f"postgresql://gochat@127.0.0.1:{free_port()}/gochat"
+
+    async with running_consumer(redis_url, unreachable, claim_idle=0.3, stop_grace=0.5) as run:
+
+        async def retried_a_while() -> bool:
+            return len(named(events, "dependency_retry", dependency="postgres")) >= 5
+
+        await poll_until(retried_a_while, what="five attempts at PostgreSQL")
+
+        assert len(named(events, "dependency_down", dependency="postgres")) == 1
+        assert run.metrics.registry.get_sample_value("gochat_worker_postgres_down") == 1
+        assert await pending(redis) == 10
+        assert await dead_letters(redis) == []
+        # Held all along: another worker reclaiming idle entries finds none to take.
+        taken = await redis.xautoclaim(STREAM, GROUP, "other-worker", 300, count=100)
+        assert taken[1] == []
+        details = await redis.xpending_range(STREAM, GROUP, "-", "+", 100)
+        assert {(d["consumer"], d["times_delivered"]) for d in details} == {
+            (run.consumer.name.encode(), 1)
+        }
+
+    # Stopped during the outage: the batch stays pending for another worker, none lost.
+    assert named(events, "batch_left_pending", entries=10)
+    assert sorted(
+        d["message_id"] for d in await redis.xpending_range(STREAM, GROUP, "-", "+", 100)
+    ) == sorted(ids)
+    consumers = [c["name"] for c in await redis.xinfo_consumers(STREAM, GROUP)]
+    assert run.consumer.name.encode() in consumers  # not removed while it holds entries
+
+
+async def test_stopping_leaves_the_group_and_says_so(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str,
+    events: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    traffic = Traffic(await create_chats(db, 1))
+    await xadd_messages(redis, traffic.burst(5))
+
+    async with running_consumer(redis_url, database_url) as run:
+        await poll_until(count_of(db, 5), what="the rows")
+
+    assert run.task.done() and run.task.exception() is None
+    assert await redis.xinfo_consumers(STREAM, GROUP) == []
+    assert named(events, "worker_stopped", consumer=run.consumer.name)
+
+
+@pytest.fixture
+def own_redis(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_a_redis_restart_is_waited_out_and_consumption_resumes(
+    db: asyncpg.Connection, database_url: str, own_redis: RedisServer,
+    events: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    traffic = Traffic(await create_chats(db, 2))
+    producer = Redis.from_url(own_redis.url)
+    try:
+        async with running_consumer(own_redis.url, database_url) as run:
+            await xadd_messages(producer, traffic.burst(20))
+            await poll_until(count_of(db, 20), what="rows before the restart")
+
+            own_redis.stop()
+            await poll_until(
+                lambda: _gauge(run.metrics.registry, "gochat_worker_redis_down", 1),
+                what="the worker to notice Redis is down",
+            )
+            own_redis.start()
+            await producer.connection_pool.disconnect()  # the test's own stale connection
+            await xadd_messages(producer, traffic.burst(20))
+            await poll_until(count_of(db, 40), what="rows after the restart")
+
+            assert not run.task.done()
+            assert len(named(events, "dependency_down", dependency="redis")) == 1
+            assert len(named(events, "dependency_up", dependency="redis")) == 1
+    finally:
+        await producer.aclose()
+    assert sorted(await stored_ids(db)) == sorted(m.id for m in traffic.sent)
+
+
+async def test_redis_restarted_without_its_data_gets_the_group_again(
+    db: asyncpg.Connection, database_url: str, own_redis: RedisServer,
+    events: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    traffic = Traffic(await create_chats(db, 1))
+    producer = Redis.from_url(own_redis.url)
+    try:
+        async with running_consumer(own_redis.url, database_url) as run:
+            await xadd_messages(producer, traffic.burst(5))
+            await poll_until(count_of(db, 5), what="rows before the restart")
+
+            own_redis.stop()
+            shutil.rmtree(own_redis.data_dir)
+            own_redis.start()
+            await producer.connection_pool.disconnect()
+            await xadd_messages(producer, traffic.burst(5))
+            await poll_until(count_of(db, 10), what="rows after the restart")
+
+            assert not run.task.done()
+            assert named(events, "consumer_group_missing")
+    finally:
+        await producer.aclose()
+
+
+async def _gauge(registry: Any, name: str, value: float) -> bool:
+    return bool(registry.get_sample_value(name) == value)

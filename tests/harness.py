@@ -109,13 +109,19 @@ def bearer(tokens: Mapping[str, Any]) -> dict[str, str]:
 class ServerProcess:
     """`python -m gochat_py` as a real subprocess, its output captured to a file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, argv: list[str] | None = None):
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        argv: list[str] | None = None,
+        module: str = "gochat_py",
+    ) -> None:
         self.port = int(env.get("SERVER_PORT", "0"))
         self.log_path = log_path
         full_env = {**os.environ, **env}
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                argv or [sys.executable, "-m", "gochat_py"],
+                argv or [sys.executable, "-m", module],
                 env=full_env,
                 cwd=ROOT,
                 stdout=log,

@@ -210,3 +210,43 @@ async def test_sockets_are_served_again_after_redis_restarts(
         )
         seqs = [m["seq"] for m in history.json()["messages"]]
         assert len(seqs) == len(set(seqs)) and seqs[-1] == 1
+
+
+async def test_each_message_costs_one_redis_command_however_many_members(
+    api: httpx.AsyncClient, redis_url: str
+) -> None:
+    sender = await register(api)
+    others = [await register(api) for _ in range(5)]
+    group = await create_group(api, sender["tokens"], "g", [o["user"]["id"] for o in others])
+    async with connect(ws_url(api, sender["tokens"]["access_token"])) as ws:
+        await say(ws, group["id"], "warm the membership cache and load the script")
+        monitor_client = Redis.from_url(redis_url)
+        commands: list[dict[str, Any]] = []
+        async with monitor_client.monitor() as monitor:
+
+            async def record() -> None:
+                async for command in monitor.listen():
+                    commands.append(command)
+
+            recorder = asyncio.create_task(record())
+            await asyncio.sleep(0.1)
+            for i in range(20):
+                await say(ws, group["id"], f"counted {i}")
+            await poll_until(
+                lambda: _ready(
+                    sum(1 for c in commands if "PUBLISH" in c["command"].upper()) >= 120
+                ),
+                timeout=5,
+                what="MONITOR to report the publishes",
+            )
+            recorder.cancel()
+        await monitor_client.aclose()
+    # Commands issued by a client (not from inside the script) during the 20 sends:
+    from_clients = [c for c in commands if c.get("client_type") != "lua"]
+    assert [c["command"].split()[0].upper() for c in from_clients] == ["EVALSHA"] * 20
+    publishes = [c for c in commands if c["command"].upper().startswith("PUBLISH")]
+    assert len(publishes) == 20 * 6
+
+
+async def _ready(value: bool) -> bool:
+    return value

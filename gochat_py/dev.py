@@ -136,8 +136,10 @@ def run(reload: bool) -> int:
         worker = [sys.executable, "-m", "worker"]
         if reload:
             # watchfiles restarts the worker on a code change; SIGTERM lets it finish its batch.
-            worker = [sys.executable, "-m", "watchfiles", "--filter", "python",
-                      "--sigint-timeout", "10", " ".join(worker), "worker", "gochat_py"]  # fmt: skip
+            worker = [
+                sys.executable, "-m", "watchfiles", "--filter", "python",
+                "--sigint-timeout", "10", " ".join(worker), "worker", "gochat_py",
+            ]  # fmt: skip
         children = {"server": _spawn(server, env), "worker": _spawn(worker, env)}
         _say(f"api       http://127.0.0.1:{settings.server_port}  (Ctrl-C stops everything)")
         exit_code = 0

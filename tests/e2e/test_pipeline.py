@@ -96,8 +96,13 @@ async def send_burst(
     """Send `count` messages without waiting, then collect every ack."""
     for i in range(count):
         await socket.send(
-            json.dumps({"conversation_id": conversation_id, "content": f"{prefix}{i}",
-                        "client_msg_id": f"{prefix}-{i}"})  # fmt: skip
+            json.dumps(
+                {
+                    "conversation_id": conversation_id,
+                    "content": f"{prefix}{i}",
+                    "client_msg_id": f"{prefix}-{i}",
+                }
+            )  # fmt: skip
         )
     acks = []
     while len(acks) < count:
@@ -190,7 +195,9 @@ async def test_postgres_down_for_20_seconds_delivery_goes_on_and_everything_pers
     outage_deployment.worker()
     async with httpx.AsyncClient(base_url=server.base_url) as api:
         alice, bob, carol = [await register(api) for _ in range(3)]
-        group = await create_group(api, alice["tokens"], "g", [bob["user"]["id"], carol["user"]["id"]])
+        group = await create_group(
+            api, alice["tokens"], "g", [bob["user"]["id"], carol["user"]["id"]]
+        )
         async with (
             connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
             connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,

@@ -60,9 +60,12 @@ async def test_every_entry_of_every_partition_is_stored_once_and_acknowledged(
     traffic = Traffic(await create_chats(db, 5))
     await xadd_messages(redis, traffic.burst(300), partitions=2)
 
-    async with running_consumer(redis_url, database_url, partitions=2, batch_size=40) as run:
+    async with running_consumer(
+        redis_url, database_url, partitions=2, batch_size=40, trim_every=0.1
+    ) as run:
         await poll_until(count_of(db, 300), what="300 rows")
         await poll_until(lambda: _no_pending(redis, 2), what="every entry acknowledged")
+        await poll_until(lambda: _trimmed(redis, 2), what="the acknowledged entries trimmed")
 
         assert sorted(await stored_ids(db)) == sorted(m.id for m in traffic.sent)
         last_seqs = dict(await db.fetch("SELECT id, last_seq FROM conversations"))
@@ -71,6 +74,10 @@ async def test_every_entry_of_every_partition_is_stored_once_and_acknowledged(
         assert batches is not None and batches >= 300 / (40 * 2)  # count= caps each read
         assert run.metrics.registry.get_sample_value("gochat_worker_batch_size_sum") == 300
     assert await dead_letters(redis, 0) == await dead_letters(redis, 1) == []
+
+
+async def _trimmed(redis: Redis, partitions: int) -> bool:
+    return all([await redis.xlen(keys.stream(p)) == 0 for p in range(partitions)])
 
 
 async def _no_pending(redis: Redis, partitions: int) -> bool:
@@ -163,20 +170,31 @@ async def test_a_message_whose_seq_another_message_holds_is_dead_lettered_not_dr
     assert await pending(redis) == 0
 
 
-async def test_entries_a_dead_consumer_left_pending_are_reclaimed_and_stored(
+async def test_entries_a_dead_consumer_left_pending_are_reclaimed_and_stored_once(
     db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
 ) -> None:
     traffic = Traffic(await create_chats(db, 2))
+    burst = traffic.burst(20)
     await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    await xadd_messages(redis, traffic.burst(20))
+    await xadd_messages(redis, burst)
     await redis.xreadgroup(GROUP, "crashed-worker", {STREAM: ">"}, count=20)
+    # It died between COMMIT and XACK for the first half, before COMMIT for the rest.
+    pool = await asyncpg.create_pool(database_url, min_size=0, max_size=1)
+    await persist_batch(pool, [to_row(m) for m in burst[:10]])
+    await pool.close()
 
-    async with running_consumer(redis_url, database_url, claim_idle=0.3):
+    async with running_consumer(redis_url, database_url, claim_idle=0.3) as run:
         await poll_until(count_of(db, 20), what="the reclaimed rows")
         await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
+        inserted = run.metrics.registry.get_sample_value("gochat_worker_rows_persisted_total")
 
-    assert sorted(await stored_ids(db)) == sorted(m.id for m in traffic.sent)
+    assert sorted(await stored_ids(db)) == sorted(m.id for m in burst)
+    assert inserted == 10  # the committed half was absorbed by ON CONFLICT, not repeated
     assert await dead_letters(redis) == []
+    (crashed,) = [
+        c for c in await redis.xinfo_consumers(STREAM, GROUP) if c["name"] == b"crashed-worker"
+    ]
+    assert crashed["pending"] == 0
 
 
 async def test_an_entry_delivered_too_often_is_dead_lettered_instead_of_retried(
@@ -208,7 +226,9 @@ async def test_while_postgres_is_unreachable_the_batch_is_held_not_acked_nor_dea
     ids = await xadd_messages(redis, traffic.burst(10))
     unreachable = f"postgresql://gochat@127.0.0.1:{free_port()}/gochat"
 
-    async with running_consumer(redis_url, unreachable, claim_idle=0.3, stop_grace=0.5) as run:
+    async with running_consumer(
+        redis_url, unreachable, claim_idle=0.3, stop_grace=0.5, trim_every=0.1
+    ) as run:
 
         async def retried_a_while() -> bool:
             return len(named(events, "dependency_retry", dependency="postgres")) >= 5
@@ -217,6 +237,12 @@ async def test_while_postgres_is_unreachable_the_batch_is_held_not_acked_nor_dea
 
         assert len(named(events, "dependency_down", dependency="postgres")) == 1
         assert run.metrics.registry.get_sample_value("gochat_worker_postgres_down") == 1
+        await poll_until(
+            lambda: _gauge(
+                run.metrics.registry, "gochat_worker_pending_entries", 10, stream=STREAM
+            ),
+            what="the pending gauge to show the held batch",
+        )
         assert await pending(redis) == 10
         assert await dead_letters(redis) == []
         # Held all along: another worker reclaiming idle entries finds none to take.
@@ -312,5 +338,5 @@ async def test_redis_restarted_without_its_data_gets_the_group_again(
         await producer.aclose()
 
 
-async def _gauge(registry: Any, name: str, value: float) -> bool:
-    return bool(registry.get_sample_value(name) == value)
+async def _gauge(registry: Any, name: str, value: float, **labels: str) -> bool:
+    return bool(registry.get_sample_value(name, labels) == value)

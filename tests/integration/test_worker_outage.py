@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from loguru import logger
+from prometheus_client import CollectorRegistry, Gauge
+
+from worker.outage import BACKOFF_FIRST, BACKOFF_MAX, Backoff, Outage
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    records: list[dict[str, Any]] = []
+    sink = logger.add(lambda message: records.append(message.record), level="INFO")
+    yield records
+    logger.remove(sink)
+
+
+def test_backoff_doubles_from_a_tenth_of_a_second_to_five_and_starts_over_after_success() -> None:
+    backoff = Backoff()
+
+    delays = [backoff.next_delay() for _ in range(9)]
+    backoff.reset()
+
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+    assert (delays[0], max(delays)) == (BACKOFF_FIRST, BACKOFF_MAX)
+    assert backoff.next_delay() == BACKOFF_FIRST
+
+
+def test_an_outage_is_logged_and_measured_once_when_it_starts_and_once_when_it_ends(
+    events: list[dict[str, Any]],
+) -> None:
+    registry = CollectorRegistry()
+    outage = Outage("postgres", Gauge("down", "down", registry=registry))
+
+    delays = [outage.failed(ConnectionRefusedError(111, "refused")) for _ in range(5)]
+    down_gauge = registry.get_sample_value("down")
+    outage.recovered()
+    outage.recovered()
+
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert (down_gauge, registry.get_sample_value("down")) == (1, 0)
+    assert [e["message"] for e in events] == ["dependency_down", "dependency_up"]
+    assert events[0]["extra"]["error"] == "ConnectionRefusedError: [Errno 111] refused"
+    assert events[1]["extra"]["attempts"] == 5
+    assert outage.failed(TimeoutError()) == BACKOFF_FIRST  # a new outage backs off afresh

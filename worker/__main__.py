@@ -1,0 +1,106 @@
+"""`python -m worker`: drain the message streams into PostgreSQL until SIGTERM or SIGINT.
+
+The composition root: settings, logging, metrics, the asyncpg pool and the Redis client
+are made here and handed to the Consumer as plain parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import asyncpg
+from loguru import logger
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from gochat_py.logs import configure_logging
+from gochat_py.settings import Settings, SettingsError, load_settings
+from worker.consumer import Consumer, ConsumerConfig
+from worker.group import READ_BLOCK_MS
+from worker.metrics import WorkerMetrics
+
+POOL_MAX = 2  # one batch at a time, plus a spare while a broken connection is replaced
+PG_CONNECT_TIMEOUT = 5.0  # seconds; an unreachable host fails fast and the batch backs off
+PG_COMMAND_TIMEOUT = 60.0  # a 500-row batch takes milliseconds; a minute means a hung server
+REDIS_CONNECT_TIMEOUT = 5.0
+# Blocking reads wait READ_BLOCK_MS; silence well past that means a dead server or link.
+REDIS_SOCKET_TIMEOUT = READ_BLOCK_MS / 1000 + 5.0
+# One immediate retry absorbs a stale pooled connection after a Redis restart; beyond that
+# the consumer backs off itself and logs the outage, rather than redis-py retrying unseen.
+REDIS_RETRIES = 1
+CLOSE_TIMEOUT = 5.0  # seconds to close the pool politely before terminating it
+
+
+def main() -> int:
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    metrics = WorkerMetrics()
+    stop_metrics = None
+    if settings.worker_metrics_port:
+        try:
+            stop_metrics = metrics.serve(settings.worker_metrics_port)
+        except OSError as exc:
+            logger.bind(port=settings.worker_metrics_port, error=str(exc)).error(
+                "metrics_port_unavailable"
+            )
+            return 1
+    stop = asyncio.Event()
+    _handle_signals(stop)
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        retry=Retry(NoBackoff(), REDIS_RETRIES),
+    )
+    # min_size=0: no connection at start, so the worker starts (and waits) while
+    # PostgreSQL is still down instead of crashing.
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=POOL_MAX,
+        timeout=PG_CONNECT_TIMEOUT,
+        command_timeout=PG_COMMAND_TIMEOUT,
+    )
+    try:
+        await Consumer(redis, pool, ConsumerConfig.from_settings(settings), metrics, stop).run()
+    finally:
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            pool.terminate()
+        await redis.aclose()
+        if stop_metrics:
+            stop_metrics()
+    return 0
+
+
+def _handle_signals(stop: asyncio.Event) -> None:
+    """First SIGTERM/SIGINT: finish the batch in hand, then exit 0. Second: exit at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            logger.bind(signal=signum.name).warning("worker_forced_exit")
+            # Entries in hand stay pending; another worker reclaims them after WORKER_CLAIM_IDLE.
+            os._exit(128 + signum.value)
+        logger.bind(signal=signum.name).info("stop_requested")
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

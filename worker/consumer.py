@@ -1,0 +1,294 @@
+"""The stream loop: read a batch, persist it, then acknowledge it; reclaim, trim, stop cleanly.
+
+Invariant (DESIGN #1): an entry is acknowledged only after its row is committed, or after
+it is filed in the dead-letter stream. Anything that fails in between leaves it pending,
+to be retried here or reclaimed by another worker, and ON CONFLICT absorbs the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from loguru import logger
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from gochat_py import keys
+from gochat_py.settings import Settings
+from worker import triage
+from worker.group import (
+    DeadLetter,
+    Entry,
+    claim_idle,
+    consumer_name,
+    is_missing_group,
+    join,
+    keep_claimed,
+    leave,
+    pending_count,
+    read_new,
+    settle,
+    trim_acknowledged,
+)
+from worker.metrics import WorkerMetrics
+from worker.outage import Backoff, Outage
+from worker.persist import Failure, Persisted, Row, classify, persist_isolating
+
+RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
+TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
+STOP_GRACE = 10.0  # a stopping worker retries its batch this long, then leaves it pending
+# Redis unreachable, restarting (LOADING) or timing out; OSError covers the raw socket.
+REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    partitions: int
+    batch_size: int
+    claim_idle: float  # seconds an entry may sit unacknowledged before another worker takes it
+    max_deliveries: int
+    stop_grace: float = STOP_GRACE
+    trim_every: float = TRIM_EVERY
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConsumerConfig:
+        return cls(
+            partitions=settings.stream_partitions,
+            batch_size=settings.worker_batch_size,
+            claim_idle=settings.worker_claim_idle,
+            max_deliveries=settings.worker_max_deliveries,
+        )
+
+
+class Consumer:
+    """One member of the consumer group, draining every partition into PostgreSQL."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        config: ConsumerConfig,
+        metrics: WorkerMetrics,
+        stop: asyncio.Event,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or consumer_name()
+        self._redis = redis
+        self._pool = pool
+        self._config = config
+        self._metrics = metrics
+        self._stop = stop
+        self._log = logger.bind(consumer=self.name)
+        self._postgres = Outage("postgres", metrics.postgres_down)
+        self._redis_outage = Outage("redis", metrics.redis_down)
+        self._transient = Backoff()
+        self._joined = False  # the group exists on every partition (as far as we know)
+        self._started = False
+        self._next_reclaim = 0.0
+        self._stop_deadline: float | None = None
+
+    async def run(self) -> None:
+        """Consume until `stop` is set; the batch in hand is finished first."""
+        # Beside the batch loop, not in it: the pending gauge must move while a batch
+        # waits out a PostgreSQL outage, which is when it matters.
+        housekeeping = asyncio.create_task(self._housekeep())
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._cycle()
+                except REDIS_DOWN as exc:
+                    await self._pause(self._redis_outage.failed(exc))
+                except redis_errors.ResponseError as exc:
+                    if not is_missing_group(exc):
+                        raise
+                    # Redis came back without its data: the group must be created again.
+                    self._log.bind(error=str(exc)).warning("consumer_group_missing")
+                    self._joined = False
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+        await self._leave()
+        self._log.info("worker_stopped")
+
+    async def _cycle(self) -> None:
+        if not self._joined:
+            await join(self._redis, self._config.partitions)
+            if not self._started:
+                self._log.bind(partitions=self._config.partitions).info("worker_started")
+            self._joined = self._started = True
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            await self._reclaim()
+            self._next_reclaim = now + min(RECLAIM_EVERY_MAX, self._config.claim_idle / 2)
+            if self._stop.is_set():
+                return
+        entries = await read_new(
+            self._redis, self.name, self._config.partitions, self._config.batch_size
+        )
+        self._redis_outage.recovered()
+        if entries:
+            await self._handle(entries)
+
+    async def _handle(self, entries: Sequence[Entry]) -> None:
+        """Persist one batch, then settle it: ack what is stored, dead-letter what never will be."""
+        self._metrics.batch_size.observe(len(entries))
+        rows, dead = triage.decode(entries, self._config.max_deliveries)
+        done: list[Entry] = []
+        if rows:
+            persisted = await self._persist(rows)
+            if persisted is None:
+                return
+            done, refused = triage.sort_out(rows, persisted)
+            dead += refused
+        # XACK only after COMMIT: a crash before it means redelivery, which ON CONFLICT absorbs.
+        await self._settle(done, dead)
+        self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
+
+    async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:
+        """Commit the rows, waiting out any outage; None if stopped before it could."""
+        batch = [row for _, row in rows]
+        held = [entry for entry, _ in rows]
+        while True:
+            try:
+                persisted = await persist_isolating(self._pool, batch)
+            except Exception as exc:
+                failure = classify(exc)
+                if failure is None:
+                    raise
+                if failure is Failure.UNAVAILABLE:
+                    delay = self._postgres.failed(exc)
+                else:
+                    delay = self._transient.next_delay()
+                    self._log.bind(error=f"{type(exc).__name__}: {exc}", retry_in=delay).warning(
+                        "persist_retry"
+                    )
+            else:
+                self._postgres.recovered()
+                self._transient.reset()
+                self._record(persisted)
+                return persisted
+            if self._out_of_time():
+                # Not acked, not dead-lettered: the group redelivers them to another worker.
+                self._log.bind(entries=len(held)).warning("batch_left_pending")
+                return None
+            await self._wait_holding(held, delay)
+
+    async def _wait_holding(self, held: Sequence[Entry], seconds: float) -> None:
+        """Wait before a retry, keeping the entries in hand claimed all along."""
+        heartbeat_every = self._config.claim_idle / 3
+        resume_at = time.monotonic() + seconds
+        while (now := time.monotonic()) < resume_at and not self._out_of_time():
+            await self._keep_claimed(held)
+            await self._pause(min(resume_at - now, heartbeat_every))
+
+    def _record(self, persisted: Persisted) -> None:
+        self._metrics.rows_persisted.inc(persisted.inserted)
+        now = datetime.now(UTC)
+        for row in persisted.committed:
+            self._metrics.persist_lag.observe(max(0.0, (now - row.sent_at).total_seconds()))
+
+    async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> None:
+        while True:
+            try:
+                await settle(self._redis, done, dead)
+            except REDIS_DOWN as exc:
+                delay = self._redis_outage.failed(exc)
+                if self._out_of_time():
+                    # Committed but unacknowledged: redelivered later, absorbed by ON CONFLICT.
+                    self._log.bind(entries=len(done) + len(dead)).warning("ack_left_pending")
+                    return
+                await self._pause(delay)
+                continue
+            self._redis_outage.recovered()
+            break
+        for letter in dead:
+            self._metrics.dead_letters.labels(letter.kind).inc()
+            self._log.bind(
+                stream=letter.entry.stream,
+                entry_id=letter.entry.id.decode(),
+                deliveries=letter.entry.deliveries,
+                reason=letter.reason,
+            ).warning("dead_lettered")
+
+    async def _keep_claimed(self, held: Sequence[Entry]) -> None:
+        try:
+            await keep_claimed(self._redis, self.name, held)
+        except REDIS_DOWN as exc:
+            self._redis_outage.failed(exc)
+
+    async def _reclaim(self) -> None:
+        """Process entries that consumers which died (or stalled) left pending too long."""
+        min_idle_ms = max(1, int(self._config.claim_idle * 1000))
+        for partition in range(self._config.partitions):
+            cursor = b"0-0"
+            while not self._stop.is_set():
+                claimed = await claim_idle(
+                    self._redis,
+                    partition,
+                    self.name,
+                    min_idle_ms,
+                    self._config.batch_size,
+                    cursor,
+                )
+                if claimed.vanished:
+                    # Trimmed before anyone persisted them: only a MAXLEN elsewhere does that.
+                    self._log.bind(partition=partition, count=len(claimed.vanished)).error(
+                        "pending_entries_vanished"
+                    )
+                if claimed.entries:
+                    self._log.bind(partition=partition, count=len(claimed.entries)).info(
+                        "entries_reclaimed"
+                    )
+                    await self._handle(claimed.entries)
+                cursor = claimed.cursor
+                if cursor in (b"0-0", "0-0"):
+                    break
+
+    async def _housekeep(self) -> None:
+        """Every trim_every seconds: trim what the group acknowledged, measure what it has not."""
+        while True:
+            for partition in range(self._config.partitions):
+                try:
+                    removed = await trim_acknowledged(self._redis, partition)
+                    pending = await pending_count(self._redis, partition)
+                except REDIS_DOWN:
+                    break  # the batch loop logs the outage and backs off
+                except redis_errors.ResponseError as exc:
+                    if not is_missing_group(exc):  # else the batch loop creates it again
+                        self._log.bind(error=str(exc)).warning("housekeeping_failed")
+                    break
+                self._metrics.pending.labels(keys.stream(partition)).set(pending)
+                if removed:
+                    self._log.bind(partition=partition, removed=removed).debug("stream_trimmed")
+            await asyncio.sleep(self._config.trim_every)
+
+    async def _leave(self) -> None:
+        try:
+            await leave(self._redis, self._config.partitions, self.name)
+        except (*REDIS_DOWN, redis_errors.ResponseError) as exc:
+            self._log.bind(error=str(exc)).debug("leave_failed")
+
+    def _out_of_time(self) -> bool:
+        """True once a stop was requested and its grace period for the batch in hand is over."""
+        if not self._stop.is_set():
+            return False
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self._config.stop_grace
+        return time.monotonic() >= self._stop_deadline
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, waking early on a stop request (unless one is already being honoured)."""
+        if self._stop.is_set():
+            self._out_of_time()  # starts the grace period if nothing else did
+            remaining = (self._stop_deadline or 0.0) - time.monotonic()
+            await asyncio.sleep(max(0.0, min(seconds, remaining)))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)

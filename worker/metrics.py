@@ -1,0 +1,73 @@
+"""Prometheus metrics of one worker process, in a registry of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+# Entries per batch: 1 under a trickle, up to WORKER_BATCH_SIZE (500) × partitions when behind.
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+# From send to commit: ~10 ms when keeping up, seconds when behind, minutes after an outage.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.batch_size = Histogram(
+            "gochat_worker_batch_size",
+            "Stream entries handled per batch.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows_persisted = Counter(
+            "gochat_worker_rows_persisted",
+            "Messages inserted into PostgreSQL (redeliveries absorbed by ON CONFLICT not counted).",
+            registry=self.registry,
+        )
+        self.persist_lag = Histogram(
+            "gochat_worker_persist_lag_seconds",
+            "Time from a message's sent_at to the commit that stored it.",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "gochat_worker_pending_entries",
+            "Entries delivered to the consumer group but not yet acknowledged, per stream.",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "gochat_worker_dead_letters",
+            "Entries moved to a dead-letter stream, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.postgres_down = Gauge(
+            "gochat_worker_postgres_down",
+            "1 while PostgreSQL is unreachable and batches wait, else 0.",
+            registry=self.registry,
+        )
+        self.redis_down = Gauge(
+            "gochat_worker_redis_down",
+            "1 while Redis is unreachable, else 0.",
+            registry=self.registry,
+        )
+
+    def serve(self, port: int) -> Callable[[], None]:
+        """Expose /metrics on `port` from a daemon thread; return the function that stops it."""
+        server, thread = start_http_server(port, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+        return stop

@@ -1,0 +1,182 @@
+"""A batch of messages into PostgreSQL: one transaction, COPY into staging, one INSERT … SELECT.
+
+Idempotent by construction: `ON CONFLICT DO NOTHING` on the message id (and on
+`(conversation_id, seq)`) absorbs a batch that is persisted twice because a crash came
+between COMMIT and XACK, and an entry that appears twice in one batch.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+import asyncpg
+
+from gochat_py.messages import Message
+
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sent_at is unix ms; timedelta keeps it exact
+
+# Per session, emptied at every commit: concurrent workers never see each other's rows.
+_CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS messages_staging
+    (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+_INSERT = """
+INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, client_msg_id, sent_at)
+SELECT id, conversation_id, seq, sender_id, type, content, client_msg_id, sent_at
+FROM messages_staging
+ON CONFLICT DO NOTHING
+"""
+# A staged row whose id is not in messages lost its (conversation_id, seq) to another
+# message: report it instead of dropping it silently, and keep it out of the bookkeeping.
+_REMOVE_DISPLACED = """
+DELETE FROM messages_staging s
+WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = s.id)
+RETURNING s.id
+"""
+# Lock the touched conversations in id order first: two workers whose batches share
+# conversations then queue on the first one instead of deadlocking on the second.
+_UPDATE_CONVERSATIONS = """
+SELECT 1 FROM conversations
+WHERE id IN (SELECT conversation_id FROM messages_staging)
+ORDER BY id FOR NO KEY UPDATE;
+
+UPDATE conversations c
+SET last_seq = GREATEST(c.last_seq, t.max_seq),
+    last_activity_at = GREATEST(c.last_activity_at, t.max_sent_at)
+FROM (
+    SELECT conversation_id, max(seq) AS max_seq, max(sent_at) AS max_sent_at
+    FROM messages_staging GROUP BY conversation_id
+) t
+WHERE c.id = t.conversation_id;
+"""
+
+
+class Row(NamedTuple):
+    """One message as a row of `messages`, in COPY column order."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    seq: int
+    sender_id: uuid.UUID
+    type: str
+    content: str
+    client_msg_id: str | None
+    sent_at: datetime
+
+
+COLUMNS = list(Row._fields)
+
+
+def to_row(message: Message) -> Row:
+    """The row for a decoded message; ValueError/OverflowError if it has no representation."""
+    sent_at = UNIX_EPOCH + timedelta(milliseconds=message.sent_at)
+    return Row(
+        message.id,
+        message.conversation_id,
+        message.seq,
+        message.sender_id,
+        message.type,
+        message.content,
+        message.client_msg_id,
+        sent_at,
+    )
+
+
+@dataclass
+class Persisted:
+    """What one or more committed transactions did with a batch."""
+
+    inserted: int = 0  # new rows; rows already present (a redelivery) are not counted
+    committed: list[Row] = field(default_factory=list)  # stored now or before
+    displaced: list[Row] = field(default_factory=list)  # (conversation_id, seq) taken by another id
+    rejected: dict[uuid.UUID, str] = field(default_factory=dict)  # message id -> reason
+
+
+class Failure(enum.Enum):
+    """Why a persist attempt failed, which decides what happens to the batch."""
+
+    REJECTED = "rejected"  # the data itself: isolate the entry and dead-letter it
+    UNAVAILABLE = "unavailable"  # PostgreSQL is unreachable: keep the batch, back off, retry
+    TRANSIENT = "transient"  # a deadlock, a lock timeout, a missing table: retry the batch as is
+
+
+def classify(error: BaseException) -> Failure | None:
+    """The Failure an exception means, or None for a bug that should not be retried."""
+    if isinstance(error, asyncpg.PostgresError):
+        sqlstate = str(getattr(error, "sqlstate", "") or "")
+        if sqlstate.startswith(("22", "23")):  # data exception, integrity constraint violation
+            return Failure.REJECTED
+        if sqlstate.startswith(("08", "53", "57")) or isinstance(
+            error, asyncpg.PostgresConnectionError
+        ):
+            # connection exception, insufficient resources (too many connections),
+            # operator intervention (shutdown, cannot connect now, statement cancelled)
+            return Failure.UNAVAILABLE
+        return Failure.TRANSIENT
+    if isinstance(error, asyncpg.InterfaceError):
+        # asyncpg's client-side data error is also an InterfaceError; a bad value is not an outage.
+        if isinstance(error, ValueError) and not isinstance(
+            error, asyncpg.ClientConfigurationError
+        ):
+            return Failure.REJECTED
+        return Failure.UNAVAILABLE  # connection closed, pool closing, connection in a bad state
+    if isinstance(error, OSError):  # refused, reset, unreachable, timeouts (TimeoutError)
+        return Failure.UNAVAILABLE
+    if isinstance(error, (ValueError, ArithmeticError)):
+        # Raised by asyncpg while encoding a value PostgreSQL cannot hold (an int past
+        # bigint, an unencodable string): a property of the entry, not of the server.
+        return Failure.REJECTED
+    return None
+
+
+def describe_rejection(error: BaseException) -> str:
+    sqlstate = getattr(error, "sqlstate", None)
+    detail = getattr(error, "detail", None)
+    text = f"{sqlstate} {error}" if sqlstate else f"{type(error).__name__}: {error}"
+    return f"{text} ({detail})" if detail else text
+
+
+async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
+    """Store `rows` in one transaction; raise if any of them cannot be stored."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_CREATE_STAGING)
+        await conn.copy_records_to_table("messages_staging", records=rows, columns=COLUMNS)
+        status: str = await conn.execute(_INSERT)
+        displaced_ids = {r["id"] for r in await conn.fetch(_REMOVE_DISPLACED)}
+        await conn.execute(_UPDATE_CONVERSATIONS)
+    inserted = int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
+    committed = [r for r in rows if r.id not in displaced_ids]
+    displaced = [r for r in rows if r.id in displaced_ids]
+    return Persisted(inserted=inserted, committed=committed, displaced=displaced)
+
+
+async def persist_isolating(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
+    """Store `rows`; if the batch is rejected, retry them one by one to set the poison apart.
+
+    Raises on anything but a rejection (PostgreSQL unreachable, a deadlock): the caller
+    keeps the whole batch and retries it later; rows already committed by the one-by-one
+    pass are then absorbed by ON CONFLICT.
+    """
+    try:
+        return await persist_batch(pool, rows)
+    except Exception as exc:
+        if classify(exc) is not Failure.REJECTED:
+            raise
+    total = Persisted()
+    for row in rows:
+        try:
+            one = await persist_batch(pool, [row])
+        except Exception as exc:
+            if classify(exc) is not Failure.REJECTED:
+                raise
+            total.rejected[row.id] = describe_rejection(exc)
+            continue
+        total.inserted += one.inserted
+        total.committed += one.committed
+        total.displaced += one.displaced
+    return total

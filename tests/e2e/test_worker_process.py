@@ -21,7 +21,7 @@ from gochat_py.ids import uuid7
 from gochat_py.localstack import DB_NAME, Postgres, free_port
 from gochat_py.messages import Message, encode
 from tests.harness import ROOT, poll_until, server_environment
-from tests.integration.test_worker_fixtures import (
+from tests.stream_traffic import (
     Traffic,
     create_chats,
     dead_letters,

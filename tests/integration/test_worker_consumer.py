@@ -15,7 +15,7 @@ from gochat_py.ids import uuid7
 from gochat_py.localstack import RedisServer, free_port
 from gochat_py.messages import encode
 from tests.harness import poll_until
-from tests.integration.test_worker_fixtures import (
+from tests.stream_traffic import (
     Traffic,
     create_chats,
     dead_letters,

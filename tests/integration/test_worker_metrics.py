@@ -11,7 +11,7 @@ from gochat_py import keys
 from gochat_py.ids import uuid7
 from gochat_py.localstack import free_port
 from tests.harness import poll_until
-from tests.integration.test_worker_fixtures import (
+from tests.stream_traffic import (
     Traffic,
     create_chats,
     running_consumer,

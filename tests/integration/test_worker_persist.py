@@ -8,7 +8,7 @@ import pytest
 
 from gochat_py.ids import uuid7
 from gochat_py.localstack import free_port
-from tests.integration.test_worker_fixtures import Traffic, create_chats, stored_ids
+from tests.stream_traffic import Traffic, create_chats, stored_ids
 from worker.persist import (
     UNIX_EPOCH,
     Failure,

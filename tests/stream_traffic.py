@@ -1,8 +1,5 @@
-"""Test data and an in-process consumer for the worker tests (no tests in this module).
-
-Shared by tests/integration/test_worker_*.py and tests/e2e/test_worker_process.py; it
-belongs in tests/harness.py, which the worker's author may not edit.
-"""
+"""Stream traffic for the worker tests: conversations made in SQL, messages appended to
+the stream as the API would, and an in-process consumer."""
 
 from __future__ import annotations
 

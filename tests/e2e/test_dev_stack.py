@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gochat_py.localstack import free_port, port_in_use
-from tests.harness import PASSWORD, ROOT, ServerProcess, register
+from tests.harness import PASSWORD, ROOT, ServerProcess, poll_until, register
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +30,7 @@ def dev_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
         LOCAL_PG_PORT=str(free_port()),
         LOCAL_REDIS_PORT=str(free_port()),
         SERVER_PORT=str(free_port()),
+        WORKER_METRICS_PORT=str(free_port()),
         ARGON2_MEMORY_KIB="1024",
         ARGON2_TIME_COST="1",
     )
@@ -63,7 +64,10 @@ async def test_run_serves_and_ctrl_c_stops_every_process_and_data_survives(
     data_dir: Path, tmp_path: Path
 ) -> None:
     env = dev_environment(data_dir)
-    ports = [int(env[k]) for k in ("LOCAL_PG_PORT", "LOCAL_REDIS_PORT", "SERVER_PORT")]
+    ports = [
+        int(env[k])
+        for k in ("LOCAL_PG_PORT", "LOCAL_REDIS_PORT", "SERVER_PORT", "WORKER_METRICS_PORT")
+    ]
     argv = [sys.executable, "-m", "gochat_py.dev", "run"]
 
     first = ServerProcess(env, tmp_path / "first.log", argv)
@@ -72,6 +76,17 @@ async def test_run_serves_and_ctrl_c_stops_every_process_and_data_survives(
         async with httpx.AsyncClient(base_url=first.base_url) as client:
             assert (await client.get("/api/v1/health/ready")).status_code == 200
             email = (await register(client))["user"]["email"]
+
+            async def worker_serves_metrics() -> bool:
+                try:
+                    response = await client.get(
+                        f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"
+                    )
+                except httpx.HTTPError:
+                    return False
+                return "gochat_worker" in response.text
+
+            await poll_until(worker_serves_metrics, timeout=30, what="the worker beside the server")
     finally:
         code = first.stop(signal.SIGINT, timeout=60)
     assert code == 0, first.output()

@@ -16,6 +16,7 @@ from gochat_py.settings import load_settings
 from tests.harness import (
     create_direct,
     next_frame,
+    poll_until,
     register,
     serve_app,
     server_environment,
@@ -295,3 +296,26 @@ async def flood(url: str) -> None:
     limited = [f for f in frames if f.get("code") == "rate_limited"]
     assert limited and all(f["retry_after"] > 0 for f in limited)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_peer_that_stops_answering_pings_is_reaped(
+    database_url: str, redis_url: str
+) -> None:
+    env = server_environment(database_url, redis_url, WS_PING_INTERVAL="300ms")
+    async with serve_app(load_settings(env)) as url, httpx.AsyncClient(base_url=url) as api:
+        alice = await register(api)
+
+        async def open_sockets() -> float:
+            for line in (await api.get("/metrics")).text.splitlines():
+                if line.startswith("gochat_ws_connections "):
+                    return float(line.split()[1])
+            raise AssertionError("no gochat_ws_connections metric")
+
+        async with connect(ws_url(api, alice["tokens"]["access_token"]), close_timeout=0.1) as ws:
+            assert await open_sockets() == 1
+            ws.transport.pause_reading()  # a vanished peer: no pongs come back
+
+            async def reaped() -> bool:
+                return await open_sockets() == 0
+
+            await poll_until(reaped, timeout=10, what="the server to drop the silent peer")

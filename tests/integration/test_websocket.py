@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from gochat_py import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
     create_direct,
@@ -319,3 +322,30 @@ async def test_a_peer_that_stops_answering_pings_is_reaped(
                 return await open_sockets() == 0
 
             await poll_until(reaped, timeout=10, what="the server to drop the silent peer")
+
+
+async def test_a_users_channel_is_subscribed_while_any_of_their_sockets_is_open(
+    api: httpx.AsyncClient, redis: Redis, pair: tuple[dict[str, Any], dict[str, Any], str]
+) -> None:
+    alice, _, _ = pair
+    channel = keys.user_channel(alice["user"]["id"])
+
+    async def subscribers() -> int:
+        [(_, count)] = await redis.pubsub_numsub(channel)
+        return int(count)
+
+    token = alice["tokens"]["access_token"]
+    async with connect(ws_url(api, token)) as first:
+        await poll_until(lambda: _equals(subscribers(), 1), what="the first socket to subscribe")
+        async with connect(ws_url(api, token)):
+            await send(first, event="ping")
+            await next_frame(first)
+            assert await subscribers() == 1  # one pub/sub subscription per process, not per socket
+        await send(first, event="ping")
+        await next_frame(first)
+        assert await subscribers() == 1
+    await poll_until(lambda: _equals(subscribers(), 0), what="the last socket to unsubscribe")
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected

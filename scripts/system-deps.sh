@@ -24,9 +24,11 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
 if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
   echo "installing ${missing[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null
+  # Wait for a dpkg lock held by another installer (unattended upgrades) instead of failing.
+  apt=(apt-get -o DPkg::Lock::Timeout=300)
+  $sudo "${apt[@]}" update -qq >/dev/null
   # Only the binaries: the packaged services must not start and take the default ports.
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
   fi

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import asyncpg
 from loguru import logger
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,9 +56,32 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return json_response(error_body(code, message), exc.status_code, exc.headers)
 
 
+# A dependency that cannot be reached is an outage to wait out, not a bug: 503, retry soon.
+DEPENDENCY_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+async def dependency_down(request: Request, exc: Exception) -> Response:
+    logger.warning("dependency_down", error=type(exc).__name__)
+    body = error_body("unavailable", "a backing service is unavailable; try again shortly")
+    return json_response(body, 503, {"Retry-After": "1"})
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     logger.opt(exception=exc).error("unhandled_error")
     return json_response(error_body("internal_error", "internal server error"), 500)
 
 
-EXCEPTION_HANDLERS = {ApiError: api_error, HTTPException: http_exception, Exception: unexpected}
+EXCEPTION_HANDLERS = {
+    ApiError: api_error,
+    HTTPException: http_exception,
+    **dict.fromkeys(DEPENDENCY_DOWN, dependency_down),
+    Exception: unexpected,
+}

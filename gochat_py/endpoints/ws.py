@@ -29,6 +29,7 @@ from gochat_py.frames import (
     SendMessage,
     Typing,
 )
+from gochat_py.http_errors import DEPENDENCY_DOWN
 from gochat_py.hub import Hub
 from gochat_py.ids import UserId
 from gochat_py.metrics import Metrics
@@ -115,7 +116,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         # Before accept: the handshake is refused (HTTP 403) and the reason is the code.
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
         return
-    except (RedisError, OSError):
+    except DEPENDENCY_DOWN:
         await websocket.close(WS_1013_TRY_AGAIN_LATER, "unavailable")
         return
     state = websocket.state
@@ -167,7 +168,7 @@ async def _read_loop(
         except FrameError as exc:
             metrics.ws_frames_rejected.labels(exc.code).inc()
             session.reply(frames.Error(exc.code, exc.message, exc.ref))
-        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
             # Nothing was acknowledged: the client resends (same client_msg_id) later.
             session.log.warning("frame_failed", error=type(exc).__name__)
             metrics.ws_frames_rejected.labels("unavailable").inc()

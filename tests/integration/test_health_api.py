@@ -54,6 +54,13 @@ async def test_readiness_is_503_naming_postgres_when_it_is_unreachable(redis_url
         async with httpx.AsyncClient(base_url=url) as client:
             response = await client.get("/api/v1/health/ready")
             assert (await client.get("/api/v1/health")).status_code == 200
+            register = await client.post(
+                "/api/v1/auth/register",
+                json={"email": "a@example.com", "username": "abc", "password": "12345678"},
+            )
+            assert register.status_code == 503
+            assert register.json()["error"]["code"] == "unavailable"
+            assert register.headers["retry-after"] == "1"
     assert response.status_code == 503
     assert response.json()["checks"] == {"postgres": response.json()["checks"]["postgres"],
                                          "redis": "ok"}  # fmt: skip

@@ -29,7 +29,9 @@ class AccessMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] != "http":
+            # WebSocket frames go straight through: wrapping every send would cost a call
+            # per delivery, and sockets keep their own bound logger.
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)

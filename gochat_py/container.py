@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gochat_py.auth import Auth
 from gochat_py.chat import Chat
@@ -25,6 +25,10 @@ from gochat_py.tokens import TokenCodec
 from gochat_py.users import Users
 
 REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Redis
+# Sends beyond this many in flight wait for a connection instead of failing; more
+# connections would only queue inside Redis, which runs one command at a time.
+REDIS_POOL_MAX = 64
+REDIS_POOL_WAIT = 5.0  # seconds a command may wait for a free connection
 
 
 async def open_pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
@@ -40,15 +44,19 @@ async def open_pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_POOL_MAX,
+        timeout=REDIS_POOL_WAIT,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         health_check_interval=30,
     )
+    redis = Redis(connection_pool=pool)
     try:
         yield redis
     finally:
         await redis.aclose()
+        await pool.aclose()
 
 
 async def running_hub(redis: Redis, membership: Membership, metrics: Metrics) -> AsyncIterator[Hub]:

@@ -60,11 +60,16 @@ def configure_logging(level: str, fmt: str) -> None:
         logger.add(sys.stderr, level=level, serialize=True, backtrace=False, diagnose=False)
     else:
         logger.add(sys.stderr, level=level, format=_TEXT_FORMAT, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
-    for name in ("uvicorn", "uvicorn.error", "asyncio"):
+    # The stdlib levels must match: below them, uvicorn traces every ASGI message and
+    # websockets every frame, only for loguru to drop the records (a quarter of the CPU
+    # of a busy server, measured).
+    std_level = logging.getLevelName("DEBUG" if level == "TRACE" else level)
+    logging.basicConfig(handlers=[_InterceptHandler()], level=std_level, force=True)
+    for name in ("uvicorn", "uvicorn.error", "asyncio", "websockets"):
         std = logging.getLogger(name)
         std.handlers = [_InterceptHandler()]
         std.propagate = False
+        std.setLevel(std_level)
     # The app's AccessMiddleware writes the access line, without query strings.
     access = logging.getLogger("uvicorn.access")
     access.handlers = []

@@ -90,10 +90,16 @@ class SocketSession:
 
     async def write_loop(self) -> None:
         send = self.websocket.send_text
+        queue = self._queue
         while True:
-            frame = await self._queue.get()
+            frame = await queue.get()
             await send(frame)
-            self._queue.task_done()
+            queue.task_done()
+            # Drain what queued meanwhile without going back through the scheduler:
+            # a send into a writable transport does not suspend.
+            while not queue.empty():
+                await send(queue.get_nowait())
+                queue.task_done()
 
 
 async def _identify(websocket: WebSocket) -> tuple[UserId, str]:

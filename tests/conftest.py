@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gochat_py.localstack import LocalStack, free_port
+from gochat_py.localstack import LocalStack, RedisServer, free_port
 from gochat_py.settings import Settings, load_settings
 from tests.harness import serve_app, server_environment
 
@@ -59,6 +59,15 @@ async def redis_url(stack: LocalStack) -> AsyncIterator[str]:
     await client.flushall()
     await client.aclose()
     yield stack.redis.url
+
+
+@pytest.fixture
+def own_redis(workdir: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, for tests that stop or restart it."""
+    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

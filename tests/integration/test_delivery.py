@@ -7,8 +7,7 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from gochat_py import keys
-from gochat_py.localstack import RedisServer, free_port
+from gochat_py.localstack import RedisServer
 from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,
@@ -165,14 +164,6 @@ async def test_a_slow_reader_is_closed_while_a_fast_one_gets_everything(
 
             await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
         assert received == list(range(1, total + 1))
-
-
-@pytest.fixture
-def own_redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_sockets_are_served_again_after_redis_restarts(

@@ -1,10 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
-import pytest
 
 from gochat_py.localstack import RedisServer, free_port
 from gochat_py.settings import load_settings
@@ -21,14 +17,6 @@ async def test_readiness_checks_postgres_and_redis(api: httpx.AsyncClient) -> No
     response = await api.get("/api/v1/health/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
-
-
-@pytest.fixture
-def own_redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_readiness_is_503_naming_redis_when_redis_stops(

@@ -17,10 +17,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install the project with its dev tools
+venv: $(STAMP) ## create .venv and install the project with its dev and bench tools
 
 system-deps: ## install redis-server / PostgreSQL if missing (apt-get), or say what to install
 	@scripts/system-deps.sh
@@ -34,8 +34,8 @@ run: venv system-deps ## the same without hot reload
 test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redis)
 	$(BIN)/python -m pytest
 
-bench: venv system-deps ## benchmarks against their baselines (docs/BENCHMARKS.md); results in bench/results/
-	$(BIN)/python -m bench.login_storm --seconds 10
+bench: venv system-deps ## every benchmark against its baselines (docs/BENCHMARKS.md), ~15 min
+	$(BIN)/python -m bench
 
 lint: venv ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .

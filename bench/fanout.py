@@ -22,6 +22,7 @@ from typing import Any
 
 import uvloop
 
+from bench.channels_baseline.launch import install as install_channels
 from bench.loadgen import Load, Tally
 from bench.procstat import CpuMeter, CpuSpan, finish_profile, peak_rss_mib, start_profile
 from bench.results import latency_summary, record
@@ -254,6 +255,8 @@ def main(argv: list[str]) -> int:
     names = [n for n in args.targets.split(",") if n]
     if unknown := [n for n in names if n != "gochat" and n not in BARE_PROTOCOL_SERVERS]:
         parser.error(f"unknown targets {unknown}; known: {known}")
+    if any(n.startswith("channels-") for n in names):
+        install_channels()  # its own venv, created on first use
     # 1,000 sockets on each side; children (the servers) inherit the raised limit.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -22,6 +22,7 @@ import httpx
 from redis.asyncio import Redis
 
 from bench.bare_server import GROUPS_FILE_VARIABLE
+from bench.channels_baseline.launch import VENV_PYTHON as CHANNELS_PYTHON
 from bench.loadgen import Group, Population
 from bench.stack import SERVER_CPU, BenchStack, Process
 from gochat_py.localstack import free_port
@@ -37,6 +38,9 @@ PASSWORD = "fanout-password"
 # (REDIS_URL and all), SERVER_HOST, SERVER_PORT and BENCH_GROUPS_FILE.
 BARE_PROTOCOL_SERVERS: dict[str, list[str]] = {
     "bare": [sys.executable, "-m", "bench.bare_server"],
+    # Django Channels runs from its own venv (bench/channels_baseline/setup.sh), never ours.
+    "channels-redis": [str(CHANNELS_PYTHON), "-m", "bench.channels_baseline", "--layer", "redis"],
+    "channels-pubsub": [str(CHANNELS_PYTHON), "-m", "bench.channels_baseline", "--layer", "pubsub"],
 }
 
 

@@ -25,6 +25,9 @@ from gochat_py.membership import Membership
 from gochat_py.metrics import Metrics
 
 RECONNECT_BACKOFF_MAX = 5.0
+# A socket is accepted only once Redis has confirmed its user's subscription, so nothing
+# published after the client sees the socket open can miss it; past this, accept anyway.
+SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
 
 
 class Subscriber(Protocol):
@@ -42,6 +45,7 @@ class Hub:
         self._metrics = metrics
         self._local: dict[str, set[Subscriber]] = {}
         self._pubsub: PubSub | None = None
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -59,14 +63,17 @@ class Hub:
 
     @contextlib.asynccontextmanager
     async def attached(self, subscriber: Subscriber) -> AsyncIterator[None]:
-        """Deliver the subscriber's channel to it for the duration of the block."""
+        """Deliver the subscriber's channel to it for the duration of the block; on entry,
+        the subscription is in place (confirmed by Redis, or being restored after a loss)."""
         channel = subscriber.channel
         local = self._local.setdefault(channel, set())
         local.add(subscriber)
         self._metrics.ws_connections.inc()
         try:
             if len(local) == 1:
-                await self._command("subscribe", channel)
+                await self._subscribe(channel)
+            else:
+                await self._confirmed(channel)
             yield
         finally:
             self._metrics.ws_connections.dec()
@@ -74,6 +81,23 @@ class Hub:
             if not local and self._local.get(channel) is local:
                 del self._local[channel]
                 await self._command("unsubscribe", channel)
+
+    async def _subscribe(self, channel: str) -> None:
+        confirmation = self._confirmations.get(channel)
+        if confirmation is None or confirmation.done():
+            confirmation = asyncio.get_running_loop().create_future()
+            self._confirmations[channel] = confirmation
+        await self._command("subscribe", channel)
+        await self._confirmed(channel)
+
+    async def _confirmed(self, channel: str) -> None:
+        confirmation = self._confirmations.get(channel)
+        if confirmation is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmation), SUBSCRIBE_CONFIRM_TIMEOUT)
+        except TimeoutError:
+            logger.warning("subscribe_unconfirmed", channel=channel)
 
     async def _command(self, name: str, channel: str) -> None:
         pubsub = self._pubsub
@@ -87,7 +111,7 @@ class Hub:
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 wanted = set(self._local)
                 await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL, *wanted)
@@ -104,8 +128,12 @@ class Hub:
                 backoff = 0.1
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
                         self._dispatch(message["channel"], message["data"])
+                    elif message["type"] == "subscribe":
+                        self._confirm(message["channel"])
             except (RedisError, OSError) as exc:
                 self._metrics.pubsub_disconnects.inc()
                 logger.warning("pubsub_lost", error=type(exc).__name__, retry_in=backoff)
@@ -116,6 +144,11 @@ class Hub:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+
+    def _confirm(self, channel: bytes) -> None:
+        confirmation = self._confirmations.pop(channel.decode(), None)
+        if confirmation is not None and not confirmation.done():
+            confirmation.set_result(None)
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         name = channel.decode()

@@ -128,10 +128,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     state = websocket.state
     metrics: Metrics = state.metrics
     hub: Hub = state.hub
-    await websocket.accept()
     session = SocketSession(websocket, user, username, state.settings.ws_send_queue, metrics)
-    session.log.info("socket_opened")
+    # Subscribe first, then accept: a frame published once the client sees the socket
+    # open cannot miss it (frames arriving before accept wait in the session's queue).
     async with hub.attached(session):
+        await websocket.accept()
+        session.log.info("socket_opened")
         writer = asyncio.create_task(session.write_loop())
         try:
             await _read_loop(session, state.chat, state.throttle, metrics)

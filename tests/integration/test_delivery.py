@@ -241,3 +241,15 @@ async def test_each_message_costs_one_redis_command_however_many_members(
 
 async def _ready(value: bool) -> bool:
     return value
+
+
+async def test_a_socket_opens_only_once_its_users_channel_is_subscribed(
+    api: httpx.AsyncClient, redis: Redis
+) -> None:
+    users = [await register(api) for _ in range(20)]
+    for user in users:
+        async with connect(ws_url(api, user["tokens"]["access_token"])):
+            # No polling: the moment the handshake completes, Redis must know the channel,
+            # or a message published now would miss this device.
+            [(_, count)] = await redis.pubsub_numsub(keys.user_channel(user["user"]["id"]))
+            assert count == 1

@@ -97,7 +97,8 @@ class Consumer:
         """Consume until `stop` is set; the batch in hand is finished first."""
         # Beside the batch loop, not in it: the pending gauge must move while a batch
         # waits out a PostgreSQL outage, which is when it matters.
-        housekeeping = asyncio.create_task(self._housekeep())
+        finished = asyncio.Event()
+        housekeeping = asyncio.create_task(self._housekeep(finished))
         try:
             while not self._stop.is_set():
                 try:
@@ -111,9 +112,11 @@ class Consumer:
                     self._log.bind(error=str(exc)).warning("consumer_group_missing")
                     self._joined = False
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            # Told to finish, not cancelled: on Python 3.11 a cancel that lands while redis-py
+            # sends a command is swallowed by its asyncio.wait_for (CPython gh-86296), the task
+            # runs on, and awaiting it would hang the stop for good.
+            finished.set()
+            await housekeeping
         await self._leave()
         self._log.info("worker_stopped")
 
@@ -251,9 +254,9 @@ class Consumer:
                 if cursor in (b"0-0", "0-0"):
                     break
 
-    async def _housekeep(self) -> None:
-        """Every trim_every seconds: trim what the group acknowledged, measure what it has not."""
-        while True:
+    async def _housekeep(self, finished: asyncio.Event) -> None:
+        """Until `finished`, every trim_every seconds: trim what is acknowledged, gauge the rest."""
+        while not finished.is_set():
             for partition in range(self._config.partitions):
                 try:
                     removed = await trim_acknowledged(self._redis, partition)
@@ -267,7 +270,8 @@ class Consumer:
                 self._metrics.pending.labels(keys.stream(partition)).set(pending)
                 if removed:
                     self._log.bind(partition=partition, removed=removed).debug("stream_trimmed")
-            await asyncio.sleep(self._config.trim_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self._config.trim_every)
 
     async def _leave(self) -> None:
         try:

@@ -183,10 +183,14 @@ async def trim_acknowledged(redis: Redis, partition: int) -> int:
         return 0  # no group yet: nobody has persisted anything, keep it all
     boundaries: list[tuple[int, int]] = []
     for group in groups:
+        lowest: bytes | None = None
         if int(group["pending"]) > 0:
-            summary = await redis.xpending(stream, group["name"])
-            boundaries.append(_parse_id(summary["min"]))
+            # None if the consumer acknowledged the last pending entry since XINFO counted it.
+            lowest = (await redis.xpending(stream, group["name"]))["min"]
+        if lowest is not None:
+            boundaries.append(_parse_id(lowest))
         else:
+            # Nothing pending now, so all delivered up to XINFO's last id was acknowledged.
             ms, seq = _parse_id(group["last-delivered-id"])
             boundaries.append((ms, seq + 1))
     ms, seq = min(boundaries)

@@ -111,10 +111,12 @@ async def test_undecodable_entries_are_dead_lettered_without_blocking_the_batch(
             assert letters[entry_id][b"m"] == bad[name].get("m", b"")
         assert b"no field m (has: x)" in letters[bad_ids["no m"]][b"reason"]
         assert b"at `$.id`" in letters[bad_ids["wrong schema"]][b"reason"]
-        dead = run.metrics.registry.get_sample_value(
-            "gochat_worker_dead_letters_total", {"reason": "undecodable"}
-        )
-        assert dead == 4
+
+    # Counted just after the XACK that the poll saw: read once the consumer has stopped.
+    dead = run.metrics.registry.get_sample_value(
+        "gochat_worker_dead_letters_total", {"reason": "undecodable"}
+    )
+    assert dead == 4
     assert sorted(await stored_ids(db)) == sorted([before.id, after.id])
 
 
@@ -131,10 +133,11 @@ async def test_a_poison_entry_is_set_apart_while_the_good_ones_around_it_persist
     async with running_consumer(redis_url, database_url) as run:
         await poll_until(count_of(db, 6), what="the good rows")
         await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
-        dead = run.metrics.registry.get_sample_value(
-            "gochat_worker_dead_letters_total", {"reason": "rejected"}
-        )
 
+    # Counted just after the XACK that the poll saw: read once the consumer has stopped.
+    dead = run.metrics.registry.get_sample_value(
+        "gochat_worker_dead_letters_total", {"reason": "rejected"}
+    )
     assert sorted(await stored_ids(db)) == sorted(m.id for m in good)
     (letter,) = await dead_letters(redis)
     assert letter[b"m"] == encode(poison)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 
@@ -30,6 +31,12 @@ async def add(redis: Redis, count: int, partition: int = 0) -> list[bytes]:
 
 async def remaining(redis: Redis) -> list[bytes]:
     return [entry_id for entry_id, _ in await redis.xrange(STREAM)]
+
+
+async def ack_after_yielding(redis: Redis, yields: int, *ids: bytes) -> None:
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    await redis.xack(STREAM, GROUP, *ids)
 
 
 async def idle_for(redis: Redis, consumer: str, millis: int) -> bool:
@@ -115,6 +122,24 @@ async def test_trim_respects_every_group_on_the_stream(redis: Redis) -> None:
 
     assert await trim_acknowledged(redis, 0) == 0
     assert await remaining(redis) == ids
+
+
+async def test_trim_racing_the_ack_of_the_last_pending_entry_neither_fails_nor_overtrims(
+    redis: Redis,
+) -> None:
+    await join(redis, 1)
+    for attempt in range(20):
+        (entry_id,) = await add(redis, 1)
+        await read_new(redis, "c1", 1, 1)
+
+        # Some of these XACKs land between the trim's XINFO and its XPENDING.
+        await asyncio.gather(
+            trim_acknowledged(redis, 0), ack_after_yielding(redis, attempt % 4, entry_id)
+        )
+        assert await remaining(redis) in ([], [entry_id])
+
+    await trim_acknowledged(redis, 0)
+    assert await remaining(redis) == []
 
 
 async def test_claim_takes_idle_entries_of_a_dead_consumer_and_counts_the_delivery(

@@ -52,36 +52,37 @@ class _Envelope(msgspec.Struct, frozen=True):
     client_msg_id: str | None = None
 
 
-class Ack(msgspec.Struct, frozen=True):
+# Outgoing frames name their event first, so a person reading a socket sees it at once.
+class Ack(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["ack"] = "ack"
     client_msg_id: str | None
     id: uuid.UUID
     conversation_id: uuid.UUID
     seq: int
     sent_at: int
     duplicate: bool
-    event: Literal["ack"] = "ack"
 
 
-class Error(msgspec.Struct, frozen=True):
+class Error(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["error"] = "error"
     code: str
     message: str
     ref: str | None = None  # the client's client_msg_id, so it knows which send failed
     retry_after: float | None = None
-    event: Literal["error"] = "error"
 
 
-class TypingEvent(msgspec.Struct, frozen=True):
+class TypingEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["typing"] = "typing"
     conversation_id: uuid.UUID
     user_id: uuid.UUID
     username: str
-    event: Literal["typing"] = "typing"
 
 
-class ReadEvent(msgspec.Struct, frozen=True):
+class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["read"] = "read"
     conversation_id: uuid.UUID
     user_id: uuid.UUID
     seq: int
-    event: Literal["read"] = "read"
 
 
 class Pong(msgspec.Struct, frozen=True):

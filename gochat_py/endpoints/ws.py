@@ -167,7 +167,9 @@ async def _read_loop(
                 session.log.warning("flood_closed", throttled=throttled)
                 session.close(WS_1008_POLICY_VIOLATION, "rate limit exceeded", drain=True)
                 return
-            session.reply(frames.Error("rate_limited", "slow down", retry_after=round(wait, 3)))
+            session.reply(
+                frames.Error(code="rate_limited", message="slow down", retry_after=round(wait, 3))
+            )
             continue
         frame: frames.ClientFrame | None = None
         try:
@@ -175,13 +177,13 @@ async def _read_loop(
             await _act(session, chat, frame)
         except FrameError as exc:
             metrics.ws_frames_rejected.labels(exc.code).inc()
-            session.reply(frames.Error(exc.code, exc.message, exc.ref))
+            session.reply(frames.Error(code=exc.code, message=exc.message, ref=exc.ref))
         except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
             # Nothing was acknowledged: the client resends (same client_msg_id) later.
             session.log.warning("frame_failed", error=type(exc).__name__)
             metrics.ws_frames_rejected.labels("unavailable").inc()
             ref = frame.client_msg_id if isinstance(frame, SendMessage) else None
-            session.reply(frames.Error("unavailable", "try again shortly", ref))
+            session.reply(frames.Error(code="unavailable", message="try again shortly", ref=ref))
         except Exception:
             session.log.exception("frame_crashed")
             session.close(WS_1011_INTERNAL_ERROR, "internal error")

@@ -46,9 +46,10 @@ async def publish(
         publisher = Publisher(redis, 1, Conversations(pool).highest_seq)
         seqs = []
         for i in range(count):
+            sender_id = UserId(uuid.UUID(sender["id"]))
             sent = await publisher.send(
-                ConversationId(uuid.UUID(conversation_id)), [UserId(uuid.UUID(sender["id"]))],
-                UserId(uuid.UUID(sender["id"])), sender["username"], f"live{i}", None,
+                ConversationId(uuid.UUID(conversation_id)), frozenset({sender_id}),
+                sender_id, sender["username"], f"live{i}", None,
             )  # fmt: skip
             seqs.append(sent.message.seq)
         return seqs

@@ -166,6 +166,11 @@ def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:
     return f"{base}/ws" + (f"?token={token}" if token else "")
 
 
+def is_message(frame: dict[str, Any]) -> bool:
+    """A chat message frame: gochat's message frames carry no `event` field."""
+    return "event" not in frame
+
+
 async def next_frame(
     socket: Any, predicate: Callable[[dict[str, Any]], bool] = lambda f: True, timeout: float = 10.0
 ) -> dict[str, Any]:

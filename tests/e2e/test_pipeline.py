@@ -23,6 +23,7 @@ from tests.harness import (
     bearer,
     create_direct,
     create_group,
+    is_message,
     next_frame,
     poll_until,
     register,
@@ -31,10 +32,6 @@ from tests.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def is_message(frame: dict[str, Any]) -> bool:
-    return "event" not in frame
 
 
 class Deployment:

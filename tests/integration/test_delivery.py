@@ -23,6 +23,7 @@ from tests.harness import (
     bearer,
     create_direct,
     create_group,
+    is_message,
     next_frame,
     poll_until,
     register,
@@ -30,10 +31,6 @@ from tests.harness import (
     server_environment,
     ws_url,
 )
-
-
-def is_message(frame: dict[str, Any]) -> bool:
-    return "event" not in frame
 
 
 async def say(socket: ClientConnection, conversation_id: str, content: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gochat_py import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
     create_direct,
+    is_message,
     next_frame,
     poll_until,
     register,
@@ -25,10 +26,6 @@ from tests.harness import (
     server_environment,
     ws_url,
 )
-
-
-def is_message(frame: dict[str, Any]) -> bool:
-    return "event" not in frame
 
 
 async def send(socket: ClientConnection, **frame: Any) -> None:

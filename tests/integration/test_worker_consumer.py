@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -278,14 +277,6 @@ async def test_stopping_leaves_the_group_and_says_so(
     assert run.task.done() and run.task.exception() is None
     assert await redis.xinfo_consumers(STREAM, GROUP) == []
     assert named(events, "worker_stopped", consumer=run.consumer.name)
-
-
-@pytest.fixture
-def own_redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / f"redis-{free_port()}", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_a_redis_restart_is_waited_out_and_consumption_resumes(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import frames, keys
+from gochat_py import envelope, frames, keys
 from gochat_py.conversations import Conversations
 from gochat_py.frames import Ack, FrameError, Read, ReadEvent, SendMessage, Typing, TypingEvent
 from gochat_py.ids import ConversationId, UserId
@@ -24,12 +24,14 @@ class Chat:
         conversations: Conversations,
         redis: Redis,
         metrics: Metrics,
+        partitions: int,
     ) -> None:
         self._membership = membership
         self._publisher = publisher
         self._conversations = conversations
         self._redis = redis
         self._metrics = metrics
+        self._partitions = partitions
 
     async def send(self, user: UserId, username: str, frame: SendMessage) -> Ack:
         conversation_id = ConversationId(frame.conversation_id)
@@ -53,7 +55,7 @@ class Chat:
         conversation_id = ConversationId(frame.conversation_id)
         members = await self._members(conversation_id, user)
         event = TypingEvent(conversation_id=conversation_id, user_id=user, username=username)
-        await self._publish(event, (m for m in members if m != user))
+        await self._publish(conversation_id, event, (m for m in members if m != user))
 
     async def read(self, user: UserId, frame: Read) -> None:
         conversation_id = ConversationId(frame.conversation_id)
@@ -61,7 +63,7 @@ class Chat:
         mark = await self._conversations.mark_read(user, conversation_id, frame.seq)
         event = ReadEvent(conversation_id=conversation_id, user_id=user, seq=mark)
         # The reader's own other devices hear it too, so their unread badges clear.
-        await self._publish(event, members)
+        await self._publish(conversation_id, event, members)
 
     async def _members(
         self, conversation_id: ConversationId, user: UserId, ref: str | None = None
@@ -71,9 +73,8 @@ class Chat:
         except NotAMember:
             raise FrameError("conversation_not_found", "conversation not found", ref) from None
 
-    async def _publish(self, event: msgspec.Struct, members: Iterable[UserId]) -> None:
-        payload = frames.encode(event)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.publish(keys.user_channel(member), payload)
-            await pipe.execute()
+    async def _publish(
+        self, conversation_id: ConversationId, event: msgspec.Struct, to: Iterable[UserId]
+    ) -> None:
+        channel = keys.conversation_channel(conversation_id, self._partitions)
+        await self._redis.publish(channel, envelope.seal(to, frames.encode(event).encode()))

@@ -59,8 +59,14 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         await pool.aclose()
 
 
-async def running_hub(redis: Redis, membership: Membership, metrics: Metrics) -> AsyncIterator[Hub]:
-    hub = Hub(redis, membership, metrics)
+async def running_hub(
+    redis: Redis,
+    membership: Membership,
+    metrics: Metrics,
+    conversations: Conversations,
+    partitions: int,
+) -> AsyncIterator[Hub]:
+    hub = Hub(redis, membership, metrics, conversations.ids_of_members, partitions)
     await hub.start()
     try:
         yield hub
@@ -112,10 +118,20 @@ class Container(containers.DeclarativeContainer):
 
     conversations = providers.Singleton(Conversations, pg_pool)
     membership = providers.Singleton(Membership, conversations.provided.member_ids, redis)
-    hub = providers.Resource(running_hub, redis, membership, metrics)
+    hub = providers.Resource(
+        running_hub, redis, membership, metrics, conversations, settings.provided.stream_partitions
+    )
     publisher = providers.Singleton(
         Publisher, redis, settings.provided.stream_partitions, conversations.provided.highest_seq
     )
     history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
-    chat = providers.Singleton(Chat, membership, publisher, conversations, redis, metrics)
+    chat = providers.Singleton(
+        Chat,
+        membership,
+        publisher,
+        conversations,
+        redis,
+        metrics,
+        settings.provided.stream_partitions,
+    )

@@ -13,7 +13,9 @@ from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
 
-MAX_GROUP_MEMBERS = 256  # every member gets a PUBLISH per message; larger rooms want another design
+# Each live frame names every recipient (envelope.py) and each send re-checks the set;
+# rooms of thousands want another design (channels without per-message member lists).
+MAX_GROUP_MEMBERS = 256
 GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
@@ -260,6 +262,20 @@ class Conversations:
             "SELECT user_id FROM conversation_members WHERE conversation_id = $1", conversation_id
         )
         return frozenset(UserId(row["user_id"]) for row in rows)
+
+    async def ids_of_members(self, users: list[UserId]) -> dict[UserId, list[ConversationId]]:
+        """The conversations each of `users` belongs to (none: absent)."""
+        rows = await self._pool.fetch(
+            "SELECT user_id, conversation_id FROM conversation_members"
+            " WHERE user_id = ANY($1::uuid[])",
+            users,
+        )
+        listing: dict[UserId, list[ConversationId]] = {}
+        for row in rows:
+            listing.setdefault(UserId(row["user_id"]), []).append(
+                ConversationId(row["conversation_id"])
+            )
+        return listing
 
     async def participants(
         self, conversation_ids: list[ConversationId]

@@ -1,112 +1,186 @@
 """Delivery: one pub/sub connection per process fans frames out to the local sockets.
 
-A user's channel is subscribed when their first socket here opens and unsubscribed when
-their last one closes. After a lost connection the listener reconnects and subscribes
-every channel again; frames published meanwhile are missed, and clients fill the gap
-from history by seq.
+A process subscribes the channel of every conversation that a user with a socket here
+belongs to, once however many of its members are here, and drops it when the last of
+them goes. Each frame arrives once per process in an envelope naming its recipients
+(envelope.py) and goes to every local device of each. Joins and leaves reach every
+process as membership changes. After a lost connection the listener reconnects,
+subscribes every channel again and reloads the local users' conversations; frames
+published meanwhile are missed, and clients fill the gap from history by seq.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
+import msgspec
 from loguru import logger
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gochat_py import keys
-from gochat_py.ids import ConversationId
-from gochat_py.membership import Membership
+from gochat_py.envelope import open_envelope, user_key
+from gochat_py.ids import ConversationId, UserId
+from gochat_py.membership import Membership, MembershipChange, decode_change
 from gochat_py.metrics import Metrics
 
 RECONNECT_BACKOFF_MAX = 5.0
-# A socket is accepted only once Redis has confirmed its user's subscription, so nothing
-# published after the client sees the socket open can miss it; past this, accept anyway.
+# A socket is accepted only once Redis has confirmed its conversations' subscriptions, so
+# nothing published after the client sees the socket open can miss it; past this, accept
+# anyway.
 SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
 STOP_TIMEOUT = 2.0
+_MEMBERSHIP = keys.MEMBERSHIP_CHANNEL.encode()
+
+ConversationsOf = Callable[[list[UserId]], Awaitable[dict[UserId, list[ConversationId]]]]
 
 
 class Subscriber(Protocol):
     @property
-    def channel(self) -> str: ...
+    def user(self) -> UserId: ...
 
     def deliver(self, frame: str) -> None:
         """Queue a frame without waiting; a subscriber that cannot keep up closes itself."""
 
 
 class Hub:
-    def __init__(self, redis: Redis, membership: Membership, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        membership: Membership,
+        metrics: Metrics,
+        conversations_of: ConversationsOf,
+        partitions: int,
+    ) -> None:
         self._redis = redis
         self._membership = membership
         self._metrics = metrics
-        self._local: dict[str, set[Subscriber]] = {}
-        self._pubsub: PubSub | None = None
+        self._conversations_of = conversations_of
+        self._partitions = partitions
+        self._devices: dict[bytes, set[Subscriber]] = {}  # by envelope.user_key
+        self._routes: dict[bytes, set[str]] = {}  # channels held for each local user
+        self._holders: dict[str, set[bytes]] = {}  # local users holding each channel
         self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: PubSub | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        self._membership.watch(self.apply_change)
         self._task = asyncio.create_task(self._listen(), name="hub-listener")
         # Not awaited past a short wait: the server also starts while Redis is down.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5.0)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        tasks = {t for t in (self._task, *self._background) if t is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
             # Bounded: on Python 3.11 a cancel landing inside redis-py's own wait_for can be
             # swallowed (CPython gh-86296); shutdown must not hang on it.
-            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
 
     @contextlib.asynccontextmanager
-    async def attached(self, subscriber: Subscriber) -> AsyncIterator[None]:
-        """Deliver the subscriber's channel to it for the duration of the block; on entry,
-        the subscription is in place (confirmed by Redis, or being restored after a loss)."""
-        channel = subscriber.channel
-        local = self._local.setdefault(channel, set())
-        local.add(subscriber)
+    async def attached(
+        self, subscriber: Subscriber, conversations: Iterable[ConversationId]
+    ) -> AsyncIterator[None]:
+        """Deliver the frames of the subscriber's user to it for the duration of the block;
+        on entry, the channels of `conversations` (theirs) are subscribed (confirmed by
+        Redis, or being restored after a loss)."""
+        user = user_key(subscriber.user)
+        devices = self._devices.setdefault(user, set())
+        devices.add(subscriber)
         self._metrics.ws_connections.inc()
         try:
-            if len(local) == 1:
-                await self._subscribe(channel)
-            else:
-                await self._confirmed(channel)
+            await self._hold(user, [self._channel(c) for c in conversations])
             yield
         finally:
             self._metrics.ws_connections.dec()
-            local.discard(subscriber)
-            if not local and self._local.get(channel) is local:
-                del self._local[channel]
-                await self._command("unsubscribe", channel)
+            devices.discard(subscriber)
+            if not devices and self._devices.get(user) is devices:
+                del self._devices[user]
+                await self._unsubscribe(self._drop_routes(user, self._routes.pop(user, set())))
 
-    async def _subscribe(self, channel: str) -> None:
-        confirmation = self._confirmations.get(channel)
-        if confirmation is None or confirmation.done():
-            confirmation = asyncio.get_running_loop().create_future()
-            self._confirmations[channel] = confirmation
-        await self._command("subscribe", channel)
-        await self._confirmed(channel)
+    async def apply_change(self, change: MembershipChange) -> None:
+        """Route the conversation to local users who joined it; stop for those who left."""
+        channel = self._channel(change.conversation_id)
+        gone: list[str] = []
+        for user in map(user_key, change.removed):
+            if channel in self._routes.get(user, ()):
+                self._routes[user].discard(channel)
+                gone += self._drop_routes(user, [channel])
+        await self._unsubscribe(gone)
+        for user in map(user_key, change.added):
+            if user in self._devices:
+                await self._hold(user, [channel])
 
-    async def _confirmed(self, channel: str) -> None:
-        confirmation = self._confirmations.get(channel)
-        if confirmation is None:
+    def _channel(self, conversation_id: ConversationId) -> str:
+        return keys.conversation_channel(conversation_id, self._partitions)
+
+    async def _hold(self, user: bytes, channels: list[str]) -> None:
+        routes = self._routes.setdefault(user, set())
+        fresh = []
+        for channel in channels:
+            if channel not in routes:
+                routes.add(channel)
+                holders = self._holders.setdefault(channel, set())
+                holders.add(user)
+                if len(holders) == 1:
+                    fresh.append(channel)
+        await self._subscribe(fresh)
+        await self._confirmed(channels)
+
+    def _drop_routes(self, user: bytes, channels: Iterable[str]) -> list[str]:
+        """Forget `user` as a holder of `channels`; the ones nobody here holds any more."""
+        unheld = []
+        for channel in channels:
+            holders = self._holders.get(channel)
+            if holders is not None:
+                holders.discard(user)
+                if not holders:
+                    del self._holders[channel]
+                    unheld.append(channel)
+        return unheld
+
+    async def _subscribe(self, channels: list[str]) -> None:
+        if not channels:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(confirmation), SUBSCRIBE_CONFIRM_TIMEOUT)
-        except TimeoutError:
-            logger.warning("subscribe_unconfirmed", channel=channel)
+        loop = asyncio.get_running_loop()
+        for channel in channels:
+            confirmation = self._confirmations.get(channel)
+            if confirmation is None or confirmation.done():
+                self._confirmations[channel] = loop.create_future()
+        await self._command("subscribe", channels)
 
-    async def _command(self, name: str, channel: str) -> None:
+    async def _unsubscribe(self, channels: list[str]) -> None:
+        if channels:
+            await self._command("unsubscribe", channels)
+
+    async def _confirmed(self, channels: list[str]) -> None:
+        pending = [
+            confirmation
+            for channel in channels
+            if (confirmation := self._confirmations.get(channel)) is not None
+            and not confirmation.done()
+        ]
+        if not pending:
+            return
+        _, unconfirmed = await asyncio.wait(pending, timeout=SUBSCRIBE_CONFIRM_TIMEOUT)
+        if unconfirmed:
+            logger.warning("subscribe_unconfirmed", channels=len(unconfirmed))
+
+    async def _command(self, name: str, channels: list[str]) -> None:
         pubsub = self._pubsub
         if pubsub is None:
             return  # the listener subscribes every wanted channel when it reconnects
         try:
-            await getattr(pubsub, name)(channel)
+            await getattr(pubsub, name)(*channels)
         except (RedisError, OSError) as exc:
             logger.warning("pubsub_command_failed", command=name, error=type(exc).__name__)
 
@@ -115,25 +189,30 @@ class Hub:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                wanted = set(self._local)
+                wanted = set(self._holders)
                 await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL, *wanted)
                 self._pubsub = pubsub
                 # Sockets that came or went while that subscribe was in flight.
-                if joined := set(self._local) - wanted:
+                if joined := set(self._holders) - wanted:
                     await pubsub.subscribe(*joined)
-                if left := wanted - set(self._local):
+                if left := wanted - set(self._holders):
                     await pubsub.unsubscribe(*left)
-                # Invalidations may have been missed while disconnected.
+                # Changes may have been missed while disconnected.
                 self._membership.invalidate_all()
+                self._in_background(self._reload_routes())
                 self._connected.set()
-                logger.info("pubsub_connected", channels=len(self._local))
+                logger.info("pubsub_connected", channels=len(self._holders))
                 backoff = 0.1
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is None:
                         continue
                     if message["type"] == "message":
-                        self._dispatch(message["channel"], message["data"])
+                        try:
+                            self._dispatch(message["channel"], message["data"])
+                        except Exception:
+                            # One unreadable publish must not stop delivery to everyone here.
+                            logger.exception("dispatch_failed", channel=message["channel"])
                     elif message["type"] == "subscribe":
                         self._confirm(message["channel"])
             except (RedisError, OSError) as exc:
@@ -147,21 +226,66 @@ class Hub:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
 
+    async def _reload_routes(self) -> None:
+        """Hold exactly the channels of the conversations the local users are in now."""
+        users = {key: next(iter(devices)).user for key, devices in self._devices.items()}
+        if not users:
+            return
+        try:
+            listing = await self._conversations_of(list(users.values()))
+        except Exception as exc:
+            logger.warning("routes_reload_failed", error=type(exc).__name__)
+            return
+        fresh, gone = [], []
+        for key, user in users.items():
+            if key not in self._devices:
+                continue  # left while the listing loaded
+            wanted = {self._channel(c) for c in listing.get(user, [])}
+            routes = self._routes.setdefault(key, set())
+            gone += self._drop_routes(key, routes - wanted)
+            for channel in wanted - routes:
+                holders = self._holders.setdefault(channel, set())
+                holders.add(key)
+                if len(holders) == 1:
+                    fresh.append(channel)
+            self._routes[key] = wanted
+        await self._unsubscribe(gone)
+        await self._subscribe(fresh)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _confirm(self, channel: bytes) -> None:
         confirmation = self._confirmations.pop(channel.decode(), None)
         if confirmation is not None and not confirmation.done():
             confirmation.set_result(None)
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
-        name = channel.decode()
-        if name == keys.MEMBERSHIP_CHANNEL:
-            with contextlib.suppress(ValueError):
-                self._membership.invalidate(ConversationId(uuid.UUID(data.decode())))
+        if channel == _MEMBERSHIP:
+            self._on_change(data)
             return
-        subscribers = self._local.get(name)
-        if not subscribers:
+        recipients, frame = open_envelope(data)
+        text: str | None = None  # decoded once per published frame, shared by every socket
+        delivered = 0
+        for user in recipients:
+            devices = self._devices.get(user)
+            if devices:
+                if text is None:
+                    text = frame.decode()
+                for device in devices:
+                    device.deliver(text)
+                delivered += len(devices)
+        if delivered:
+            self._metrics.deliveries.inc(delivered)
+
+    def _on_change(self, data: bytes) -> None:
+        try:
+            change = decode_change(data)
+        except msgspec.DecodeError:
+            logger.warning("membership_change_unreadable", size=len(data))
             return
-        frame = data.decode()  # once per published frame, shared by every local socket
-        for subscriber in tuple(subscribers):
-            subscriber.deliver(frame)
-        self._metrics.deliveries.inc(len(subscribers))
+        self._membership.invalidate(change.conversation_id)
+        if any(user_key(u) in self._devices for u in (*change.added, *change.removed)):
+            self._in_background(self.apply_change(change))

@@ -12,7 +12,7 @@ import zlib
 
 PREFIX = "gochat"
 CONSUMER_GROUP = "persist"  # the worker's consumer group on every message stream
-MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a conversation id whose members changed
+MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a MembershipChange (membership.py)
 
 
 def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:
@@ -56,9 +56,11 @@ def idempotency(
     return f"{PREFIX}:{tag}:sent:{conversation_id}:{sender_id}:{client_msg_id}"
 
 
-def user_channel(user_id: uuid.UUID | str) -> str:
-    """Pub/sub channel of one user: every frame for any of their devices."""
-    return f"{PREFIX}:user:{user_id}"
+def conversation_channel(conversation_id: uuid.UUID, partitions: int) -> str:
+    """Pub/sub channel of one conversation: every live frame for its members (envelope.py),
+    subscribed by each process that holds a socket of a member. Tagged like the send
+    script's keys, so that sharded pub/sub (SPUBLISH) keeps it in their slot."""
+    return f"{PREFIX}:{_tag(conversation_id, partitions)}:conversation:{conversation_id}"
 
 
 def session_refresh(session_id: str) -> str:

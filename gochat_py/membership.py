@@ -6,6 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from redis.asyncio import Redis
 
 from gochat_py import keys
@@ -16,6 +17,23 @@ from gochat_py.ids import ConversationId, UserId
 # how long a missed one can keep a removed member sending.
 CACHE_TTL = 60.0
 CACHE_MAX_CONVERSATIONS = 100_000  # about 10 MB of member sets; least recently used go first
+
+
+class MembershipChange(msgspec.Struct, frozen=True):
+    """Who joined or left a conversation; announced to every process."""
+
+    conversation_id: ConversationId
+    added: list[UserId] = []
+    removed: list[UserId] = []
+
+
+ChangeWatcher = Callable[[MembershipChange], Awaitable[None]]
+_change_decoder = msgspec.json.Decoder(MembershipChange)
+
+
+def decode_change(payload: bytes) -> MembershipChange:
+    """Raises msgspec.DecodeError on a payload this version does not understand."""
+    return _change_decoder.decode(payload)
 
 
 class NotAMember(NotFound):
@@ -35,6 +53,7 @@ class Membership:
         self._redis = redis
         self._clock = clock
         self._cache: OrderedDict[ConversationId, tuple[float, frozenset[UserId]]] = OrderedDict()
+        self._watchers: list[ChangeWatcher] = []
 
     async def members(self, conversation_id: ConversationId) -> frozenset[UserId]:
         cached = self._cache.get(conversation_id)
@@ -64,10 +83,18 @@ class Membership:
             raise NotAMember("conversation not found")
         return members
 
-    async def announce_change(self, conversation_id: ConversationId) -> None:
-        """Tell every process (this one included) to forget the conversation's members."""
-        self.invalidate(conversation_id)
-        await self._redis.publish(keys.MEMBERSHIP_CHANNEL, str(conversation_id))
+    def watch(self, watcher: ChangeWatcher) -> None:
+        """Have `watcher` see the changes this process announces, before they go out."""
+        self._watchers.append(watcher)
+
+    async def announce_change(self, change: MembershipChange) -> None:
+        """Tell every process to forget the conversation's members and route its frames
+        to who joined. This process's watchers are done when this returns, so a member who
+        joined and has a socket here hears the next message sent through this process."""
+        self.invalidate(change.conversation_id)
+        for watcher in self._watchers:
+            await watcher(change)
+        await self._redis.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
 
     def invalidate(self, conversation_id: ConversationId) -> None:
         self._cache.pop(conversation_id, None)

@@ -1,4 +1,4 @@
-"""The send path's one Redis round trip: sequence, stream, recent cache, every member's channel."""
+"""The send path's one Redis round trip: sequence, stream, recent cache, live channel."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import keys, messages
+from gochat_py import envelope, keys, messages
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
+from gochat_py.pipelining import Pipeliner
+from gochat_py.scripts import LuaScript
 
 RECENT_CACHE_SIZE = 500  # read-your-writes holds while the worker is less than this far behind
 IDEMPOTENCY_TTL = 24 * 3600  # a client retrying later than a day gets a new message
-# Channel lists by member set: formatting a channel name per member per message was 8 %
-# of a busy server's CPU (profiled). Past this many distinct member sets, start over.
-CHANNEL_LISTS_MAX = 100_000
+# Envelope headers by member set and key names by conversation: formatting them per
+# message was 8 % of a busy server's CPU (profiled). Past this many entries, start over.
+NAMES_CACHE_MAX = 100_000
 
 # One script, so that seq order equals stream order and a crash cannot leave a message
 # published but not logged (or logged twice). The payload arrives encoded up to `"seq":`.
@@ -38,7 +40,7 @@ local payload = ARGV[1] .. seq .. '}'
 redis.call('XADD', KEYS[4], '*', 'm', payload)
 redis.call('ZADD', KEYS[2], seq, payload)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
-for i = 5, #ARGV do redis.call('PUBLISH', ARGV[i], payload) end
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. payload)
 if idem then redis.call('SET', KEYS[3], payload, 'EX', ARGV[2]) end
 return {1, seq}
 """
@@ -57,9 +59,10 @@ class Publisher:
         highest_persisted_seq: Callable[[ConversationId], Awaitable[int]],
     ) -> None:
         self._partitions = partitions
-        self._send = redis.register_script(_SEND)
+        self._send = LuaScript(redis, _SEND, Pipeliner(redis))
         self._highest_persisted_seq = highest_persisted_seq
-        self._channel_lists: dict[frozenset[UserId], list[str]] = {}
+        self._headers: dict[frozenset[UserId], bytes] = {}
+        self._names: dict[ConversationId, tuple[str, str, str, str]] = {}
 
     async def send(
         self,
@@ -82,36 +85,50 @@ class Publisher:
             client_msg_id=client_msg_id,
             seq=0,
         )
-        p = self._partitions
-        script_keys = [
-            keys.sequence(conversation_id, p),
-            keys.recent(conversation_id, p),
-            keys.idempotency(conversation_id, p, sender_id, client_msg_id or "-"),
-            keys.conversation_stream(conversation_id, p),
+        sequence, recent, stream, channel = self._names_of(conversation_id)
+        idempotency = keys.idempotency(
+            conversation_id, self._partitions, sender_id, client_msg_id or "-"
+        )
+        script_keys = [sequence, recent, idempotency, stream]
+        head: list[bytes | str | int] = [
+            messages.encode_without_seq(draft),
+            IDEMPOTENCY_TTL if client_msg_id else "",
         ]
-        head = [messages.encode_without_seq(draft), IDEMPOTENCY_TTL if client_msg_id else ""]
-        channels = self._channels(members)
+        tail: list[bytes | str | int] = [channel, self._header(members)]
         status, *rest = await self._send(
-            keys=script_keys, args=[*head, RECENT_CACHE_SIZE, "", *channels]
+            keys=script_keys, args=[*head, RECENT_CACHE_SIZE, "", *tail]
         )
         if status == -1:
             # The counter is gone (Redis lost its data): continue above what PostgreSQL
             # and the recent cache hold, never from 1.
             floor = await self._highest_persisted_seq(conversation_id)
             status, *rest = await self._send(
-                keys=script_keys, args=[*head, RECENT_CACHE_SIZE, floor, *channels]
+                keys=script_keys, args=[*head, RECENT_CACHE_SIZE, floor, *tail]
             )
         if status == 0:
             return Sent(message=messages.decode(rest[0]), duplicate=True)
         return Sent(message=msgspec.structs.replace(draft, seq=int(rest[0])), duplicate=False)
 
-    def _channels(self, members: frozenset[UserId]) -> list[str]:
+    def _header(self, members: frozenset[UserId]) -> bytes:
         # The membership cache hands out the same frozenset each time: its hash is cached
         # and equality is identity, so this lookup costs one dict probe.
-        channels = self._channel_lists.get(members)
-        if channels is None:
-            if len(self._channel_lists) >= CHANNEL_LISTS_MAX:
-                self._channel_lists.clear()
-            channels = [keys.user_channel(member) for member in members]
-            self._channel_lists[members] = channels
-        return channels
+        header = self._headers.get(members)
+        if header is None:
+            if len(self._headers) >= NAMES_CACHE_MAX:
+                self._headers.clear()
+            header = self._headers[members] = envelope.header(members)
+        return header
+
+    def _names_of(self, conversation_id: ConversationId) -> tuple[str, str, str, str]:
+        names = self._names.get(conversation_id)
+        if names is None:
+            if len(self._names) >= NAMES_CACHE_MAX:
+                self._names.clear()
+            p = self._partitions
+            names = self._names[conversation_id] = (
+                keys.sequence(conversation_id, p),
+                keys.recent(conversation_id, p),
+                keys.conversation_stream(conversation_id, p),
+                keys.conversation_channel(conversation_id, p),
+            )
+        return names

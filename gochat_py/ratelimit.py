@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from gochat_py import keys
 from gochat_py.errors import RateLimited
+from gochat_py.scripts import LuaScript
 
 # INCR and the first PEXPIRE in one script: a crash between them would leave a counter
 # that never expires and locks the subject out for good.
@@ -24,7 +25,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, window: float) -> None:
         self._redis = redis
         self._window_ms = max(1, int(window * 1000))
-        self._hit = redis.register_script(_HIT)
+        self._hit = LuaScript(redis, _HIT)
 
     async def hit(self, action: str, subject: str, limit: int) -> None:
         """Count one attempt; raise RateLimited once more than `limit` fall in the window."""

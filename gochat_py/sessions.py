@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from gochat_py import keys
 from gochat_py.ids import SessionId
+from gochat_py.scripts import LuaScript
 
 # Check-and-rotate must be atomic: two concurrent refreshes with the same token must not
 # both succeed, or a stolen token would live on beside the real one.
@@ -48,8 +49,8 @@ class Sessions:
         self._redis = redis
         # Revocation must outlive every token of the session, the longest being a refresh token.
         self._ttl_ms = int(refresh_ttl * 1000)
-        self._rotate = redis.register_script(_ROTATE)
-        self._revoke = redis.register_script(_REVOKE)
+        self._rotate = LuaScript(redis, _ROTATE)
+        self._revoke = LuaScript(redis, _REVOKE)
 
     async def start(self, session_id: SessionId, refresh_jti: str) -> None:
         await self._redis.set(keys.session_refresh(session_id), refresh_jti, px=self._ttl_ms)

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from redis.asyncio import Redis
 
+from gochat_py import keys
 from gochat_py.app import build_app, uvicorn_options
 from gochat_py.settings import Settings
 
@@ -204,3 +206,12 @@ async def create_group(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def live_subscribers(redis: Redis, conversation_id: str) -> int:
+    """How many server processes have the conversation's live channel subscribed."""
+    channels = await redis.pubsub_channels(f"{keys.PREFIX}:*:conversation:{conversation_id}")
+    if not channels:
+        return 0
+    [(_, count)] = await redis.pubsub_numsub(*channels)
+    return int(count)

@@ -25,7 +25,7 @@ from gochat_py.errors import BadRequest, ValidationFailed
 from gochat_py.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History, decode_cursor
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.jsonio import json_response, read_json
-from gochat_py.membership import Membership, NotAMember
+from gochat_py.membership import Membership, MembershipChange, NotAMember
 
 LIST_DEFAULT_PAGE = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,13 +92,13 @@ async def create(request: Request) -> Response:
     body = await read_json(request, CreateConversation)
     conversations: Conversations = request.state.conversations
     if body.participant_id is not None and body.participant_ids is None and body.name is None:
-        conversation_id, created = await conversations.create_direct(
-            claims.user_id, UserId(body.participant_id)
-        )
+        others = [UserId(body.participant_id)]
+        conversation_id, created = await conversations.create_direct(claims.user_id, others[0])
     elif body.participant_id is None and body.participant_ids is not None and body.name is not None:
         conversation_id = await conversations.create_group(
             claims.user_id, body.name, body.participant_ids
         )
+        others = [UserId(p) for p in body.participant_ids]
         created = True
     else:
         raise ValidationFailed(
@@ -106,6 +106,10 @@ async def create(request: Request) -> Response:
             "for a group",
             code="invalid_conversation",
         )
+    if created:
+        membership: Membership = request.state.membership
+        joined = sorted({claims.user_id, *others})  # the creator may list themself too
+        await membership.announce_change(MembershipChange(conversation_id, added=joined))
     row = await conversations.one(claims.user_id, conversation_id)
     assert row is not None
     [conversation] = await _present(request, claims.user_id, [row])
@@ -192,7 +196,7 @@ async def add_members(request: Request) -> Response:
     conversations: Conversations = request.state.conversations
     added = await conversations.add_members(claims.user_id, conversation_id, body.user_ids)
     membership: Membership = request.state.membership
-    await membership.announce_change(conversation_id)
+    await membership.announce_change(MembershipChange(conversation_id, added=added))
     return json_response({"added": added})
 
 
@@ -204,5 +208,5 @@ async def remove_member(request: Request) -> Response:
     if not await conversations.remove_member(claims.user_id, conversation_id, user):
         raise NotAMember("conversation not found")
     membership: Membership = request.state.membership
-    await membership.announce_change(conversation_id)
+    await membership.announce_change(MembershipChange(conversation_id, removed=[user]))
     return Response(status_code=204)

@@ -13,10 +13,11 @@ from loguru import logger
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py import frames, keys
+from gochat_py import frames
 from gochat_py.auth import Auth
 from gochat_py.authn import bearer_token
 from gochat_py.chat import Chat
+from gochat_py.conversations import Conversations
 from gochat_py.errors import Unauthorized
 from gochat_py.frames import (
     WS_1008_POLICY_VIOLATION,
@@ -31,7 +32,7 @@ from gochat_py.frames import (
 )
 from gochat_py.http_errors import DEPENDENCY_DOWN
 from gochat_py.hub import Hub
-from gochat_py.ids import UserId
+from gochat_py.ids import ConversationId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.throttle import Throttle
 from gochat_py.users import Users
@@ -51,7 +52,6 @@ class SocketSession:
         self.websocket = websocket
         self.user = user
         self.username = username
-        self.channel = keys.user_channel(user)
         self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._metrics = metrics
         self._closing: asyncio.Task[None] | None = None
@@ -102,9 +102,11 @@ class SocketSession:
                 queue.task_done()
 
 
-async def _identify(websocket: WebSocket) -> tuple[UserId, str]:
+async def _identify(websocket: WebSocket) -> tuple[UserId, str, list[ConversationId]]:
+    """Who connects, and the conversations whose frames their socket must get."""
     auth: Auth = websocket.state.auth
     users: Users = websocket.state.users
+    conversations: Conversations = websocket.state.conversations
     token = websocket.query_params.get("token") or bearer_token(websocket)
     if not token:
         raise Unauthorized("missing token", code="missing_token")
@@ -112,12 +114,13 @@ async def _identify(websocket: WebSocket) -> tuple[UserId, str]:
     account = await users.by_id(claims.user_id)
     if account is None:
         raise Unauthorized("the account no longer exists", code="invalid_token")
-    return claims.user_id, account.user.username
+    listing = await conversations.ids_of_members([claims.user_id])
+    return claims.user_id, account.user.username, listing.get(claims.user_id, [])
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     try:
-        user, username = await _identify(websocket)
+        user, username, conversations = await _identify(websocket)
     except Unauthorized as exc:
         # Before accept: the handshake is refused (HTTP 403) and the reason is the code.
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
@@ -131,7 +134,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     session = SocketSession(websocket, user, username, state.settings.ws_send_queue, metrics)
     # Subscribe first, then accept: a frame published once the client sees the socket
     # open cannot miss it (frames arriving before accept wait in the session's queue).
-    async with hub.attached(session):
+    async with hub.attached(session, conversations):
         await websocket.accept()
         session.log.info("socket_opened")
         writer = asyncio.create_task(session.write_loop())

@@ -7,7 +7,7 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,7 @@ from tests.harness import (
     create_direct,
     create_group,
     is_message,
+    live_subscribers,
     next_frame,
     poll_until,
     register,
@@ -65,6 +66,20 @@ async def test_a_missing_counter_is_reseeded_above_the_recent_cache(
         await redis.delete(keys.sequence(uuid.UUID(conversation["id"]), 1))
         # PostgreSQL has nothing yet (no worker): the cache still knows seq 3.
         assert (await say(ws, conversation["id"], "m3"))["seq"] == 4
+
+
+@pytest.fixture
+async def group_of_two(
+    api: httpx.AsyncClient,
+) -> AsyncIterator[tuple[ClientConnection, ClientConnection, str, str]]:
+    """Alice's socket, Bob's socket, their group's id and Bob's id."""
+    alice, bob = await register(api), await register(api)
+    group = await create_group(api, alice["tokens"], "g", [bob["user"]["id"]])
+    async with (
+        connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
+    ):
+        yield alice_ws, bob_ws, group["id"], bob["user"]["id"]
 
 
 @pytest.fixture
@@ -113,6 +128,112 @@ async def test_a_sender_on_one_instance_reaches_a_reader_on_another(
         await say(alice_ws, conversation["id"], "across instances")
         assert (await next_frame(bob_ws, is_message))["content"] == "across instances"
         assert (await next_frame(alice_other_device, is_message))["content"] == "across instances"
+
+
+async def _add(api: httpx.AsyncClient, owner: dict[str, Any], group: str, user: str) -> None:
+    response = await api.post(
+        f"/api/v1/conversations/{group}/members",
+        json={"user_ids": [user]},
+        headers=bearer(owner["tokens"]),
+    )
+    assert response.status_code == 200, response.text
+
+
+def _content(content: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: is_message(frame) and frame["content"] == content
+
+
+async def test_a_member_added_while_connected_hears_the_next_message(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    owner, bob, carol = await register(one), await register(one), await register(one)
+    group = await create_group(one, owner["tokens"], "g", [bob["user"]["id"]])
+    async with (
+        connect(ws_url(one, owner["tokens"]["access_token"])) as owner_ws,
+        connect(ws_url(one, carol["tokens"]["access_token"])) as carol_here,
+        connect(ws_url(two, carol["tokens"]["access_token"])) as carol_there,
+    ):
+        await _add(one, owner, group["id"], carol["user"]["id"])
+        # Added through the instance that sends: no wait, the very next message reaches her.
+        await say(owner_ws, group["id"], "welcome")
+        await next_frame(carol_here, _content("welcome"))
+
+        # Her device on the other instance joins the conversation's channel when the
+        # change reaches it; until then a message there can miss it (history has it).
+        async def heard_there() -> bool:
+            await say(owner_ws, group["id"], "anyone there?")
+            try:
+                await next_frame(carol_there, _content("anyone there?"), timeout=0.5)
+            except TimeoutError:
+                return False
+            return True
+
+        await poll_until(heard_there, timeout=5, what="the other instance to route the group")
+
+
+async def test_a_new_conversation_reaches_members_who_were_already_connected(
+    api: httpx.AsyncClient,
+) -> None:
+    alice, bob = await register(api), await register(api)
+    async with (
+        connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
+    ):
+        group = await create_group(api, alice["tokens"], "new", [bob["user"]["id"]])
+        direct = await create_direct(api, bob["tokens"], alice["user"]["id"])
+        await say(alice_ws, group["id"], "first in the group")
+        await next_frame(bob_ws, _content("first in the group"))
+        await say(bob_ws, direct["id"], "first in private")
+        await next_frame(alice_ws, _content("first in private"))
+
+
+async def test_a_removed_member_stops_receiving_on_every_instance(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    owner, bob, carol = await register(one), await register(one), await register(one)
+    group = await create_group(one, owner["tokens"], "g", [bob["user"]["id"], carol["user"]["id"]])
+    async with (
+        connect(ws_url(one, owner["tokens"]["access_token"])) as owner_ws,
+        connect(ws_url(two, bob["tokens"]["access_token"])) as bob_ws,
+        connect(ws_url(two, carol["tokens"]["access_token"])) as carol_ws,
+    ):
+        await say(owner_ws, group["id"], "all three")
+        await next_frame(bob_ws, _content("all three"))
+        removed = await one.delete(
+            f"/api/v1/conversations/{group['id']}/members/{bob['user']['id']}",
+            headers=bearer(owner["tokens"]),
+        )
+        assert removed.status_code == 204
+        await say(owner_ws, group["id"], "without bob")
+        # Carol shares bob's instance: once she has it, bob would have it too if it were his.
+        await next_frame(carol_ws, _content("without bob"))
+        with pytest.raises(TimeoutError):
+            await next_frame(bob_ws, _content("without bob"), timeout=0.5)
+
+
+async def test_sends_go_on_after_redis_forgets_its_scripts(
+    redis: Redis, group_of_two: tuple[ClientConnection, ClientConnection, str, str]
+) -> None:
+    alice_ws, bob_ws, group_id, _ = group_of_two
+    assert (await say(alice_ws, group_id, "before"))["seq"] == 1
+    await redis.script_flush()
+    assert (await say(alice_ws, group_id, "after"))["seq"] == 2
+    await next_frame(bob_ws, _content("after"))
+
+
+async def test_garbage_on_the_live_channels_does_not_stop_delivery(
+    redis: Redis, group_of_two: tuple[ClientConnection, ClientConnection, str, str]
+) -> None:
+    alice_ws, bob_ws, group_id, bob_id = group_of_two
+    [channel] = await redis.pubsub_channels(f"*:conversation:{group_id}")
+    for garbage in [b"", b"no header", b"\xff\xfe\n\xff", bob_id.encode() + b"\n\xff\xfe"]:
+        await redis.publish(channel, garbage)
+    for garbage in [b"", b"{", b'{"conversation_id": 7}', b"\xff"]:
+        await redis.publish(keys.MEMBERSHIP_CHANNEL, garbage)
+    await say(alice_ws, group_id, "still here")
+    await next_frame(bob_ws, _content("still here"))
 
 
 async def test_a_slow_reader_is_closed_while_a_fast_one_gets_everything(
@@ -221,9 +342,7 @@ async def test_each_message_costs_one_redis_command_however_many_members(
             for i in range(20):
                 await say(ws, group["id"], f"counted {i}")
             await poll_until(
-                lambda: _ready(
-                    sum(1 for c in commands if "PUBLISH" in c["command"].upper()) >= 120
-                ),
+                lambda: _ready(sum(1 for c in commands if "PUBLISH" in c["command"].upper()) >= 20),
                 timeout=5,
                 what="MONITOR to report the publishes",
             )
@@ -232,21 +351,27 @@ async def test_each_message_costs_one_redis_command_however_many_members(
     # Commands issued by a client (not from inside the script) during the 20 sends:
     from_clients = [c for c in commands if c.get("client_type") != "lua"]
     assert [c["command"].split()[0].upper() for c in from_clients] == ["EVALSHA"] * 20
+    # One PUBLISH per message, not per member: it names all six members for their devices.
     publishes = [c for c in commands if c["command"].upper().startswith("PUBLISH")]
-    assert len(publishes) == 20 * 6
+    assert len(publishes) == 20
+    member_ids = {sender["user"]["id"], *(o["user"]["id"] for o in others)}
+    for publish in publishes:
+        assert all(member in publish["command"] for member in member_ids)
 
 
 async def _ready(value: bool) -> bool:
     return value
 
 
-async def test_a_socket_opens_only_once_its_users_channel_is_subscribed(
+async def test_a_socket_opens_only_once_its_conversations_are_subscribed(
     api: httpx.AsyncClient, redis: Redis
 ) -> None:
-    users = [await register(api) for _ in range(20)]
-    for user in users:
+    for _ in range(10):
+        user, other = await register(api), await register(api)
+        direct = await create_direct(api, user["tokens"], other["user"]["id"])
+        group = await create_group(api, other["tokens"], "g", [user["user"]["id"]])
         async with connect(ws_url(api, user["tokens"]["access_token"])):
-            # No polling: the moment the handshake completes, Redis must know the channel,
-            # or a message published now would miss this device.
-            [(_, count)] = await redis.pubsub_numsub(keys.user_channel(user["user"]["id"]))
-            assert count == 1
+            # No polling: the moment the handshake completes, Redis must know the channel of
+            # every conversation of the user, or a message published now would miss it.
+            assert await live_subscribers(redis, direct["id"]) == 1
+            assert await live_subscribers(redis, group["id"]) == 1

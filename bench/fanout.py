@@ -60,10 +60,11 @@ def phase_figures(
 ) -> dict[str, Any]:
     window = cpu["generator"].wall_s
     server = cpu["server"]
+    # None, not NaN, for a phase without deliveries: it is written to JSON as null.
     per_delivery = {
         f"{name}_cpu_us_per_delivery": round(span.cpu_s * 1e6 / tally.in_window, 2)
         if tally.in_window
-        else math.nan
+        else None
         for name, span in cpu.items()
     }
     population = target.population
@@ -186,8 +187,8 @@ def with_ratios(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             }
 
 
-def _ratio(value: float, base: float) -> float | None:
-    if not base or math.isnan(base) or math.isnan(value):
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or not base or math.isnan(base) or math.isnan(value):
         return None
     return round(value / base, 3)
 
@@ -200,7 +201,7 @@ def table(results: dict[str, dict[str, dict[str, Any]]], pinned: bool) -> str:
     ]
     for name, phases in results.items():
         for phase, figures in phases.items():
-            cells = (f"{_get(figures, path):>{w}{fmt}}" for _, w, fmt, path in COLUMNS)
+            cells = (_cell(_get(figures, path), w, fmt) for _, w, fmt, path in COLUMNS)
             lines.append(f"{name:<10}{phase:<9}" + "".join(cells))
             if ratios := figures.get("vs_bare"):
                 cells = (
@@ -213,6 +214,13 @@ def table(results: dict[str, dict[str, dict[str, Any]]], pinned: bool) -> str:
         "gen %: generator CPU; × bare: this figure over the bare bound's"
     )
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None, width: int, fmt: str) -> str:
+    """A figure in its column; "-" where there is none (no deliveries, no samples)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}{fmt}}"
 
 
 def _ratio_cell(ratio: float | None) -> str:

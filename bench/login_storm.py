@@ -1,11 +1,11 @@
 """Does a login storm stall the event loop? Health and WebSocket latency idle vs. under 20
 looping logins.
 
-Two probes, each every 10 ms and never more than one in flight: `GET /api/v1/health`, and a
-WebSocket round trip, in which one connected user sends a message into a direct
-conversation and waits for its own copy to come back on the same socket (the whole send
-and delivery path: decode, authorize, the Redis round trip, pub/sub, the socket's queue).
-Both are measured back to back on the idle server first, then side by side during the storm.
+Two probes, never more than one of each in flight: `GET /api/v1/health`, and a WebSocket
+round trip, in which one connected user sends a message into a direct conversation and
+waits for its own copy to come back on the same socket (the whole send and delivery path:
+decode, authorize, the Redis round trip, pub/sub, the socket's queue). Each is first
+repeated back to back on the idle server, then both run every 10 ms during the storm.
 
 `python -m bench.login_storm [--seconds N]` from the repo root: starts a throwaway PostgreSQL,
 Redis and API server, prints a table and appends one JSON line to bench/results/.
@@ -44,7 +44,7 @@ TARGET_WS_P99_MS = 50.0
 # A login waits behind the whole storm in the server's argon2 queue; seconds, not ms.
 LOGIN_TIMEOUT = 60.0
 PROBE_TIMEOUT = 10.0
-ECHO_USER = USERS  # the user number of the WebSocket prober, who never logs in again
+ECHO_USER = USERS  # the WebSocket prober: registered after the storm's users, not one of them
 ERROR_EVENT = b'"event":"error"'
 
 

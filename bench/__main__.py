@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import fanout, history, login_storm, persistence
+from bench import connections, fanout, history, login_storm, persistence
 
 SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("login storm", login_storm.main, ["--seconds", "10"]),
+    ("connections", connections.main, ["--connections", "10000"]),
     ("fan-out", fanout.main, ["--targets", "bare,gochat,channels-redis,channels-pubsub"]),
     ("persistence", persistence.main, []),
     ("history", history.main, []),

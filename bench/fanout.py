@@ -5,8 +5,11 @@ socket each; open loop at 1,000 and 3,000 messages/s, then closed loop for satur
 from the repo root: starts a throwaway PostgreSQL and Redis, each server on CPU 0 in turn
 (this generator on CPU 1), prints a table, appends one JSON line per (target, phase) to
 bench/results/fanout.jsonl. Deliveries count every member's copy, the sender's own included;
-latency is send-to-receipt on one clock (both ends are this process). A server to attach is
-started by hand with BENCH_GROUPS_FILE naming the file that `--write-groups PATH` writes.
+latency is send-to-receipt on one clock (both ends are this process). Each phase runs on a
+server process started for it, with Redis flushed and the sockets connected anew, so that
+the backlog of an overloaded phase cannot spill into the next. A server to attach is
+started by hand with BENCH_GROUPS_FILE naming the file that `--write-groups PATH` writes;
+it is kept across phases, each starting once it has sent nothing for a while.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import math
 import resource
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,10 @@ BASELINE = "bare"
 PHASES: list[tuple[str, float | None]] = [("open-1k", 1e3), ("open-3k", 3e3), ("closed", None)]
 SATURATED_PCT = 90.0  # generator CPU past this: figures may be the generator's, not the server's
 COUNTED = "every member's socket, the sender's own copy included"
-SETTLE_QUIET = 0.5  # no frame for this long: the server has worked off the last phase
+# What keeps one phase's backlog out of the next; said in every JSON line and the table.
+ISOLATION = "fresh server process, Redis flushed, sockets reconnected"
+ATTACHED_ISOLATION = "same server (attached), sockets reconnected once it went quiet"
+SETTLE_QUIET = 0.5  # no frame for this long: an attached server has worked off the last phase
 SETTLE_TIMEOUT = 10.0  # bounded, so that a collapsed server cannot stretch the run
 PROFILER_EXIT = 30.0  # py-spy writes its output after sampling; a big profile takes a while
 
@@ -60,10 +67,11 @@ def phase_figures(
 ) -> dict[str, Any]:
     window = cpu["generator"].wall_s
     server = cpu["server"]
+    # None, not NaN, for a phase without deliveries: it is written to JSON as null.
     per_delivery = {
         f"{name}_cpu_us_per_delivery": round(span.cpu_s * 1e6 / tally.in_window, 2)
         if tally.in_window
-        else math.nan
+        else None
         for name, span in cpu.items()
     }
     population = target.population
@@ -97,51 +105,64 @@ def phase_figures(
 
 
 async def run_phase(
-    load: Load, meter: CpuMeter, target: Target, phase: str, rate: float | None, options: Options
+    target: Target, phase: str, rate: float | None, options: Options
 ) -> dict[str, Any]:
-    load.start(rate)
-    await asyncio.sleep(options.warmup)
-    tally = load.measure()
-    closed_before = load.closed_by_server
-    meter.start()
-    profiler = None
-    if options.profile is not None and rate is None:
-        out = options.profile / f"fanout-{target.name}-{phase}.txt"
-        profiler = start_profile(target.pid, options.seconds, out)
-    await asyncio.sleep(options.seconds)
-    await load.stop()
-    cpu = meter.stop()
-    await load.drain(options.drain)
-    figures = phase_figures(target, tally, cpu, rate, load.closed_by_server - closed_before)
-    if profiler is not None:
-        await asyncio.to_thread(finish_profile, profiler, PROFILER_EXIT)
-    # Loss was counted at the drain deadline; what still comes is let in here, outside every
-    # figure, so that the next phase starts on a server that has worked off this one.
-    figures["settle_s"] = round(await load.settle(SETTLE_QUIET, SETTLE_TIMEOUT), 2)
-    return figures
-
-
-async def drive(target: Target, options: Options) -> dict[str, dict[str, Any]]:
+    """One phase on sockets connected for it alone."""
     load = Load(target.population)
     await load.connect()
     meter = CpuMeter({"server": target.pid, **target.helpers})
-    results: dict[str, dict[str, Any]] = {}
     try:
-        for phase, rate in PHASES:
-            results[phase] = await run_phase(load, meter, target, phase, rate, options)
-            _progress(f"  {target.name} {phase}: {results[phase]['deliveries_per_s']:,.0f}/s")
+        load.start(rate)
+        await asyncio.sleep(options.warmup)
+        tally = load.measure()
+        closed_before = load.closed_by_server
+        meter.start()
+        profiler = None
+        if options.profile is not None and rate is None:
+            out = options.profile / f"fanout-{target.name}-{phase}.txt"
+            profiler = start_profile(target.pid, options.seconds, out)
+        await asyncio.sleep(options.seconds)
+        await load.stop()
+        cpu = meter.stop()
+        await load.drain(options.drain)
+        figures = phase_figures(target, tally, cpu, rate, load.closed_by_server - closed_before)
+        if profiler is not None:
+            await asyncio.to_thread(finish_profile, profiler, PROFILER_EXIT)
+        if target.process is None:
+            # A server started by hand cannot be restarted: what it still sends is let in
+            # here, outside every figure, before the next phase's sockets connect.
+            figures["settle_s"] = round(await load.settle(SETTLE_QUIET, SETTLE_TIMEOUT), 2)
+        figures["isolation"] = ISOLATION if target.process is not None else ATTACHED_ISOLATION
     finally:
         await load.close()
+    _progress(f"  {target.name} {phase}: {figures['deliveries_per_s']:,.0f}/s")
+    return figures
+
+
+def run_started(bench: BenchStack, name: str, options: Options) -> dict[str, dict[str, Any]]:
+    """Each phase on a server process started for it, Redis emptied first: the backlog an
+    overloaded phase leaves, in the server or in Redis, dies with it and cannot swamp the
+    next phase."""
+    results: dict[str, dict[str, Any]] = {}
+    target: Target | None = None
+    for phase, rate in PHASES:
+        bench.flush_redis()
+        target = _start(bench, name, target)
+        try:
+            results[phase] = _run(run_phase(target, phase, rate, options))
+        finally:
+            assert target.process is not None
+            target.process.stop()  # frees the server CPU for the next phase or target
     return results
 
 
-def run_target(target: Target, options: Options) -> dict[str, dict[str, Any]]:
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(drive(target, options))
-    finally:
-        if target.process is not None:
-            target.process.stop()  # frees the server CPU for the next target
+def run_attached(target: Target, options: Options) -> dict[str, dict[str, Any]]:
+    return {phase: _run(run_phase(target, phase, rate, options)) for phase, rate in PHASES}
+
+
+def _run(phase: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(phase)
 
 
 # (column, width, format, where it is in a phase's figures); the ratio row reuses the paths.
@@ -186,33 +207,43 @@ def with_ratios(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             }
 
 
-def _ratio(value: float, base: float) -> float | None:
-    if not base or math.isnan(base) or math.isnan(value):
+def _ratio(value: float | None, base: float | None) -> float | None:
+    if value is None or not base or math.isnan(base) or math.isnan(value):
         return None
     return round(value / base, 3)
 
 
 def table(results: dict[str, dict[str, dict[str, Any]]], pinned: bool) -> str:
     where = "server on CPU 0, generator on CPU 1" if pinned else "unpinned"
+    isolations = sorted({f["isolation"] for phases in results.values() for f in phases.values()})
+    n = max([10, *(len(name) + 1 for name in results)])  # "channels-pubsub" and its gap
     lines = [
         f"fan-out: {LAYOUT.users} users, groups of {LAYOUT.group_size}, {where}",
-        f"{'target':<10}{'phase':<9}" + "".join(f"{c:>{w}}" for c, w, _, _ in COLUMNS),
+        f"each phase: {'; '.join(isolations)}",
+        f"{'target':<{n}}{'phase':<9}" + "".join(f"{c:>{w}}" for c, w, _, _ in COLUMNS),
     ]
     for name, phases in results.items():
         for phase, figures in phases.items():
-            cells = (f"{_get(figures, path):>{w}{fmt}}" for _, w, fmt, path in COLUMNS)
-            lines.append(f"{name:<10}{phase:<9}" + "".join(cells))
+            cells = (_cell(_get(figures, path), w, fmt) for _, w, fmt, path in COLUMNS)
+            lines.append(f"{name:<{n}}{phase:<9}" + "".join(cells))
             if ratios := figures.get("vs_bare"):
                 cells = (
                     f"{_ratio_cell(ratios['_'.join(path)]):>{w}}" if c in RATIOS else " " * w
                     for c, w, _, path in COLUMNS
                 )
-                lines.append((f"{'':<10}{'× bare':<9}" + "".join(cells)).rstrip())
+                lines.append((f"{'':<{n}}{'× bare':<9}" + "".join(cells)).rstrip())
     lines.append(
         "ms: end-to-end latency; refused: error frames; µs/dlv: server CPU per delivery; "
         "gen %: generator CPU; × bare: this figure over the bare bound's"
     )
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None, width: int, fmt: str) -> str:
+    """A figure in its column; "-" where there is none (no deliveries, no samples)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}{fmt}}"
 
 
 def _ratio_cell(ratio: float | None) -> str:
@@ -224,10 +255,10 @@ def _progress(text: str) -> None:
     sys.stderr.flush()
 
 
-def _start(bench: BenchStack, name: str) -> Target:
+def _start(bench: BenchStack, name: str, previous: Target | None) -> Target:
     _progress(f"starting {name}")
     return (
-        start_gochat(bench, LAYOUT)
+        start_gochat(bench, LAYOUT, previous)
         if name == "gochat"
         else start_bare_protocol(bench, name, LAYOUT)
     )
@@ -266,9 +297,9 @@ def main(argv: list[str]) -> int:
         pinned = bench.pinned
         for spec in args.attach:
             target = attach(spec, LAYOUT)
-            results[target.name] = run_target(target, options)
+            results[target.name] = run_attached(target, options)
         for name in names:
-            results[name] = run_target(_start(bench, name), options)
+            results[name] = run_started(bench, name, options)
     with_ratios(results)
     for phases in results.values():
         for phase, figures in phases.items():

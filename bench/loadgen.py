@@ -99,6 +99,19 @@ class Socket(WSListener):
         self.transport.send(WSMsgType.TEXT, b'%s%d:%d;"}' % (self.head, message_id, now))
 
 
+async def close_all(transports: list[WSTransport], timeout: float = CLOSE_TIMEOUT) -> None:
+    """Close every socket; those whose server has not answered within `timeout` are dropped."""
+    for transport in transports:
+        if not transport.is_disconnected:
+            transport.send_close(WSCloseCode.OK)
+    waits = asyncio.gather(*(t.wait_disconnected() for t in transports))
+    try:
+        await asyncio.wait_for(waits, timeout)
+    except TimeoutError:
+        for transport in transports:
+            transport.disconnect(graceful=False)
+
+
 class Load:
     """Connects a population and drives it: open loop at a rate, or closed loop."""
 
@@ -137,16 +150,7 @@ class Load:
         await asyncio.gather(*(open_one(sock) for sock in self.sockets))
 
     async def close(self) -> None:
-        transports = [s.transport for s in self.sockets if s.transport is not None]
-        for transport in transports:
-            if not transport.is_disconnected:
-                transport.send_close(WSCloseCode.OK)
-        waits = asyncio.gather(*(t.wait_disconnected() for t in transports))
-        try:
-            await asyncio.wait_for(waits, CLOSE_TIMEOUT)
-        except TimeoutError:
-            for transport in transports:
-                transport.disconnect(graceful=False)
+        await close_all([s.transport for s in self.sockets if s.transport is not None])
 
     def start(self, rate: float | None) -> None:
         """Begin sending (the warm-up): `rate` messages/s on a schedule, or closed loop."""

@@ -1,4 +1,5 @@
-"""What a process costs, read from /proc: CPU seconds used and peak resident memory."""
+"""What a process costs, read from /proc: CPU seconds used, resident memory now and at its
+peak, and how many files it may open."""
 
 from __future__ import annotations
 
@@ -24,11 +25,34 @@ def cpu_seconds(pid: int) -> float:
 
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the highest resident set size `pid` has had since it started."""
+    kib = _status_kib(pid, "VmHWM:")
+    return float("nan") if kib is None else kib / 1024
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS: the resident set size of `pid` now."""
+    kib = _status_kib(pid, "VmRSS:")
+    if kib is None:
+        raise RuntimeError(f"no VmRSS for pid {pid}: has it exited?")
+    return kib
+
+
+def _status_kib(pid: int, field: str) -> int | None:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+            if line.startswith(field):
+                return int(line.split()[1])  # "VmRSS:     12345 kB"
+    return None
+
+
+def open_files_limit(pid: int) -> int:
+    """The soft RLIMIT_NOFILE of `pid`: how many descriptors (sockets included) it may hold."""
+    with open(f"/proc/{pid}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]  # "Max open files  <soft>  <hard>  files"
+                return resource.RLIM_INFINITY if soft == "unlimited" else int(soft)
+    raise RuntimeError(f"no open-files limit for pid {pid}")
 
 
 def own_cpu_seconds() -> float:

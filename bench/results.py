@@ -39,15 +39,31 @@ def machine() -> dict[str, Any]:
     }
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN and infinity in it, however deep in dicts and lists, made None:
+    JSON has no NaN, and a figure with nothing to divide by (no deliveries, no samples) is
+    absent, not a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
 def record(scenario: str, figures: dict[str, Any]) -> str:
     """Append one JSON line for this run to bench/results/<scenario>.jsonl; return it."""
     line = json.dumps(
-        {
-            "scenario": scenario,
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            **figures,
-        }
+        finite(
+            {
+                "scenario": scenario,
+                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": machine(),
+                **figures,
+            }
+        ),
+        allow_nan=False,  # a NaN that slipped through fails here, not in whoever reads the file
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with (RESULTS_DIR / f"{scenario}.jsonl").open("a") as out:

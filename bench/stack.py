@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+from redis import Redis
 
 from gochat_py import migrate
 from gochat_py.localstack import LocalStack, die_with_parent, free_port
@@ -118,6 +119,15 @@ class BenchStack:
         base_url = f"http://127.0.0.1:{port}"
         asyncio.run(_wait_healthy(base_url, process))
         return process, base_url
+
+    def flush_redis(self) -> None:
+        """Empty Redis, so that nothing a stopped server left there (channel-layer queues and
+        group members, streams, counters) is worked on by the next one."""
+        client = Redis.from_url(self.redis_url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
 
     def start_worker(self, **overrides: str) -> Process:
         return self._spawn([sys.executable, "-m", "worker"], self.env(**overrides), "worker")

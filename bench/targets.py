@@ -14,7 +14,7 @@ import json
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from gochat_py.localstack import free_port
 
 # Login cost is not what fan-out measures: cheap argon2 lets 1,000 users register in seconds.
 CHEAP_ARGON2 = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024", "ARGON2_PARALLELISM": "1"}
+# Tokens issued at setup must still open sockets on the fresh server of a later phase.
+LONG_TOKENS = {"JWT_ACCESS_EXPIRY": "24h"}
 SETUP_CONCURRENCY = 32  # REST calls in flight while creating users and groups
 SETUP_TIMEOUT = 60.0
 START_DEADLINE = 30.0
@@ -101,11 +103,24 @@ def attach(spec: str, layout: Layout) -> Target:
     return Target(name, int(pid), layout.bare_population(url))
 
 
-def start_gochat(bench: BenchStack, layout: Layout) -> Target:
-    """gochat-py on the server CPU, its users and groups created through the REST API."""
-    process, base_url = bench.start_server(**CHEAP_ARGON2)
-    population, redis_pid = asyncio.run(_populate_gochat(base_url, bench.redis_url, layout))
+def start_gochat(bench: BenchStack, layout: Layout, previous: Target | None = None) -> Target:
+    """gochat-py on the server CPU, its users and groups created through the REST API; or,
+    after a `previous` gochat target, a fresh server process for the same accounts (they are
+    in PostgreSQL, and their tokens are signed with the same secret)."""
+    process, base_url = bench.start_server(**CHEAP_ARGON2, **LONG_TOKENS)
+    if previous is None:
+        population, redis_pid = asyncio.run(_populate_gochat(base_url, bench.redis_url, layout))
+    else:
+        population = _moved(previous.population, base_url)
+        redis_pid = previous.helpers["redis"]
     return Target("gochat", process.pid, population, {"redis": redis_pid}, process)
+
+
+def _moved(population: Population, base_url: str) -> Population:
+    """The same users and groups, their socket URLs pointing at the server at `base_url`."""
+    ws_base = base_url.replace("http://", "ws://", 1)
+    urls = [ws_base + url[url.index("/ws?") :] for url in population.urls]
+    return replace(population, urls=urls)
 
 
 async def _populate_gochat(base_url: str, redis_url: str, layout: Layout) -> tuple[Population, int]:

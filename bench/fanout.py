@@ -28,6 +28,7 @@ import uvloop
 
 from bench.channels_baseline.launch import install as install_channels
 from bench.loadgen import Load, Tally
+from bench.persist_lag import PersistLag
 from bench.procstat import CpuMeter, CpuSpan, finish_profile, peak_rss_mib, start_profile
 from bench.results import latency_summary, record
 from bench.stack import BenchStack, bench_stack
@@ -111,12 +112,15 @@ async def run_phase(
     load = Load(target.population)
     await load.connect()
     meter = CpuMeter({"server": target.pid, **target.helpers})
+    lag = PersistLag(target.redis_url) if target.redis_url else None
     try:
         load.start(rate)
         await asyncio.sleep(options.warmup)
         tally = load.measure()
         closed_before = load.closed_by_server
         meter.start()
+        if lag is not None:
+            lag.start()
         profiler = None
         if options.profile is not None and rate is None:
             out = options.profile / f"fanout-{target.name}-{phase}.txt"
@@ -124,8 +128,12 @@ async def run_phase(
         await asyncio.sleep(options.seconds)
         await load.stop()
         cpu = meter.stop()
+        if lag is not None:
+            lag.load_stopped()
         await load.drain(options.drain)
         figures = phase_figures(target, tally, cpu, rate, load.closed_by_server - closed_before)
+        if lag is not None:
+            figures.update(await lag.stop())
         if profiler is not None:
             await asyncio.to_thread(finish_profile, profiler, PROFILER_EXIT)
         if target.process is None:
@@ -153,6 +161,8 @@ def run_started(bench: BenchStack, name: str, options: Options) -> dict[str, dic
         finally:
             assert target.process is not None
             target.process.stop()  # frees the server CPU for the next phase or target
+            if target.worker is not None:
+                target.worker.stop()
     return results
 
 
@@ -179,14 +189,19 @@ COLUMNS: list[tuple[str, int, str, tuple[str, ...]]] = [
     ("µs/dlv", 9, ".2f", ("server_cpu_us_per_delivery",)),
     ("RSS MiB", 9, ".1f", ("server_peak_rss_mib",)),
     ("gen %", 7, ".0f", ("generator_cpu_pct",)),
+    ("backlog", 9, "d", ("persist_backlog_max",)),
+    ("catch-up", 10, ".2f", ("persist_catch_up_s",)),
 ]
 RATIOS = ["deliv/s", "p50", "p90", "p99", "max", "loss", "dups", "µs/dlv", "RSS MiB"]
 
 
 def _get(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The figure at `path`; None where this target has none (a server without a worker)."""
     value: Any = figures
     for key in path:
-        value = value[key]
+        value = value.get(key)
+        if value is None:
+            return None
     return value
 
 
@@ -234,7 +249,9 @@ def table(results: dict[str, dict[str, dict[str, Any]]], pinned: bool) -> str:
                 lines.append((f"{'':<{n}}{'× bare':<9}" + "".join(cells)).rstrip())
     lines.append(
         "ms: end-to-end latency; refused: error frames; µs/dlv: server CPU per delivery; "
-        "gen %: generator CPU; × bare: this figure over the bare bound's"
+        "gen %: generator CPU; backlog: most messages sent and not yet persisted by the "
+        "worker; catch-up: seconds it took to persist the rest after the load stopped; "
+        "× bare: this figure over the bare bound's"
     )
     return "\n".join(lines) + "\n"
 

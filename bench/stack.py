@@ -129,12 +129,15 @@ class BenchStack:
         finally:
             client.close()
 
-    def start_worker(self, **overrides: str) -> Process:
-        return self._spawn([sys.executable, "-m", "worker"], self.env(**overrides), "worker")
+    def start_worker(self, cpu: int = SERVER_CPU, **overrides: str) -> Process:
+        argv = [sys.executable, "-m", "worker"]
+        return self._spawn(argv, self.env(**overrides), "worker", cpu)
 
-    def _spawn(self, argv: list[str], env: Mapping[str, str], name: str) -> Process:
-        cpu = SERVER_CPU if self.pinned else None
-        process = Process(argv, env, self.root / f"{name}-{len(self.processes)}.log", cpu)
+    def _spawn(
+        self, argv: list[str], env: Mapping[str, str], name: str, cpu: int = SERVER_CPU
+    ) -> Process:
+        log = self.root / f"{name}-{len(self.processes)}.log"
+        process = Process(argv, env, log, cpu if self.pinned else None)
         self.processes.append(process)
         return process
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from bench.bare_server import GROUPS_FILE_VARIABLE
 from bench.channels_baseline.launch import VENV_PYTHON as CHANNELS_PYTHON
 from bench.loadgen import Group, Population
-from bench.stack import SERVER_CPU, BenchStack, Process
+from bench.stack import LOAD_CPU, SERVER_CPU, BenchStack, Process
 from gochat_py.localstack import free_port
 
 # Login cost is not what fan-out measures: cheap argon2 lets 1,000 users register in seconds.
@@ -79,6 +79,8 @@ class Target:
     population: Population
     helpers: dict[str, int] = field(default_factory=dict)  # other processes whose CPU we report
     process: Process | None = None  # ours to stop when done; None for an attached server
+    worker: Process | None = None  # drains the stream while the load runs; stopped with it
+    redis_url: str | None = None  # where its stream is, for the persist lag
 
 
 def start_bare_protocol(bench: BenchStack, name: str, layout: Layout) -> Target:
@@ -108,12 +110,15 @@ def start_gochat(bench: BenchStack, layout: Layout, previous: Target | None = No
     after a `previous` gochat target, a fresh server process for the same accounts (they are
     in PostgreSQL, and their tokens are signed with the same secret)."""
     process, base_url = bench.start_server(**CHEAP_ARGON2, **LONG_TOKENS)
+    # On the generator's CPU: the server's is what the fan-out measures.
+    worker = bench.start_worker(cpu=LOAD_CPU)
     if previous is None:
         population, redis_pid = asyncio.run(_populate_gochat(base_url, bench.redis_url, layout))
     else:
         population = _moved(previous.population, base_url)
         redis_pid = previous.helpers["redis"]
-    return Target("gochat", process.pid, population, {"redis": redis_pid}, process)
+    helpers = {"redis": redis_pid, "worker": worker.pid}
+    return Target("gochat", process.pid, population, helpers, process, worker, bench.redis_url)
 
 
 def _moved(population: Population, base_url: str) -> Population:

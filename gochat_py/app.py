@@ -77,6 +77,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_max_size": MAX_FRAME_BYTES,  # larger frames are closed with 1009
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_interval,
-        # Compression costs CPU and ~64 KiB of zlib state per socket; chat frames are small.
-        "ws_per_message_deflate": False,
+        # Off by default: compression costs CPU and tens of KiB of zlib state per socket,
+        # and chat frames are small.
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
     }

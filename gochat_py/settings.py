@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_rate: float = 20.0
     ws_burst: int = 40
     ws_ping_interval: float = 20.0
+    ws_per_message_deflate: bool = False
     worker_batch_size: int = 500
     worker_claim_idle: float = 30.0
     worker_max_deliveries: int = 5
@@ -106,6 +107,13 @@ def _port(text: str) -> int:
 
 def _port_or_off(text: str) -> int:
     return 0 if text.strip() == "0" else _port(text)
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"{text!r} is not a switch (true or false)")
+    return value in ("true", "1", "yes", "on")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -197,6 +205,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ws_rate=_read(env, "WS_RATE", _positive_float, d.ws_rate),
         ws_burst=_read(env, "WS_BURST", _positive_int, d.ws_burst),
         ws_ping_interval=_read(env, "WS_PING_INTERVAL", parse_duration, d.ws_ping_interval),
+        ws_per_message_deflate=_read(
+            env, "WS_PER_MESSAGE_DEFLATE", _switch, d.ws_per_message_deflate
+        ),
         worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
         worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
         worker_max_deliveries=_read(

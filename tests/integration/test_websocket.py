@@ -283,6 +283,20 @@ async def test_a_flood_gets_retry_after_errors_and_then_a_1008_close(
         await flood(ws_url(api, alice["tokens"]["access_token"]))
 
 
+@pytest.mark.parametrize("setting", [None, "true"])
+async def test_permessage_deflate_is_offered_only_when_switched_on(
+    database_url: str, redis_url: str, setting: str | None
+) -> None:
+    extra = {"WS_PER_MESSAGE_DEFLATE": setting} if setting else {}
+    env = server_environment(database_url, redis_url, **extra)
+    async with serve_app(load_settings(env)) as url, httpx.AsyncClient(base_url=url) as api:
+        alice = await register(api)
+        # The client offers compression; the server takes it up only when configured to.
+        async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
+            extensions = socket.response.headers.get("Sec-WebSocket-Extensions") or ""
+    assert ("permessage-deflate" in extensions) == (setting == "true")
+
+
 async def flood(url: str) -> None:
     async with connect(url) as socket:
         for _ in range(400):

@@ -45,6 +45,7 @@ def test_defaults_follow_the_gochat_readme() -> None:
         ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
         ("ARGON2_MEMORY_KIB", "0", "ARGON2_MEMORY_KIB"),
         ("DB_POOL_MAX", "many", "DB_POOL_MAX"),
+        ("WS_PER_MESSAGE_DEFLATE", "maybe", "WS_PER_MESSAGE_DEFLATE"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(

@@ -40,5 +40,5 @@ routes: list[BaseRoute] = [
         conversations.remove_member,
         methods=["DELETE"],
     ),
-    WebSocketRoute("/ws", ws.websocket_endpoint),
+    WebSocketRoute("/ws", ws.SocketApp()),
 ]

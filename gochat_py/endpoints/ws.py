@@ -68,8 +68,7 @@ class SocketSession:
         self._frames: deque[str] = deque()
         self._limit = queue_size
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
-        self._sent_all = asyncio.Event()  # nothing queued or in flight
-        self._sent_all.set()
+        self._drained: asyncio.Future[None] | None = None  # a draining close waits on it
         self._metrics = metrics
         self._closing: asyncio.Task[None] | None = None
         self.log = logger.bind(conn_id=uuid.uuid4().hex[:12], user_id=str(user))
@@ -83,7 +82,6 @@ class SocketSession:
             self.close(WS_1013_TRY_AGAIN_LATER, "send queue full")
             return
         self._frames.append(frame)
-        self._sent_all.clear()
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
@@ -98,9 +96,10 @@ class SocketSession:
             self._closing = asyncio.create_task(self._close(code, reason, drain))
 
     async def _close(self, code: int, reason: str, drain: bool) -> None:
-        if drain:
+        if drain and self._frames:
+            self._drained = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sent_all.wait(), DRAIN_TIMEOUT)
+                await asyncio.wait_for(self._drained, DRAIN_TIMEOUT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
 
@@ -115,7 +114,8 @@ class SocketSession:
         loop = asyncio.get_running_loop()
         while True:
             if not frames_:
-                self._sent_all.set()
+                if self._drained is not None and not self._drained.done():
+                    self._drained.set_result(None)
                 self._wakeup = loop.create_future()
                 await self._wakeup
                 self._wakeup = None

@@ -87,7 +87,7 @@ async def serve(settings: Settings) -> int:
 
 
 def _handle_signals(stop: asyncio.Event) -> None:
-    """First SIGTERM/SIGINT: finish the batch in hand, then exit 0. Second: exit at once."""
+    """First SIGTERM/SIGINT: finish the batches in hand, then exit 0. Second: exit at once."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: signal.Signals) -> None:

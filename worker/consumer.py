@@ -3,6 +3,10 @@
 Invariant (DESIGN #1): an entry is acknowledged only after its row is committed, or after
 it is filed in the dead-letter stream. Anything that fails in between leaves it pending,
 to be retried here or reclaimed by another worker, and ON CONFLICT absorbs the repeat.
+
+The next batch is read and decoded while the current one is being committed, so the
+worker is not idle while PostgreSQL works; batches still reach PostgreSQL one at a time,
+in order, and each is acknowledged after its own commit.
 """
 
 from __future__ import annotations
@@ -92,16 +96,21 @@ class Consumer:
         self._started = False
         self._next_reclaim = 0.0
         self._stop_deadline: float | None = None
+        self._storing: asyncio.Task[None] | None = None  # a batch being committed and settled
+        self._read_ahead: Sequence[Entry] = ()  # read while that batch is being stored
 
     async def run(self) -> None:
-        """Consume until `stop` is set; the batch in hand is finished first."""
+        """Consume until `stop` is set; the batches in hand are finished first."""
         # Beside the batch loop, not in it: the pending gauge must move while a batch
         # waits out a PostgreSQL outage, which is when it matters.
         finished = asyncio.Event()
         housekeeping = asyncio.create_task(self._housekeep(finished))
         try:
-            while not self._stop.is_set():
+            while True:
                 try:
+                    if self._stop.is_set():
+                        await self._finish_storing()
+                        break
                     await self._cycle()
                 except REDIS_DOWN as exc:
                     await self._pause(self._redis_outage.failed(exc))
@@ -112,6 +121,13 @@ class Consumer:
                     self._log.bind(error=str(exc)).warning("consumer_group_missing")
                     self._joined = False
         finally:
+            if self._storing is not None:
+                # Leaving on an unexpected error: the batch being stored is independent of
+                # it, so let it commit and settle rather than abandon it mid-transaction.
+                try:
+                    await self._finish_storing()
+                except Exception as exc:
+                    self._log.bind(error=f"{type(exc).__name__}: {exc}").error("batch_abandoned")
             # Told to finish, not cancelled: on Python 3.11 a cancel that lands while redis-py
             # sends a command is swallowed by its asyncio.wait_for (CPython gh-86296), the task
             # runs on, and awaiting it would hang the stop for good.
@@ -128,6 +144,9 @@ class Consumer:
             self._joined = self._started = True
         now = time.monotonic()
         if now >= self._next_reclaim:
+            # Reclaiming reads delivery counts back from the pending list on the assumption
+            # that this consumer holds nothing else.
+            await self._finish_storing()
             await self._reclaim()
             self._next_reclaim = now + min(RECLAIM_EVERY_MAX, self._config.claim_idle / 2)
             if self._stop.is_set():
@@ -135,14 +154,39 @@ class Consumer:
         entries = await read_new(
             self._redis, self.name, self._config.partitions, self._config.batch_size
         )
+        if self._redis_outage.down:
+            # The idle pooled connections still point at the server that went away: drop
+            # them, or the XACK beside the next read fails on one and reports a second outage.
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
         self._redis_outage.recovered()
-        if entries:
-            await self._handle(entries)
+        if not entries:
+            return
+        self._read_ahead = entries
+        try:
+            rows, dead = self._decode(entries)
+            await self._finish_storing()
+        finally:
+            self._read_ahead = ()
+        self._storing = asyncio.create_task(self._store(entries, rows, dead))
+
+    async def _finish_storing(self) -> None:
+        """Wait until the batch being stored, if any, is committed and settled."""
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            await storing
 
     async def _handle(self, entries: Sequence[Entry]) -> None:
         """Persist one batch, then settle it: ack what is stored, dead-letter what never will be."""
+        await self._store(entries, *self._decode(entries))
+
+    def _decode(self, entries: Sequence[Entry]) -> tuple[list[tuple[Entry, Row]], list[DeadLetter]]:
         self._metrics.batch_size.observe(len(entries))
-        rows, dead = triage.decode(entries, self._config.max_deliveries)
+        return triage.decode(entries, self._config.max_deliveries)
+
+    async def _store(
+        self, entries: Sequence[Entry], rows: Sequence[tuple[Entry, Row]], dead: list[DeadLetter]
+    ) -> None:
+        """Persist a decoded batch, then settle it."""
         done: list[Entry] = []
         if rows:
             persisted = await self._persist(rows)
@@ -184,11 +228,11 @@ class Consumer:
             await self._wait_holding(held, delay)
 
     async def _wait_holding(self, held: Sequence[Entry], seconds: float) -> None:
-        """Wait before a retry, keeping the entries in hand claimed all along."""
+        """Wait before a retry, keeping the entries in hand (and any read ahead) claimed."""
         heartbeat_every = self._config.claim_idle / 3
         resume_at = time.monotonic() + seconds
         while (now := time.monotonic()) < resume_at and not self._out_of_time():
-            await self._keep_claimed(held)
+            await self._keep_claimed([*held, *self._read_ahead])
             await self._pause(min(resume_at - now, heartbeat_every))
 
     def _record(self, persisted: Persisted) -> None:

@@ -1,8 +1,9 @@
-"""A batch of messages into PostgreSQL: one transaction, COPY into staging, one INSERT … SELECT.
+"""A batch of messages into PostgreSQL in one transaction: COPY straight into `messages`.
 
-Idempotent by construction: `ON CONFLICT DO NOTHING` on the message id (and on
-`(conversation_id, seq)`) absorbs a batch that is persisted twice because a crash came
-between COMMIT and XACK, and an entry that appears twice in one batch.
+Idempotent by construction: a row that is already stored (a batch persisted twice because
+a crash came between COMMIT and XACK, or an entry twice in one batch) fails the COPY with a
+unique violation, and the batch is then merged through a staging table instead, where
+`ON CONFLICT DO NOTHING` on the message id (and on `(conversation_id, seq)`) absorbs it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from gochat_py.messages import Message
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sent_at is unix ms; timedelta keeps it exact
 
-# Per session, emptied at every commit: concurrent workers never see each other's rows.
+# The fallback only. Per session, emptied at every commit: concurrent workers never see
+# each other's rows.
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS messages_staging
     (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
@@ -38,22 +40,22 @@ RETURNING id
 # instead made PostgreSQL anti-join the whole table on each batch (measured: more time
 # than the INSERT itself).
 _PRESENT = "SELECT id FROM messages WHERE id = ANY($1::uuid[])"
-_UNSTAGE = "DELETE FROM messages_staging WHERE id = ANY($1::uuid[])"
 # Lock the touched conversations in id order first: two workers whose batches share
 # conversations then queue on the first one instead of deadlocking on the second.
-_UPDATE_CONVERSATIONS = """
-SELECT 1 FROM conversations
-WHERE id IN (SELECT conversation_id FROM messages_staging)
-ORDER BY id FOR NO KEY UPDATE;
-
+_LOCK_CONVERSATIONS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+) locked
+"""
+# The newest seq and sent_at per conversation come from the batch in hand: aggregating
+# them in PostgreSQL needs the rows in a table first, which is what COPY straight into
+# messages saves.
+_ADVANCE_CONVERSATIONS = """
 UPDATE conversations c
-SET last_seq = GREATEST(c.last_seq, t.max_seq),
-    last_activity_at = GREATEST(c.last_activity_at, t.max_sent_at)
-FROM (
-    SELECT conversation_id, max(seq) AS max_seq, max(sent_at) AS max_sent_at
-    FROM messages_staging GROUP BY conversation_id
-) t
-WHERE c.id = t.conversation_id;
+SET last_seq = GREATEST(c.last_seq, t.last_seq),
+    last_activity_at = GREATEST(c.last_activity_at, t.last_activity_at)
+FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS t (id, last_seq, last_activity_at)
+WHERE c.id = t.id
 """
 
 
@@ -144,22 +146,46 @@ def describe_rejection(error: BaseException) -> str:
 
 async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
     """Store `rows` in one transaction; raise if any of them cannot be stored."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_CREATE_STAGING)
-        await conn.copy_records_to_table("messages_staging", records=rows, columns=COLUMNS)
-        inserted_ids = {r["id"] for r in await conn.fetch(_INSERT)}
-        displaced_ids: set[uuid.UUID] = set()
-        skipped = [r.id for r in rows if r.id not in inserted_ids]
-        if skipped:
-            present = {r["id"] for r in await conn.fetch(_PRESENT, skipped)}
-            displaced_ids = set(skipped) - present
-            if displaced_ids:
-                await conn.execute(_UNSTAGE, list(displaced_ids))
-        await conn.execute(_UPDATE_CONVERSATIONS)
-    inserted = len(inserted_ids)
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table("messages", records=rows, columns=COLUMNS)
+                await _advance_conversations(conn, rows)
+        except asyncpg.UniqueViolationError:
+            pass  # some row is stored already: merge the batch instead, skipping those
+        else:
+            return Persisted(inserted=len(rows), committed=list(rows))
+        async with conn.transaction():
+            return await _merge(conn, rows)
+
+
+async def _merge(conn: asyncpg.Connection, rows: Sequence[Row]) -> Persisted:
+    """Insert what is not stored yet, and sort out why each skipped row was skipped."""
+    await conn.execute(_CREATE_STAGING)
+    await conn.copy_records_to_table("messages_staging", records=rows, columns=COLUMNS)
+    inserted_ids = {r["id"] for r in await conn.fetch(_INSERT)}
+    displaced_ids: set[uuid.UUID] = set()
+    skipped = [r.id for r in rows if r.id not in inserted_ids]
+    if skipped:
+        present = {r["id"] for r in await conn.fetch(_PRESENT, skipped)}
+        displaced_ids = set(skipped) - present
     committed = [r for r in rows if r.id not in displaced_ids]
     displaced = [r for r in rows if r.id in displaced_ids]
-    return Persisted(inserted=inserted, committed=committed, displaced=displaced)
+    if committed:
+        await _advance_conversations(conn, committed)
+    return Persisted(inserted=len(inserted_ids), committed=committed, displaced=displaced)
+
+
+async def _advance_conversations(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
+    """Move each conversation's last_seq and last_activity_at forward, never back."""
+    newest: dict[uuid.UUID, tuple[int, datetime]] = {}
+    for row in rows:
+        seq, sent_at = newest.get(row.conversation_id, (row.seq, row.sent_at))
+        newest[row.conversation_id] = (max(seq, row.seq), max(sent_at, row.sent_at))
+    ids = list(newest)
+    await conn.fetchval(_LOCK_CONVERSATIONS, ids)
+    seqs, sent = zip(*newest.values(), strict=True)
+    await conn.execute(_ADVANCE_CONVERSATIONS, ids, seqs, sent)
 
 
 async def persist_isolating(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:

@@ -228,6 +228,47 @@ async def test_a_worker_killed_mid_burst_then_restarted_stores_every_message_exa
     assert second.events("entries_reclaimed"), second.output()
 
 
+async def test_a_worker_killed_holding_a_batch_read_ahead_of_its_commit_loses_nothing(
+    db: asyncpg.Connection,
+    redis: Redis,
+    database_url: str,
+    redis_url: str,
+    start_worker: StartWorker,
+) -> None:
+    chat = (await create_chats(db, 1))[0]
+    traffic = Traffic([chat])
+    await redis.xgroup_create(STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    await xadd_messages(redis, traffic.burst(300))  # before the worker: full batches of 100
+    settings = {"WORKER_BATCH_SIZE": "100", "WORKER_CLAIM_IDLE": "1s"}
+    blocker = await asyncpg.connect(database_url)
+    try:
+        # FOR UPDATE conflicts with the key-share lock each inserted row's foreign key
+        # takes: the worker's first batch waits in its transaction, uncommitted.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute(
+            "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", chat.conversation_id
+        )
+        first = start_worker(database_url, redis_url, **settings)
+
+        async def read_ahead() -> bool:
+            return await pending(redis) == 200  # the batch committing and the next one
+
+        await poll_until(read_ahead, what="a second batch read while the first commits")
+        first.kill()
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert await count_rows(database_url) == 0
+
+    second = start_worker(database_url, redis_url, **settings)
+    await poll_until(rows_reach(database_url, 300), 30, "all 300 rows")
+    await poll_until(lambda: nothing_pending(redis), what="every entry acknowledged")
+
+    await assert_stored_exactly_once(db, redis, traffic)
+    assert second.events("entries_reclaimed"), second.output()
+
+
 async def test_postgres_stopped_under_load_then_started_again_stores_everything_once(
     redis: Redis, redis_url: str, own_postgres: Postgres, start_worker: StartWorker
 ) -> None:

@@ -264,6 +264,37 @@ async def test_while_postgres_is_unreachable_the_batch_is_held_not_acked_nor_dea
     assert run.consumer.name.encode() in consumers  # not removed while it holds entries
 
 
+async def test_a_batch_read_ahead_during_an_outage_is_kept_claimed_then_left_pending(
+    db: asyncpg.Connection, redis: Redis, redis_url: str, events: list[dict[str, Any]]
+) -> None:
+    traffic = Traffic(await create_chats(db, 1))
+    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    ids = await xadd_messages(redis, traffic.burst(10))
+    unreachable = f"postgresql://gochat@127.0.0.1:{free_port()}/gochat"
+
+    async with running_consumer(
+        redis_url, unreachable, batch_size=5, claim_idle=0.3, stop_grace=0.5
+    ) as run:
+
+        async def read_ahead_past_claim_idle() -> bool:
+            # Back-off 0.1 + 0.2 + 0.4 + 0.8 s: well past claim_idle since the read.
+            retries = named(events, "dependency_retry", dependency="postgres")
+            return await pending(redis) == 10 and len(retries) >= 5
+
+        await poll_until(read_ahead_past_claim_idle, what="both batches held through retries")
+
+        taken = await redis.xautoclaim(STREAM, GROUP, "other-worker", 300, count=100)
+        assert taken[1] == []
+
+    assert len(named(events, "batch_left_pending", entries=5)) == 2
+    details = await redis.xpending_range(STREAM, GROUP, "-", "+", 100)
+    assert sorted(d["message_id"] for d in details) == sorted(ids)
+    assert {(d["consumer"], d["times_delivered"]) for d in details} == {
+        (run.consumer.name.encode(), 1)
+    }
+    assert await dead_letters(redis) == []
+
+
 async def test_stopping_leaves_the_group_and_says_so(
     db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str,
     events: list[dict[str, Any]],

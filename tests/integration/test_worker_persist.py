@@ -83,6 +83,24 @@ async def test_the_same_message_twice_in_a_batch_or_redelivered_is_stored_once(
     assert sorted(await stored_ids(db)) == sorted([first.id, second.id])
 
 
+async def test_a_batch_holding_some_stored_rows_stores_the_rest_and_moves_conversations_on(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    chat = (await create_chats(db, 1))[0]
+    traffic = Traffic([chat])
+    stored, *fresh = (to_row(traffic.message(chat, sent_at=FUTURE_MS + i)) for i in range(3))
+    await persist_batch(pool, [stored])
+
+    persisted = await persist_batch(pool, [stored, *fresh])
+
+    assert persisted.inserted == 2
+    assert persisted.committed == [stored, *fresh]
+    assert sorted(await stored_ids(db)) == sorted(r.id for r in (stored, *fresh))
+    conversation = await db.fetchrow("SELECT last_seq, last_activity_at FROM conversations")
+    assert conversation["last_seq"] == 3
+    assert ms(conversation["last_activity_at"]) == FUTURE_MS + 2
+
+
 async def test_an_older_batch_never_moves_a_conversation_backwards(
     db: asyncpg.Connection, pool: asyncpg.Pool
 ) -> None:

@@ -7,6 +7,7 @@ are made here and handed to the Consumer as plain parameters.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -33,6 +34,10 @@ REDIS_SOCKET_TIMEOUT = READ_BLOCK_MS / 1000 + 5.0
 # the consumer backs off itself and logs the outage, rather than redis-py retrying unseen.
 REDIS_RETRIES = 1
 CLOSE_TIMEOUT = 5.0  # seconds to close the pool politely before terminating it
+# A batch allocates some ten tracked objects per row, all alive until it is settled: at
+# the default 700 the collector ran every 70 rows over objects that could not be garbage
+# (3-4 µs of worker CPU per row, measured). 20,000 bounds the garbage between passes.
+GC_GEN0_THRESHOLD = 20_000
 
 
 def main() -> int:
@@ -42,6 +47,10 @@ def main() -> int:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    # Modules and settings live as long as the process: out of every collection's scan.
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
     return asyncio.run(serve(settings))
 
 
@@ -72,6 +81,7 @@ async def serve(settings: Settings) -> int:
         max_size=POOL_MAX,
         timeout=PG_CONNECT_TIMEOUT,
         command_timeout=PG_COMMAND_TIMEOUT,
+        reset=_keep_session,
     )
     try:
         await Consumer(redis, pool, ConsumerConfig.from_settings(settings), metrics, stop).run()
@@ -84,6 +94,14 @@ async def serve(settings: Settings) -> int:
         if stop_metrics:
             stop_metrics()
     return 0
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset between batches, which has nothing to undo."""
+    # The worker sets no session settings, takes no advisory locks, opens no cursors and
+    # listens to nothing; asyncpg's default reset (RESET ALL, CLOSE ALL, UNLISTEN *,
+    # pg_advisory_unlock_all()) cost a round trip per batch. An open transaction is still
+    # rolled back by asyncpg itself before this runs.
 
 
 def _handle_signals(stop: asyncio.Event) -> None:

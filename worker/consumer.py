@@ -238,8 +238,9 @@ class Consumer:
     def _record(self, persisted: Persisted) -> None:
         self._metrics.rows_persisted.inc(persisted.inserted)
         now = datetime.now(UTC)
-        for row in persisted.committed:
-            self._metrics.persist_lag.observe(max(0.0, (now - row.sent_at).total_seconds()))
+        self._metrics.persist_lag.observe_many(
+            max(0.0, (now - row.sent_at).total_seconds()) for row in persisted.committed
+        )
 
     async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> None:
         while True:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+import itertools
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 # Entries per batch: 1 under a trickle, up to WORKER_BATCH_SIZE (500) × partitions when behind.
 BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -32,7 +38,7 @@ class WorkerMetrics:
             "Messages inserted into PostgreSQL (redeliveries absorbed by ON CONFLICT not counted).",
             registry=self.registry,
         )
-        self.persist_lag = Histogram(
+        self.persist_lag = BatchHistogram(
             "gochat_worker_persist_lag_seconds",
             "Time from a message's sent_at to the commit that stored it.",
             buckets=LAG_BUCKETS,
@@ -71,3 +77,42 @@ class WorkerMetrics:
             thread.join()
 
         return stop
+
+
+class BatchHistogram(Collector):
+    """A histogram that takes a batch of values at once.
+
+    One value per row through Histogram.observe (two locks and a bucket scan each) was
+    8 % of the worker's CPU at 500-row batches; this takes one lock per batch.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = [*buckets, math.inf]
+        self._labels = [*(repr(float(b)) for b in buckets), "+Inf"]  # as Histogram writes `le`
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()  # collect() runs on the metrics server's thread
+        registry.register(self)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        counts = [0] * len(self._bounds)
+        total = 0.0
+        for value in values:
+            counts[bisect.bisect_left(self._bounds, value)] += 1  # first bound >= value: `le`
+            total += value
+        with self._lock:
+            self._counts = [mine + new for mine, new in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts, total = self._counts, self._sum
+        cumulative = itertools.accumulate(counts)
+        buckets = list(zip(self._labels, cumulative, strict=True))
+        yield HistogramMetricFamily(
+            self._name, self._documentation, buckets=buckets, sum_value=total
+        )

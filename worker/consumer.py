@@ -47,6 +47,10 @@ from worker.persist import Failure, Persisted, Row, classify, persist_isolating
 RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
 TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
 STOP_GRACE = 10.0  # a stopping worker retries its batch this long, then leaves it pending
+# Entries per partition per XREADGROUP or XAUTOCLAIM. Redis builds a reply in one go while
+# every other client, the API server's sends included, waits: 0.7 ms for 500 entries,
+# 11 ms for 5,000 (measured). A larger batch is gathered from several such reads.
+READ_CHUNK = 500
 # Redis unreachable, restarting (LOADING) or timing out; OSError covers the raw socket.
 REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
@@ -151,9 +155,7 @@ class Consumer:
             self._next_reclaim = now + min(RECLAIM_EVERY_MAX, self._config.claim_idle / 2)
             if self._stop.is_set():
                 return
-        entries = await read_new(
-            self._redis, self.name, self._config.partitions, self._config.batch_size
-        )
+        entries = await self._read_batch()
         if self._redis_outage.down:
             # The idle pooled connections still point at the server that went away: drop
             # them, or the XACK beside the next read fails on one and reports a second outage.
@@ -168,6 +170,21 @@ class Consumer:
         finally:
             self._read_ahead = ()
         self._storing = asyncio.create_task(self._store(entries, rows, dead))
+
+    async def _read_batch(self) -> list[Entry]:
+        """New entries for one transaction: up to batch_size, read READ_CHUNK at a time."""
+        partitions, batch_size = self._config.partitions, self._config.batch_size
+        count = min(batch_size, READ_CHUNK)
+        entries = await read_new(self._redis, self.name, partitions, count)
+        chunk = entries
+        # A full chunk means more may be waiting; an empty or short one that the stream ran dry.
+        while len(chunk) >= count and len(entries) < batch_size and not self._stop.is_set():
+            try:
+                chunk = await read_new(self._redis, self.name, partitions, count, wait=False)
+            except REDIS_DOWN:
+                break  # keep what was read; the next read meets the outage and reports it
+            entries += chunk
+        return entries
 
     async def _finish_storing(self) -> None:
         """Wait until the batch being stored, if any, is committed and settled."""
@@ -282,7 +299,7 @@ class Consumer:
                     partition,
                     self.name,
                     min_idle_ms,
-                    self._config.batch_size,
+                    min(self._config.batch_size, READ_CHUNK),
                     cursor,
                 )
                 if claimed.vanished:

@@ -72,11 +72,14 @@ def is_missing_group(error: ResponseError) -> bool:
     return text.startswith("NOGROUP") or "no such key" in text
 
 
-async def read_new(redis: Redis, consumer: str, partitions: int, count: int) -> list[Entry]:
-    """Up to `count` never-delivered entries per partition, waiting up to READ_BLOCK_MS."""
+async def read_new(
+    redis: Redis, consumer: str, partitions: int, count: int, wait: bool = True
+) -> list[Entry]:
+    """Up to `count` never-delivered entries per partition, waiting up to READ_BLOCK_MS if
+    `wait` and there are none yet."""
     streams: dict[KeyT, StreamIdT] = {keys.stream(p): ">" for p in range(partitions)}
     reply = await redis.xreadgroup(
-        keys.CONSUMER_GROUP, consumer, streams, count=count, block=READ_BLOCK_MS
+        keys.CONSUMER_GROUP, consumer, streams, count=count, block=READ_BLOCK_MS if wait else None
     )
     if not reply:
         return []

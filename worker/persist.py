@@ -189,27 +189,26 @@ async def _advance_conversations(conn: asyncpg.Connection, rows: Sequence[Row]) 
 
 
 async def persist_isolating(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
-    """Store `rows`; if the batch is rejected, retry them one by one to set the poison apart.
+    """Store `rows`; if the batch is rejected, split it in halves until the poison is apart.
 
-    Raises on anything but a rejection (PostgreSQL unreachable, a deadlock): the caller
-    keeps the whole batch and retries it later; rows already committed by the one-by-one
-    pass are then absorbed by ON CONFLICT.
+    Halving finds one poison row among n in about 2·log2(n) transactions where retrying
+    row by row took n: seconds of stall for a 5,000-row batch. Raises on anything but a
+    rejection (PostgreSQL unreachable, a deadlock): the caller keeps the whole batch and
+    retries it later; rows already committed by the halving are then absorbed by ON CONFLICT.
     """
     try:
         return await persist_batch(pool, rows)
     except Exception as exc:
         if classify(exc) is not Failure.REJECTED:
             raise
-    total = Persisted()
-    for row in rows:
-        try:
-            one = await persist_batch(pool, [row])
-        except Exception as exc:
-            if classify(exc) is not Failure.REJECTED:
-                raise
-            total.rejected[row.id] = describe_rejection(exc)
-            continue
-        total.inserted += one.inserted
-        total.committed += one.committed
-        total.displaced += one.displaced
-    return total
+        if len(rows) == 1:
+            return Persisted(rejected={rows[0].id: describe_rejection(exc)})
+    middle = len(rows) // 2
+    first = await persist_isolating(pool, rows[:middle])
+    second = await persist_isolating(pool, rows[middle:])
+    return Persisted(
+        inserted=first.inserted + second.inserted,
+        committed=first.committed + second.committed,
+        displaced=first.displaced + second.displaced,
+        rejected=first.rejected | second.rejected,
+    )

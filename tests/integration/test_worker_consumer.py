@@ -83,6 +83,30 @@ async def _no_pending(redis: Redis, partitions: int) -> bool:
     return all([await pending(redis, p) == 0 for p in range(partitions)])
 
 
+async def test_a_large_batch_is_gathered_from_reads_of_at_most_500_entries(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    traffic = Traffic(await create_chats(db, 3))
+    await xadd_messages(redis, traffic.burst(1200))
+    threshold = (await redis.config_get("slowlog-log-slower-than"))["slowlog-log-slower-than"]
+    await redis.config_set("slowlog-log-slower-than", 0)  # log every command, arguments too
+    await redis.slowlog_reset()
+    try:
+        async with running_consumer(redis_url, database_url, batch_size=1200) as run:
+            await poll_until(count_of(db, 1200), what="the rows")
+            await poll_until(lambda: _no_pending(redis, 1), what="every entry acknowledged")
+        log = await redis.slowlog_get(128)
+    finally:
+        await redis.config_set("slowlog-log-slower-than", threshold)
+
+    sample = run.metrics.registry.get_sample_value
+    assert sample("gochat_worker_batch_size_count") == 1  # one transaction for all of them
+    assert sample("gochat_worker_batch_size_sum") == 1200
+    reads = [e["command"].split() for e in log if e["command"].startswith(b"XREADGROUP")]
+    counts = [int(read[read.index(b"COUNT") + 1]) for read in reads]
+    assert len(counts) >= 3 and max(counts) == 500, counts
+
+
 async def test_undecodable_entries_are_dead_lettered_without_blocking_the_batch(
     db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
 ) -> None:

@@ -161,6 +161,26 @@ async def test_isolation_stores_the_good_rows_and_names_each_poison(
     assert await db.fetchval("SELECT last_seq FROM conversations") == 3  # the good ones' seqs
 
 
+async def test_one_poison_row_among_a_thousand_is_set_apart_in_few_transactions(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    chat = (await create_chats(db, 1))[0]
+    traffic = Traffic([chat])
+    good = [to_row(m) for m in traffic.burst(1000)]
+    poison = to_row(traffic.message(chat, sender_id=uuid7()))  # no such user
+    first_xid = await db.fetchval("SELECT txid_current()")
+
+    persisted = await persist_isolating(pool, [*good[:600], poison, *good[600:]])
+
+    # Every attempt inserts rows, so each takes a transaction id; txid_current() takes one.
+    attempts = await db.fetchval("SELECT txid_current()") - first_xid - 1
+    assert attempts <= 1 + 2 * 10  # two halves per level of 1,001 rows; one per row: 1,001
+    assert persisted.inserted == 1000
+    assert list(persisted.rejected) == [poison.id]
+    assert persisted.rejected[poison.id].startswith("23503 ")
+    assert sorted(await stored_ids(db)) == sorted(r.id for r in good)
+
+
 async def test_a_message_whose_seq_is_taken_by_another_is_reported_not_silently_dropped(
     db: asyncpg.Connection, pool: asyncpg.Pool
 ) -> None:

@@ -57,7 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_burst: int = 40
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
-    worker_batch_size: int = 500
+    worker_batch_size: int = 5000  # rows per transaction; 500 kept the worker at ~35% of COPY
     worker_claim_idle: float = 30.0
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 9100  # 0: no metrics endpoint

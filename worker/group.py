@@ -75,8 +75,7 @@ def is_missing_group(error: ResponseError) -> bool:
 async def read_new(
     redis: Redis, consumer: str, partitions: int, count: int, wait: bool = True
 ) -> list[Entry]:
-    """Up to `count` never-delivered entries per partition, waiting up to READ_BLOCK_MS if
-    `wait` and there are none yet."""
+    """Up to `count` new entries per partition; if `wait`, up to READ_BLOCK_MS for the first."""
     streams: dict[KeyT, StreamIdT] = {keys.stream(p): ">" for p in range(partitions)}
     reply = await redis.xreadgroup(
         keys.CONSUMER_GROUP, consumer, streams, count=count, block=READ_BLOCK_MS if wait else None

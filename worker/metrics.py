@@ -15,8 +15,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-# Entries per batch: 1 under a trickle, up to WORKER_BATCH_SIZE (500) × partitions when behind.
-BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+# Entries per batch: 1 under a trickle, WORKER_BATCH_SIZE (5,000) or a read past it when behind.
+BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # From send to commit: ~10 ms when keeping up, seconds when behind, minutes after an outage.
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 

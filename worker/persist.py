@@ -146,6 +146,8 @@ def describe_rejection(error: BaseException) -> str:
 
 async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
     """Store `rows` in one transaction; raise if any of them cannot be stored."""
+    if not rows:
+        return Persisted()
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():

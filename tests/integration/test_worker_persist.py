@@ -12,6 +12,7 @@ from tests.stream_traffic import Traffic, create_chats, stored_ids
 from worker.persist import (
     UNIX_EPOCH,
     Failure,
+    Persisted,
     classify,
     persist_batch,
     persist_isolating,
@@ -67,6 +68,13 @@ async def test_a_batch_is_stored_with_every_field_and_moves_each_conversation_fo
         )
         assert conversation["last_seq"] == 3
         assert ms(conversation["last_activity_at"]) == newest
+
+
+async def test_an_empty_batch_stores_nothing_and_is_not_an_error(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    assert await persist_isolating(pool, []) == Persisted()
+    assert await stored_ids(db) == []
 
 
 async def test_the_same_message_twice_in_a_batch_or_redelivered_is_stored_once(

@@ -163,6 +163,9 @@ def bench_stack() -> Iterator[BenchStack]:
     root = Path(tempfile.mkdtemp(prefix="gochat-bench-"))
     root.chmod(0o755)  # PostgreSQL runs as `postgres` when we are root and must traverse it
     bench = BenchStack(root)
+    # Given back on exit: `python -m bench` runs every scenario in this one process, and
+    # each must find both CPUs to pin its own server and generator.
+    affinity = os.sched_getaffinity(0)
     try:
         bench.stack.start()
         asyncio.run(migrate.run(bench.database_url, "up", None))
@@ -175,3 +178,4 @@ def bench_stack() -> Iterator[BenchStack]:
             process.stop()
         bench.stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+        os.sched_setaffinity(0, affinity)

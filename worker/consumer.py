@@ -155,12 +155,13 @@ class Consumer:
             self._next_reclaim = now + min(RECLAIM_EVERY_MAX, self._config.claim_idle / 2)
             if self._stop.is_set():
                 return
+        read_at = time.monotonic()
         entries = await self._read_batch()
         if self._redis_outage.down:
             # The idle pooled connections still point at the server that went away: drop
             # them, or the XACK beside the next read fails on one and reports a second outage.
             await self._redis.connection_pool.disconnect(inuse_connections=False)
-        self._redis_outage.recovered()
+        self._redis_outage.recovered(read_at)
         if not entries:
             return
         self._read_ahead = entries
@@ -261,6 +262,7 @@ class Consumer:
 
     async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> None:
         while True:
+            attempted_at = time.monotonic()
             try:
                 await settle(self._redis, done, dead)
             except REDIS_DOWN as exc:
@@ -271,7 +273,7 @@ class Consumer:
                     return
                 await self._pause(delay)
                 continue
-            self._redis_outage.recovered()
+            self._redis_outage.recovered(attempted_at)
             break
         for letter in dead:
             self._metrics.dead_letters.labels(letter.kind).inc()

@@ -57,9 +57,17 @@ class Outage:
         )
         return delay
 
-    def recovered(self) -> None:
-        if self._down_since is not None:
-            seconds = round(time.monotonic() - self._down_since, 3)
+    def recovered(self, attempted_at: float | None = None) -> None:
+        """Record a success, made by an attempt that started at `attempted_at` (monotonic).
+
+        Attempts overlap (a blocked read beside an XACK): one that started before the
+        outage began, and was answered by the server on its way down, does not end it.
+        """
+        down_since = self._down_since
+        if down_since is not None and attempted_at is not None and attempted_at < down_since:
+            return
+        if down_since is not None:
+            seconds = round(time.monotonic() - down_since, 3)
             logger.bind(
                 dependency=self.dependency, down_seconds=seconds, attempts=self.attempts
             ).info("dependency_up")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,3 +47,20 @@ def test_an_outage_is_logged_and_measured_once_when_it_starts_and_once_when_it_e
     assert events[0]["extra"]["error"] == "ConnectionRefusedError: [Errno 111] refused"
     assert events[1]["extra"]["attempts"] == 5
     assert outage.failed(TimeoutError()) == BACKOFF_FIRST  # a new outage backs off afresh
+
+
+def test_a_success_attempted_before_the_outage_began_does_not_end_it(
+    events: list[dict[str, Any]],
+) -> None:
+    registry = CollectorRegistry()
+    outage = Outage("redis", Gauge("down", "down", registry=registry))
+    read_at = time.monotonic()  # a blocked read, issued while the server was still up
+
+    outage.failed(ConnectionError("closed by server"))  # an XACK beside it meets the shutdown
+    outage.recovered(read_at)  # the read is answered by the server on its way down
+    still_down = outage.down
+    outage.recovered(time.monotonic())
+
+    assert still_down and not outage.down
+    assert [e["message"] for e in events] == ["dependency_down", "dependency_up"]
+    assert registry.get_sample_value("down") == 0

@@ -105,7 +105,8 @@ class Hub:
             devices.discard(subscriber)
             if not devices and self._devices.get(user) is devices:
                 del self._devices[user]
-                await self._unsubscribe(self._drop_routes(user, self._routes.pop(user, set())))
+                await self._unsubscribe(self._drop_routes(user, list(self._routes.get(user, ()))))
+                self._routes.pop(user, None)
 
     async def apply_change(self, change: MembershipChange) -> None:
         """Route the conversation to local users who joined it; stop for those who left."""
@@ -113,7 +114,6 @@ class Hub:
         gone: list[str] = []
         for user in map(user_key, change.removed):
             if channel in self._routes.get(user, ()):
-                self._routes[user].discard(channel)
                 gone += self._drop_routes(user, [channel])
         await self._unsubscribe(gone)
         for user in map(user_key, change.added):
@@ -124,6 +124,11 @@ class Hub:
         return keys.conversation_channel(conversation_id, self._partitions)
 
     async def _hold(self, user: bytes, channels: list[str]) -> None:
+        await self._subscribe(self._add_routes(user, channels))
+        await self._confirmed(channels)
+
+    def _add_routes(self, user: bytes, channels: Iterable[str]) -> list[str]:
+        """Make `user` a holder of `channels`; the ones nobody here held before."""
         routes = self._routes.setdefault(user, set())
         fresh = []
         for channel in channels:
@@ -133,13 +138,14 @@ class Hub:
                 holders.add(user)
                 if len(holders) == 1:
                     fresh.append(channel)
-        await self._subscribe(fresh)
-        await self._confirmed(channels)
+        return fresh
 
     def _drop_routes(self, user: bytes, channels: Iterable[str]) -> list[str]:
         """Forget `user` as a holder of `channels`; the ones nobody here holds any more."""
+        routes = self._routes.get(user, set())
         unheld = []
         for channel in channels:
+            routes.discard(channel)
             holders = self._holders.get(channel)
             if holders is not None:
                 holders.discard(user)
@@ -241,14 +247,9 @@ class Hub:
             if key not in self._devices:
                 continue  # left while the listing loaded
             wanted = {self._channel(c) for c in listing.get(user, [])}
-            routes = self._routes.setdefault(key, set())
+            routes = self._routes.get(key, set())
             gone += self._drop_routes(key, routes - wanted)
-            for channel in wanted - routes:
-                holders = self._holders.setdefault(channel, set())
-                holders.add(key)
-                if len(holders) == 1:
-                    fresh.append(channel)
-            self._routes[key] = wanted
+            fresh += self._add_routes(key, wanted - routes)
         await self._unsubscribe(gone)
         await self._subscribe(fresh)
 

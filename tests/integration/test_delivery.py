@@ -213,6 +213,39 @@ async def test_a_removed_member_stops_receiving_on_every_instance(
             await next_frame(bob_ws, _content("without bob"), timeout=0.5)
 
 
+async def test_a_lost_pubsub_connection_reloads_the_conversations_of_local_users(
+    api: httpx.AsyncClient, redis: Redis, db: asyncpg.Connection
+) -> None:
+    alice, bob = await register(api), await register(api)
+    async with (
+        connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
+    ):
+        # A membership no announcement told anyone about, as if it came while the server
+        # was cut off from pub/sub: only the reload after reconnecting can route it.
+        group = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO conversations (id, kind, name, created_by) VALUES ($1, 'group', 'g', $2)",
+            group,
+            uuid.UUID(alice["user"]["id"]),
+        )
+        await db.executemany(
+            "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)",
+            [(group, uuid.UUID(alice["user"]["id"])), (group, uuid.UUID(bob["user"]["id"]))],
+        )
+        await redis.client_kill_filter(_type="pubsub")
+
+        async def heard() -> bool:
+            await say(alice_ws, str(group), "after the reload")
+            try:
+                await next_frame(bob_ws, _content("after the reload"), timeout=0.5)
+            except TimeoutError:
+                return False
+            return True
+
+        await poll_until(heard, timeout=10, what="the hub to reconnect and reload its routes")
+
+
 async def test_sends_go_on_after_redis_forgets_its_scripts(
     redis: Redis, group_of_two: tuple[ClientConnection, ClientConnection, str, str]
 ) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -143,6 +143,22 @@ def _content(content: str) -> Callable[[dict[str, Any]], bool]:
     return lambda frame: is_message(frame) and frame["content"] == content
 
 
+def _heard(
+    sender: ClientConnection, reader: ClientConnection, conversation_id: str, content: str
+) -> Callable[[], Awaitable[bool]]:
+    """A probe for poll_until: one message sent, and whether `reader` got it."""
+
+    async def probe() -> bool:
+        await say(sender, conversation_id, content)
+        try:
+            await next_frame(reader, _content(content), timeout=0.5)
+        except TimeoutError:
+            return False
+        return True
+
+    return probe
+
+
 async def test_a_member_added_while_connected_hears_the_next_message(
     two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
@@ -161,14 +177,7 @@ async def test_a_member_added_while_connected_hears_the_next_message(
 
         # Her device on the other instance joins the conversation's channel when the
         # change reaches it; until then a message there can miss it (history has it).
-        async def heard_there() -> bool:
-            await say(owner_ws, group["id"], "anyone there?")
-            try:
-                await next_frame(carol_there, _content("anyone there?"), timeout=0.5)
-            except TimeoutError:
-                return False
-            return True
-
+        heard_there = _heard(owner_ws, carol_there, group["id"], "anyone there?")
         await poll_until(heard_there, timeout=5, what="the other instance to route the group")
 
 
@@ -235,14 +244,7 @@ async def test_a_lost_pubsub_connection_reloads_the_conversations_of_local_users
         )
         await redis.client_kill_filter(_type="pubsub")
 
-        async def heard() -> bool:
-            await say(alice_ws, str(group), "after the reload")
-            try:
-                await next_frame(bob_ws, _content("after the reload"), timeout=0.5)
-            except TimeoutError:
-                return False
-            return True
-
+        heard = _heard(alice_ws, bob_ws, str(group), "after the reload")
         await poll_until(heard, timeout=10, what="the hub to reconnect and reload its routes")
 
 

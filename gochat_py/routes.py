@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 
-from gochat_py.endpoints import auth, conversations, health, ws
+from gochat_py.endpoints import auth, conversations, health
 
 API = "/api/v1"
+# The WebSocket endpoint (endpoints/ws.py) is served ahead of this table: app.SocketsFirst.
+SOCKET_PATH = "/ws"
 
 routes: list[BaseRoute] = [
     Route(f"{API}/health", health.health, methods=["GET"]),
@@ -40,5 +42,4 @@ routes: list[BaseRoute] = [
         conversations.remove_member,
         methods=["DELETE"],
     ),
-    WebSocketRoute("/ws", ws.SocketApp()),
 ]

@@ -70,7 +70,8 @@ async def test_tokens_never_reach_the_log(
     assert "server_stopped" in log, log
     assert "path=/api/v1/auth/me status=200" in log, log
     assert "path=/api/v1/no/such/route status=404" in log, log
-    assert "WebSocket /ws?token=[redacted]" in log, log
+    assert "socket_refused reason=invalid_token" in log, log
+    assert "socket_opened" in log, log
     for secret in (access, refresh, access.split(".")[1], refresh.split(".")[2]):
         assert secret not in log
 

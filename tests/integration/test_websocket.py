@@ -294,6 +294,9 @@ async def test_permessage_deflate_is_offered_only_when_switched_on(
         # The client offers compression; the server takes it up only when configured to.
         async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
             extensions = socket.response.headers.get("Sec-WebSocket-Extensions") or ""
+            # Frames both ways, compressed when it was agreed.
+            await send(socket, event="ping", padding="x" * 2000)
+            assert (await next_frame(socket))["event"] == "pong"
     assert ("permessage-deflate" in extensions) == (setting == "true")
 
 

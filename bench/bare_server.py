@@ -1,8 +1,10 @@
 """The bare bound: Starlette on uvicorn fanning frames out in-process; no Redis, no auth, no store.
 
 `python -m bench.bare_server` serves `ws://SERVER_HOST:SERVER_PORT/ws?user=<n>` with gochat-py's
-own uvicorn options (`gochat_py.app.uvicorn_options`, read from the same environment), so the
-only difference from gochat-py is everything gochat-py does between socket and socket.
+own uvicorn options (`gochat_py.app.uvicorn_options`, read from the same environment, its
+WebSocket protocol included), so the only difference from gochat-py is everything gochat-py
+does between socket and socket. With `--stock-websocket` it runs on uvicorn's own WebSocket
+protocol instead: the stack as it ships, before anything of gochat-py's.
 
 Groups are fixed at start, read from the JSON file named by `BENCH_GROUPS_FILE`: one object
 mapping each conversation id (a string, used as-is in frames) to its members' user numbers
@@ -39,6 +41,7 @@ from gochat_py.app import uvicorn_options
 from gochat_py.settings import load_settings
 
 GROUPS_FILE_VARIABLE = "BENCH_GROUPS_FILE"
+STOCK_WEBSOCKET_FLAG = "--stock-websocket"
 WS_1008_POLICY_VIOLATION = 1008  # no usable `?user=<n>`
 
 
@@ -139,20 +142,23 @@ def build_app(groups: dict[str, list[int]]) -> Starlette:
     return Starlette(routes=[WebSocketRoute("/ws", socket_endpoint)], lifespan=lifespan)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     path = os.environ.get(GROUPS_FILE_VARIABLE)
     if not path:
         sys.stderr.write(f"{GROUPS_FILE_VARIABLE} must name the groups JSON file\n")
         return 2
     settings = load_settings(os.environ)
+    options = uvicorn_options(settings)
+    if STOCK_WEBSOCKET_FLAG in argv:
+        del options["ws"]  # uvicorn's own WebSocket protocol: the stack as it ships
     uvicorn.run(
         build_app(load_groups(Path(path))),
         host=settings.server_host,
         port=settings.server_port,
-        **uvicorn_options(settings),
+        **options,
     )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

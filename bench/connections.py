@@ -1,8 +1,10 @@
 """Connections: 10,000 idle authenticated WebSockets on one server process. Resident memory
 per connection, connect rate, and whether a message still reaches every member of a group
 of 10 among them; beside the bare bound (bench/bare_server.py: Starlette on uvicorn with
-gochat-py's options, no auth, no Redis) holding as many idle sockets, so that gochat-py's
-memory per connection is also given as a multiple of the floor under any server on this stack.
+gochat-py's options, its WebSocket protocol included, no auth, no Redis) holding as many idle
+sockets, so that gochat-py's memory per connection is also given as a multiple of the floor
+under any server on this stack; and beside the same bare server on uvicorn's own WebSocket
+protocol (`bare-stock`), the stack as it ships.
 
 `python -m bench.connections [--connections 10000] [--idle 5]` from the repo root: starts a
 throwaway PostgreSQL and Redis, each server on CPU 0 in turn (this generator on CPU 1),
@@ -49,6 +51,7 @@ GROUP_SIZE = 10
 IDLE_SECONDS = 5.0
 TARGET_KIB_PER_CONNECTION = 20.0
 BASELINE = "bare"
+STOCK = "bare-stock"  # the same bare server on uvicorn's own WebSocket protocol
 USER_PREFIX = "conn"
 # Opened and closed before the first reading, so that one-time costs are not counted per
 # connection; then this long for the server to finish closing them.
@@ -227,6 +230,10 @@ def start_bare(bench: BenchStack, connections: int) -> Target:
     return start_bare_protocol(bench, BASELINE, Layout(connections, GROUP_SIZE, senders=1))
 
 
+def start_stock(bench: BenchStack, connections: int) -> Target:
+    return start_bare_protocol(bench, STOCK, Layout(connections, GROUP_SIZE, senders=1))
+
+
 def start_gochat(bench: BenchStack, connections: int) -> Target:
     ids = asyncio.run(accounts.insert_users(bench.database_url, USER_PREFIX, connections))
     process, base_url = bench.start_server()
@@ -263,11 +270,13 @@ async def _create_group(base_url: str, others: list[uuid.UUID]) -> tuple[str, st
 
 
 def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    gochat, bare = results.get("gochat"), results.get(BASELINE)
+    gochat, bare, stock = results.get("gochat"), results.get(BASELINE), results.get(STOCK)
     kib = gochat["rss_per_connection_kib"] if gochat else None
     bare_kib = bare["rss_per_connection_kib"] if bare else None
+    stock_kib = stock["rss_per_connection_kib"] if stock else None
     return {
         "rss_per_connection_vs_bare": round(kib / bare_kib, 2) if kib and bare_kib else None,
+        "rss_per_connection_vs_stock": round(kib / stock_kib, 2) if kib and stock_kib else None,
         "target_kib_per_connection": TARGET_KIB_PER_CONNECTION,
         "target_met": kib is not None and kib <= TARGET_KIB_PER_CONNECTION,
         "delivery_ok": all(r["group"]["ok"] for r in results.values()),
@@ -280,14 +289,14 @@ def table(results: dict[str, dict[str, Any]], overall: dict[str, Any], pinned: b
     lines = [
         f"connections: {some['connections']} idle sockets per server, "
         f"{some['idle_s']:g} s idle, {where}",
-        f"{'target':<8}{'connected':>10}{'refused':>8}{'conn/s':>8}{'hs p99':>8}{'µs/conn':>9}"
+        f"{'target':<11}{'connected':>10}{'refused':>8}{'conn/s':>8}{'hs p99':>8}{'µs/conn':>9}"
         f"{'RSS pre':>9}{'RSS open':>10}{'RSS idle':>10}{'KiB/conn':>9}{'idle CPU%':>10}"
         f"{'group':>8}",
     ]
     for name, r in results.items():
         group = r["group"]
         lines.append(
-            f"{name:<8}{r['connected']:>10}{r['refused']:>8}{r['connects_per_s']:>8,.0f}"
+            f"{name:<11}{r['connected']:>10}{r['refused']:>8}{r['connects_per_s']:>8,.0f}"
             f"{_figure(r['handshake']['p99_ms'], '.1f'):>8}"
             f"{_figure(r['server_cpu_us_per_connect'], '.0f'):>9}"
             f"{r['rss_before_mib']:>9.1f}{r['rss_connected_mib']:>10.1f}{r['rss_idle_mib']:>10.1f}"
@@ -295,12 +304,15 @@ def table(results: dict[str, dict[str, Any]], overall: dict[str, Any], pinned: b
             f"{group['reached']:>5}/{group['group_size']:<2}"
         )
     ratio = overall["rss_per_connection_vs_bare"]
+    stock_ratio = overall["rss_per_connection_vs_stock"]
     verdict = "met" if overall["target_met"] else "MISSED"
     lines += [
         "hs p99: handshake ms; µs/conn: server CPU per connect; RSS (MiB): the server's before "
         "connecting, with every socket open, after idling; KiB/conn: (idle - pre) / connected; "
-        "group: members whose socket got one message sent in a group, the sender's included",
-        f"gochat KiB/conn vs bare: {_figure(ratio, '.2f')}x; "
+        "group: members whose socket got one message sent in a group, the sender's included; "
+        f"{STOCK}: {BASELINE} on uvicorn's own WebSocket protocol",
+        f"gochat KiB/conn vs bare: {_figure(ratio, '.2f')}x, "
+        f"vs {STOCK}: {_figure(stock_ratio, '.2f')}x; "
         f"target <= {TARGET_KIB_PER_CONNECTION:g} KiB/conn: {verdict}; "
         f"group delivery: {'ok' if overall['delivery_ok'] else 'FAILED'}",
     ]
@@ -334,7 +346,11 @@ def main(argv: list[str]) -> int:
     try:
         with bench_stack() as bench:
             pinned = bench.pinned
-            for name, start in ((BASELINE, start_bare), ("gochat", start_gochat)):
+            for name, start in (
+                (STOCK, start_stock),
+                (BASELINE, start_bare),
+                ("gochat", start_gochat),
+            ):
                 _progress(f"starting {name}")
                 results[name] = run_target(start(bench, connections), connections, args.idle)
                 r = results[name]

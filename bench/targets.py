@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from bench.bare_server import GROUPS_FILE_VARIABLE
+from bench.bare_server import GROUPS_FILE_VARIABLE, STOCK_WEBSOCKET_FLAG
 from bench.channels_baseline.launch import VENV_PYTHON as CHANNELS_PYTHON
 from bench.loadgen import Group, Population
 from bench.stack import LOAD_CPU, SERVER_CPU, BenchStack, Process
@@ -40,6 +40,7 @@ PASSWORD = "fanout-password"
 # (REDIS_URL and all), SERVER_HOST, SERVER_PORT and BENCH_GROUPS_FILE.
 BARE_PROTOCOL_SERVERS: dict[str, list[str]] = {
     "bare": [sys.executable, "-m", "bench.bare_server"],
+    "bare-stock": [sys.executable, "-m", "bench.bare_server", STOCK_WEBSOCKET_FLAG],
     # Django Channels runs from its own venv (bench/channels_baseline/setup.sh), never ours.
     "channels-redis": [str(CHANNELS_PYTHON), "-m", "bench.channels_baseline", "--layer", "redis"],
     "channels-pubsub": [str(CHANNELS_PYTHON), "-m", "bench.channels_baseline", "--layer", "pubsub"],

@@ -26,30 +26,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvloop
 from picows import WSError, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from bench import accounts
+from bench import accounts, memory
 from bench.loadgen import CONNECT_CONCURRENCY, HANDSHAKE_TIMEOUT, Group, Population, close_all
 from bench.procstat import cpu_seconds, open_files_limit, rss_kib
 from bench.results import latency_summary, record
 from bench.stack import BenchStack, bench_stack
 from bench.targets import Layout, Target, start_bare_protocol
+from bench.traced import TRACE_VARIABLE
 from gochat_py.localstack import StackError
 
 CONNECTIONS = 10_000
 GROUP_SIZE = 10
 IDLE_SECONDS = 5.0
 TARGET_KIB_PER_CONNECTION = 20.0
+TRACED_FILES = 12  # source files listed per server under --tracemalloc
 BASELINE = "bare"
 STOCK = "bare-stock"  # the same bare server on uvicorn's own WebSocket protocol
 USER_PREFIX = "conn"
@@ -163,7 +169,9 @@ async def check_group(crowd: Crowd, group: Group) -> dict[str, Any]:
     }
 
 
-async def measure(target: Target, connections: int, idle: float) -> dict[str, Any]:
+async def measure(
+    target: Target, connections: int, idle: float, traces: Path | None
+) -> dict[str, Any]:
     urls = target.population.urls
     pid = target.pid
     marker = b"connections-check:" + secrets.token_hex(8).encode()
@@ -177,6 +185,7 @@ async def measure(target: Target, connections: int, idle: float) -> dict[str, An
 
     crowd = Crowd(marker)
     before = rss_kib(pid)
+    traced_before = memory.snapshot(pid, traces) if traces else None
     cpu_before = cpu_seconds(pid)
     opened = await connect(urls, crowd, connections)
     cpu_connect = cpu_seconds(pid) - cpu_before
@@ -184,12 +193,16 @@ async def measure(target: Target, connections: int, idle: float) -> dict[str, An
     await asyncio.sleep(idle)
     cpu_idle = cpu_seconds(pid) - cpu_before - cpu_connect
     at_idle = rss_kib(pid)
+    traced_idle = memory.snapshot(pid, traces) if traces else None
     closed_while_idle = crowd.closed_by_server
     group = await check_group(crowd, target.population.groups[0])
     await close(crowd)
 
     connected = len(opened.handshakes_ms)
     per_connection = (at_idle - before) / connected if connected else None
+    traced = None
+    if traced_before and traced_idle and connected:
+        traced = memory.per_connection(traced_before, traced_idle, connected, TRACED_FILES)
     return {
         "connections": connections,
         "connected": connected,
@@ -208,10 +221,13 @@ async def measure(target: Target, connections: int, idle: float) -> dict[str, An
         "closed_by_server_while_idle": closed_while_idle,
         "server_open_files_limit": open_files_limit(pid),
         "group": group,
+        "tracemalloc_per_connection": traced,
     }
 
 
-def run_target(target: Target, connections: int, idle: float) -> dict[str, Any]:
+def run_target(
+    target: Target, connections: int, idle: float, traces: Path | None
+) -> dict[str, Any]:
     limit = open_files_limit(target.pid)
     if limit < connections + FD_HEADROOM:
         raise RuntimeError(
@@ -219,7 +235,7 @@ def run_target(target: Target, connections: int, idle: float) -> dict[str, Any]:
         )
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(measure(target, connections, idle))
+            return runner.run(measure(target, connections, idle, traces))
     finally:
         if target.process is not None:
             target.process.stop()  # frees the server CPU for the next target
@@ -305,7 +321,9 @@ def table(results: dict[str, dict[str, Any]], overall: dict[str, Any], pinned: b
         )
     ratio = overall["rss_per_connection_vs_bare"]
     stock_ratio = overall["rss_per_connection_vs_stock"]
-    verdict = "met" if overall["target_met"] else "MISSED"
+    verdict = {True: "met", False: "MISSED", None: "not judged under --tracemalloc"}[
+        overall["target_met"]
+    ]
     lines += [
         "hs p99: handshake ms; µs/conn: server CPU per connect; RSS (MiB): the server's before "
         "connecting, with every socket open, after idling; KiB/conn: (idle - pre) / connected; "
@@ -316,6 +334,14 @@ def table(results: dict[str, dict[str, Any]], overall: dict[str, Any], pinned: b
         f"target <= {TARGET_KIB_PER_CONNECTION:g} KiB/conn: {verdict}; "
         f"group delivery: {'ok' if overall['delivery_ok'] else 'FAILED'}",
     ]
+    for name, r in results.items():
+        traced = r["tracemalloc_per_connection"]
+        if traced:
+            lines.append(
+                f"{name}: {traced['total_bytes'] / 1024:.2f} KiB per connection allocated by "
+                "Python code (tracemalloc), by file: "
+                + ", ".join(f"{t['file']} {t['bytes']}" for t in traced["top"])
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -332,6 +358,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.connections", description=__doc__)
     parser.add_argument("--connections", type=int, default=CONNECTIONS, help="sockets per server")
     parser.add_argument("--idle", type=float, default=IDLE_SECONDS, help="seconds held idle")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="run the servers under tracemalloc and print what each holds per connection, by "
+        "source file (RSS then includes tracemalloc's own records: not comparable)",
+    )
     args = parser.parse_args(argv)
     connections: int = args.connections
     if connections < GROUP_SIZE:
@@ -343,6 +375,9 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     results: dict[str, dict[str, Any]] = {}
+    traces = Path(tempfile.mkdtemp(prefix="gochat-traces-")) if args.tracemalloc else None
+    if traces:
+        os.environ[TRACE_VARIABLE] = str(traces)  # the servers' environment comes from ours
     try:
         with bench_stack() as bench:
             pinned = bench.pinned
@@ -352,14 +387,26 @@ def main(argv: list[str]) -> int:
                 ("gochat", start_gochat),
             ):
                 _progress(f"starting {name}")
-                results[name] = run_target(start(bench, connections), connections, args.idle)
+                target = start(bench, connections)
+                results[name] = run_target(target, connections, args.idle, traces)
                 r = results[name]
                 _progress(f"  {name}: {r['connected']} sockets, {r['connects_per_s']:,.0f}/s")
     except (StackError, RuntimeError, httpx.HTTPError, OSError) as exc:
         sys.stderr.write(f"connections: {exc!r}\n")
         return 1
+    finally:
+        if traces:
+            shutil.rmtree(traces, ignore_errors=True)
     overall = summary(results)
-    figures = {"connections": connections, "idle_s": args.idle, "pinned": pinned, **overall}
+    if traces:
+        overall["target_met"] = None  # tracemalloc's own records inflate RSS: no verdict
+    figures = {
+        "connections": connections,
+        "idle_s": args.idle,
+        "pinned": pinned,
+        "tracemalloc": bool(traces),
+        **overall,
+    }
     line = record("connections", {**figures, "targets": results})
     sys.stdout.write(table(results, overall, pinned) + line + "\n")
     return 0

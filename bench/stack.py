@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
+from bench.traced import TRACE_VARIABLE
 from gochat_py import migrate
 from gochat_py.localstack import LocalStack, die_with_parent, free_port
 
@@ -46,6 +47,8 @@ class Process:
 
     def __init__(self, argv: list[str], env: Mapping[str, str], log: Path, cpu: int | None) -> None:
         self.log = log
+        if TRACE_VARIABLE in env and argv[1:2] == ["-m"]:
+            argv = [argv[0], "-m", "bench.traced", *argv[2:]]  # allocations traced
         if cpu is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(cpu), *argv]  # taskset execs: the pid stays the child's
         with log.open("ab") as out:

@@ -1,6 +1,6 @@
 """Scenario 3, persistence: the worker draining a full stream into PostgreSQL, beside a raw
 COPY of the same rows (the bound) and row-by-row INSERTs (the naive baseline), all into the
-same database in the same run.
+same database in the same run. Each drain is judged against a COPY timed just before it.
 
 `python -m bench.persistence [--messages N] [--batch-sizes 500,5000]` from the repo root:
 prints a table and appends one JSON line to bench/results/persistence.jsonl. The other half
@@ -240,7 +240,12 @@ async def measure(
             await row_by_row(conn, fixture, total, sample),
         ]
         for batch_size in batch_sizes:
-            runs.append(await drain(bench, conn, redis, fixture, total, batch_size))
+            # COPY's own rate drifts by up to 40 % within a run on a shared machine: each
+            # drain is compared with a COPY timed just before it, as well as the first.
+            adjacent = await raw_copy(conn, fixture, total)
+            run = await drain(bench, conn, redis, fixture, total, batch_size)
+            extra = run.extra | {"adjacent_copy_rows_per_s": round(adjacent.rate)}
+            runs.append(Run(run.method, run.rows, run.seconds, extra))
         return runs
     finally:
         await redis.aclose()
@@ -261,7 +266,11 @@ def figures(runs: Sequence[Run]) -> dict[str, Any]:
         }
 
     def worker(run: Run) -> dict[str, Any]:
-        return summary(run) | {"met": run.rate / copy.rate >= TARGET_VS_COPY}
+        vs_adjacent = run.rate / run.extra["adjacent_copy_rows_per_s"]
+        return summary(run) | {
+            "vs_adjacent_copy": round(vs_adjacent, 3),
+            "met": vs_adjacent >= TARGET_VS_COPY,
+        }
 
     return {
         "messages": copy.rows,
@@ -286,11 +295,16 @@ def table(runs: Sequence[Run]) -> str:
             f"{run.rate / copy.rate:>8.1%} {run.rate / naive.rate:>8.1f}x"
         )
     for run in runs[2:]:
+        adjacent = run.extra["adjacent_copy_rows_per_s"]
         lines.append(
-            f"  {run.method}: {run.extra['wall_from_spawn_s']} s from spawn, worker CPU "
+            f"  {run.method}: {run.rate / adjacent:.1%} of a raw COPY timed just before it "
+            f"({adjacent:,} rows/s); {run.extra['wall_from_spawn_s']} s from spawn, worker CPU "
             f"{run.extra['worker_cpu_pct']}%, stream filled at {run.extra['xadd_per_s']:,} XADD/s"
         )
-    lines.append(f"target: worker >= {TARGET_VS_COPY:.0%} of raw COPY; PostgreSQL: {CLUSTER}")
+    lines.append(
+        f"target: worker >= {TARGET_VS_COPY:.0%} of the raw COPY timed just before it; "
+        f"PostgreSQL: {CLUSTER}"
+    )
     lines.append("persist lag during fan-out: see the fan-out table (backlog, catch-up)")
     return "\n".join(lines) + "\n"
 

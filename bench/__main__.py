@@ -11,7 +11,11 @@ from bench import connections, fanout, history, login_storm, persistence
 SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("login storm", login_storm.main, ["--seconds", "10"]),
     ("connections", connections.main, ["--connections", "10000"]),
-    ("fan-out", fanout.main, ["--targets", "bare,gochat,channels-redis,channels-pubsub"]),
+    (
+        "fan-out",
+        fanout.main,
+        ["--targets", "bare-stock,bare,gochat,channels-redis,channels-pubsub"],
+    ),
     ("persistence", persistence.main, []),
     ("history", history.main, []),
 ]

@@ -389,7 +389,7 @@ class WebSocketProtocol(asyncio.Protocol):
             raise
         except Exception:
             _log.exception("Exception in ASGI application")
-        if self._response is not None:  # the app never answered the handshake
+        if self._response is not None and not self._disconnected:  # it never answered
             _log.error("ASGI app ended without accepting or closing the WebSocket")
             self._refuse(500, "Internal Server Error")
         elif not self._closed and not self._disconnected:

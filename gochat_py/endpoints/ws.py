@@ -173,7 +173,11 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     # Subscribe first, then accept: a frame published once the client sees the socket
     # open cannot miss it (frames arriving before accept wait in the session's queue).
     async with hub.attached(session, conversations):
-        await websocket.accept()
+        try:
+            await websocket.accept()
+        except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
+            session.log.info("socket_gone_before_accept")
+            return
         session.log.info("socket_opened")
         writer = asyncio.create_task(session.write_loop())
         try:

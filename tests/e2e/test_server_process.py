@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -92,3 +94,33 @@ async def test_json_logs_are_one_object_per_line_with_a_request_id(
     records = [json.loads(line) for line in server.output().splitlines() if line.strip()]
     requests = [r for r in records if r["record"]["message"] == "request"]
     assert any(r["record"]["extra"]["request_id"] == "req-42" for r in requests), records
+
+
+async def test_a_client_gone_before_its_socket_is_accepted_is_no_error(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = server_environment(database_url, redis_url, SERVER_PORT=str(port), LOG_LEVEL="info")
+    server = ServerProcess(env, tmp_path / "server.log")
+    try:
+        await server.wait_healthy()
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
+            token = (await register(client))["tokens"]["access_token"]
+        for _ in range(5):
+            # The upgrade request, then gone while the server looks the token's user up.
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(
+                f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            writer.close()
+        async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={token}") as socket:
+            await socket.send('{"event": "ping"}')
+            assert "pong" in await socket.recv()
+    finally:
+        server.stop()
+    log = server.output()
+    assert "socket_gone_before_accept" in log, log  # the path was taken
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log

@@ -42,7 +42,7 @@ _SEND_EOF = b""  # in ServerProtocol.data_to_send(): the protocol is done, close
 
 
 class _Server:
-    """What every connection of one uvicorn server shares, built once per Config."""
+    """What every connection of one uvicorn server shares, built once per server."""
 
     __slots__ = (
         "app",

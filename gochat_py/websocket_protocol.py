@@ -49,7 +49,7 @@ class _Server:
         "app_state",
         "asgi",
         "connections",
-        "deflate",
+        "extensions",
         "max_size",
         "ping_interval",
         "ping_timeout",
@@ -67,7 +67,18 @@ class _Server:
         self.connections = server_state.connections
         self.tasks = server_state.tasks
         self.server_state = server_state  # its default_headers list is replaced every second
-        self.deflate = config.ws_per_message_deflate
+        # Factories hold only settings: one list serves every handshake.
+        self.extensions = (
+            [
+                ServerPerMessageDeflateFactory(
+                    server_max_window_bits=12,
+                    client_max_window_bits=12,
+                    compress_settings={"memLevel": 5},
+                )
+            ]
+            if config.ws_per_message_deflate
+            else []
+        )
         self.max_size = config.ws_max_size
         self.ping_interval = config.ws_ping_interval or None
         self.ping_timeout = config.ws_ping_timeout or None
@@ -76,16 +87,7 @@ class _Server:
     def handshake(self) -> ServerProtocol:
         """A protocol for the opening handshake only. Its parser would keep the request
         (headers and all, ~2 KiB) for as long as the socket lives, so frames get their own."""
-        extensions = []
-        if self.deflate:
-            extensions = [
-                ServerPerMessageDeflateFactory(
-                    server_max_window_bits=12,
-                    client_max_window_bits=12,
-                    compress_settings={"memLevel": 5},
-                )
-            ]
-        return ServerProtocol(extensions=extensions, max_size=self.max_size, logger=_log)
+        return ServerProtocol(extensions=self.extensions, max_size=self.max_size, logger=_log)
 
     def frames(self, handshake: ServerProtocol) -> ServerProtocol:
         """A protocol that starts open, with what `handshake` negotiated."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -166,6 +168,26 @@ class ServerProcess:
 def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:
     base = str(client.base_url).replace("http://", "ws://").rstrip("/")
     return f"{base}/ws" + (f"?token={token}" if token else "")
+
+
+def upgrade_request(url: str, **headers: str) -> bytes:
+    """A WebSocket upgrade request for `ws://host:port/path?query`, written by hand for
+    clients that misbehave on purpose. `headers` (underscores for dashes) override the
+    usual ones; an empty value leaves one out."""
+    parts = urlsplit(url)
+    fields = {
+        "Host": f"{parts.hostname}:{parts.port}",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        **{name.replace("_", "-"): value for name, value in headers.items()},
+    }
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = f"GET {target} HTTP/1.1\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in fields.items() if value
+    )
+    return head.encode() + b"\r\n"
 
 
 def is_message(frame: dict[str, Any]) -> bool:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,14 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from gochat_py.localstack import free_port
-from tests.harness import ROOT, ServerProcess, bearer, register, server_environment
+from tests.harness import (
+    ROOT,
+    ServerProcess,
+    bearer,
+    register,
+    server_environment,
+    upgrade_request,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,14 +51,26 @@ def test_production_refuses_to_start_with_the_default_secret() -> None:
     assert "JWT_SECRET" in out.stderr
 
 
-async def test_tokens_never_reach_the_log(
-    database_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    port = free_port()
-    env = server_environment(database_url, redis_url, SERVER_PORT=str(port), LOG_LEVEL="debug")
+@asynccontextmanager
+async def api_server(
+    database_url: str, redis_url: str, tmp_path: Path, **settings: str
+) -> AsyncIterator[ServerProcess]:
+    """`python -m gochat_py` on a free port, healthy; stopped on the way out, so that its
+    whole log can be read after the block."""
+    env = server_environment(database_url, redis_url, SERVER_PORT=str(free_port()), **settings)
     server = ServerProcess(env, tmp_path / "server.log")
     try:
         await server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_tokens_never_reach_the_log(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    async with api_server(database_url, redis_url, tmp_path, LOG_LEVEL="debug") as server:
+        port = server.port
         async with httpx.AsyncClient(base_url=server.base_url) as client:
             registered = await register(client)
             tokens = registered["tokens"]
@@ -66,8 +86,6 @@ async def test_tokens_never_reach_the_log(
         async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={access}") as socket:
             await socket.send('{"event": "ping"}')
             assert "pong" in await socket.recv()
-    finally:
-        server.stop()
     log = server.output()
     assert "server_stopped" in log, log
     assert "path=/api/v1/auth/me status=200" in log, log
@@ -81,16 +99,10 @@ async def test_tokens_never_reach_the_log(
 async def test_json_logs_are_one_object_per_line_with_a_request_id(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = server_environment(
-        database_url, redis_url, SERVER_PORT=str(free_port()), LOG_FORMAT="json", LOG_LEVEL="info"
-    )
-    server = ServerProcess(env, tmp_path / "server.log")
-    try:
-        await server.wait_healthy()
+    settings = {"LOG_FORMAT": "json", "LOG_LEVEL": "info"}
+    async with api_server(database_url, redis_url, tmp_path, **settings) as server:
         async with httpx.AsyncClient(base_url=server.base_url) as client:
             await client.get("/api/v1/health", headers={"x-request-id": "req-42"})
-    finally:
-        server.stop()
     records = [json.loads(line) for line in server.output().splitlines() if line.strip()]
     requests = [r for r in records if r["record"]["message"] == "request"]
     assert any(r["record"]["extra"]["request_id"] == "req-42" for r in requests), records
@@ -99,28 +111,18 @@ async def test_json_logs_are_one_object_per_line_with_a_request_id(
 async def test_a_client_gone_before_its_socket_is_accepted_is_no_error(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = server_environment(database_url, redis_url, SERVER_PORT=str(port), LOG_LEVEL="info")
-    server = ServerProcess(env, tmp_path / "server.log")
-    try:
-        await server.wait_healthy()
+    async with api_server(database_url, redis_url, tmp_path, LOG_LEVEL="info") as server:
         async with httpx.AsyncClient(base_url=server.base_url) as client:
             token = (await register(client))["tokens"]["access_token"]
+        url = f"ws://127.0.0.1:{server.port}/ws?token={token}"
         for _ in range(5):
             # The upgrade request, then gone while the server looks the token's user up.
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            key = base64.b64encode(os.urandom(16)).decode()
-            writer.write(
-                f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(upgrade_request(url))
             writer.close()
-        async with ws_connect(f"ws://127.0.0.1:{port}/ws?token={token}") as socket:
+        async with ws_connect(url) as socket:
             await socket.send('{"event": "ping"}')
             assert "pong" in await socket.recv()
-    finally:
-        server.stop()
     log = server.output()
     assert "socket_gone_before_accept" in log, log  # the path was taken
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log

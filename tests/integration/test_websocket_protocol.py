@@ -5,7 +5,6 @@ will send, so a raw socket speaks them here."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import struct
@@ -17,7 +16,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gochat_py.settings import load_settings
-from tests.harness import next_frame, register, serve_app, server_environment, ws_url
+from tests.harness import (
+    next_frame,
+    register,
+    serve_app,
+    server_environment,
+    upgrade_request,
+    ws_url,
+)
 
 TEXT, BINARY, CONTINUATION, CLOSE = 0x1, 0x2, 0x0, 0x8
 PING_FRAME = b'{"event": "ping"}'
@@ -35,18 +41,7 @@ class RawSocket:
         server's response head."""
         parts = urlsplit(url)
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        fields = {
-            "Host": f"{parts.hostname}:{parts.port}",
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
-            "Sec-WebSocket-Version": "13",
-            **{name.replace("_", "-"): value for name, value in headers.items()},
-        }
-        head = f"GET {parts.path}?{parts.query} HTTP/1.1\r\n" + "".join(
-            f"{name}: {value}\r\n" for name, value in fields.items() if value
-        )
-        writer.write(head.encode() + b"\r\n")
+        writer.write(upgrade_request(url, **headers))
         response = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         return cls(reader, writer), response
 

@@ -26,10 +26,10 @@ system-deps: ## install redis-server / PostgreSQL if missing (apt-get), or say w
 	@scripts/system-deps.sh
 
 dev: venv system-deps ## run PostgreSQL, Redis and the server with hot reload (Ctrl-C stops all)
-	$(BIN)/python -m gochat_py.dev run --reload
+	$(BIN)/python -m gochat_py.devstack run --reload
 
 run: venv system-deps ## the same without hot reload
-	$(BIN)/python -m gochat_py.dev run
+	$(BIN)/python -m gochat_py.devstack run
 
 test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redis)
 	$(BIN)/python -m pytest
@@ -47,10 +47,10 @@ fmt: venv ## format and auto-fix
 	$(BIN)/ruff check --fix .
 
 migrate: venv system-deps ## apply migrations: ACTION=up|down|status VERSION=n
-	$(BIN)/python -m gochat_py.dev migrate $(ACTION) $(VERSION)
+	$(BIN)/python -m gochat_py.devstack migrate $(ACTION) $(VERSION)
 
 seed: venv system-deps ## demo users alice, bob, carol (password123) and two conversations
-	$(BIN)/python -m gochat_py.dev seed
+	$(BIN)/python -m gochat_py.devstack seed
 
 docker-up: ## PostgreSQL 16, Redis 7 (AOF), the API and the worker in containers
 	$(COMPOSE) up -d --build

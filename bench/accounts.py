@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from bench.stack import JWT_SECRET
 from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
-from gochat_py.tokens import TokenCodec
+from gochat_py.usecases.tokens import TokenCodec
 
 PASSWORD = "bench-accounts-password"
 
@@ -39,7 +39,7 @@ async def insert_users(database_url: str, prefix: str, count: int) -> list[uuid.
         memory_cost=defaults.argon2_memory_kib,
         parallelism=defaults.argon2_parallelism,
     ).hash(PASSWORD)
-    ids = [uuid.uuid4() for _ in range(count)]  # as gochat_py.users does
+    ids = [uuid.uuid4() for _ in range(count)]  # as gochat_py.postgres.users does
     rows = [(uid, email(prefix, n), f"{prefix}{n}", password_hash) for n, uid in enumerate(ids)]
     connection = await asyncpg.connect(database_url)
     try:
@@ -55,7 +55,7 @@ def access_tokens(ids: list[uuid.UUID]) -> list[str]:
     """One access token per user, each in its own login session, as `POST /auth/login` signs."""
     defaults = Settings()
     codec = TokenCodec(JWT_SECRET, defaults.jwt_access_expiry, defaults.jwt_refresh_expiry)
-    # The session id is drawn as gochat_py.auth draws it at login.
+    # The session id is drawn as gochat_py.usecases.auth draws it at login.
     return [
         codec.issue(UserId(uid), SessionId(secrets.token_urlsafe(12))).pair.access_token
         for uid in ids

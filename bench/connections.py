@@ -49,7 +49,7 @@ from bench.results import latency_summary, record
 from bench.stack import BenchStack, bench_stack
 from bench.targets import Layout, Target, start_bare_protocol
 from bench.traced import TRACE_VARIABLE
-from gochat_py.localstack import StackError
+from gochat_py.devstack.services import StackError
 
 CONNECTIONS = 10_000
 GROUP_SIZE = 10

@@ -28,8 +28,8 @@ import uvloop
 
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
-from gochat_py import history
-from gochat_py.history import Cursor, encode_cursor
+from gochat_py.usecases import history
+from gochat_py.usecases.history import Cursor, encode_cursor
 
 BIG_ROWS = 10_000_000
 SMALL_ROWS = 10_000
@@ -46,7 +46,7 @@ PASSWORD = "bench-history-password"
 SENT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN_RUNS = 20  # EXPLAIN ANALYZE runs per page; the fastest is the cost without the noise
 
-# The server's own keyset query (gochat_py/history.py), so the plans are of what it runs.
+# The server's own keyset query (gochat_py/usecases/history.py), so the plans are of what it runs.
 _FIRST_PAGE = history._SELECT + " ORDER BY m.seq DESC LIMIT $2"
 _PAGE_BEFORE = history._SELECT + " AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
 

@@ -33,7 +33,7 @@ from picows import (
 
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
-from gochat_py.localstack import StackError
+from gochat_py.devstack.services import StackError
 from gochat_py.settings import Settings
 
 USERS = 20

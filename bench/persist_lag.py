@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.redis import keys
 
 SAMPLE_EVERY = 0.1
 CATCH_UP_TIMEOUT = 60.0

@@ -25,8 +25,9 @@ from redis.asyncio import Redis
 
 from bench.results import record
 from bench.stack import BenchStack, bench_stack
-from gochat_py import keys, messages
+from gochat_py import messages
 from gochat_py.messages import Message
+from gochat_py.redis import keys
 from worker.group import PAYLOAD_FIELD
 from worker.persist import COLUMNS, Row, to_row
 

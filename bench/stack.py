@@ -19,8 +19,8 @@ import httpx
 from redis import Redis
 
 from bench.traced import TRACE_VARIABLE
-from gochat_py import migrate
-from gochat_py.localstack import LocalStack, die_with_parent, free_port
+from gochat_py.devstack.services import LocalStack, die_with_parent, free_port
+from gochat_py.postgres import migrate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0

@@ -25,7 +25,7 @@ from bench.bare_server import GROUPS_FILE_VARIABLE, STOCK_WEBSOCKET_FLAG
 from bench.channels_baseline.launch import VENV_PYTHON as CHANNELS_PYTHON
 from bench.loadgen import Group, Population
 from bench.stack import LOAD_CPU, SERVER_CPU, BenchStack, Process
-from gochat_py.localstack import free_port
+from gochat_py.devstack.services import free_port
 
 # Login cost is not what fan-out measures: cheap argon2 lets 1,000 users register in seconds.
 CHEAP_ARGON2 = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024", "ARGON2_PARALLELISM": "1"}

@@ -13,14 +13,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
-from gochat_py.access import AccessMiddleware
 from gochat_py.container import Container
-from gochat_py.endpoints.ws import SocketApp
-from gochat_py.frames import MAX_FRAME_BYTES
-from gochat_py.http_errors import EXCEPTION_HANDLERS
 from gochat_py.logs import configure_logging
-from gochat_py.routes import SOCKET_PATH, routes
+from gochat_py.rest.access import AccessMiddleware
+from gochat_py.rest.error_responses import EXCEPTION_HANDLERS
+from gochat_py.rest.routes import SOCKET_PATH, routes
 from gochat_py.settings import Settings, load_settings
+from gochat_py.websocket.endpoint import SocketApp
+from gochat_py.websocket.frames import MAX_FRAME_BYTES
 
 
 async def _resolved(value: Any) -> Any:
@@ -96,7 +96,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "proxy_headers": True,
         # Leaner per idle socket than uvicorn's own, and never logs the token-bearing path.
-        "ws": "gochat_py.websocket_protocol:WebSocketProtocol",
+        "ws": "gochat_py.websocket.protocol:WebSocketProtocol",
         "ws_max_size": MAX_FRAME_BYTES,  # larger frames are closed with 1009
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_interval,

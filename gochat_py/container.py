@@ -8,21 +8,21 @@ import asyncpg
 from dependency_injector import containers, providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from gochat_py.auth import Auth
-from gochat_py.chat import Chat
-from gochat_py.conversations import Conversations
-from gochat_py.history import History
-from gochat_py.hub import Hub
-from gochat_py.membership import Membership
 from gochat_py.metrics import Metrics
-from gochat_py.passwords import Passwords
-from gochat_py.publish import Publisher
-from gochat_py.ratelimit import RateLimiter
-from gochat_py.sessions import Sessions
+from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.users import Users
+from gochat_py.realtime.hub import Hub
+from gochat_py.realtime.membership import Membership
+from gochat_py.redis.publish import Publisher
+from gochat_py.redis.ratelimit import RateLimiter
+from gochat_py.redis.sessions import Sessions
 from gochat_py.settings import Settings
-from gochat_py.throttle import Throttle
-from gochat_py.tokens import TokenCodec
-from gochat_py.users import Users
+from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.chat import Chat
+from gochat_py.usecases.history import History
+from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.tokens import TokenCodec
+from gochat_py.websocket.throttle import Throttle
 
 REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Redis
 # Sends beyond this many in flight wait for a connection instead of failing; more

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gochat_py.localstack import LocalStack, RedisServer, free_port
+from gochat_py.devstack.services import LocalStack, RedisServer, free_port
 from gochat_py.settings import Settings, load_settings
 from tests.harness import serve_app, server_environment
 

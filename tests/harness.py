@@ -22,8 +22,8 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from gochat_py import keys
 from gochat_py.app import build_app, uvicorn_options
+from gochat_py.redis import keys
 from gochat_py.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from gochat_py import keys
 from gochat_py.ids import uuid7
 from gochat_py.messages import Message, encode
+from gochat_py.redis import keys
 from worker.consumer import Consumer, ConsumerConfig
 from worker.metrics import WorkerMetrics
 

@@ -23,7 +23,7 @@ from loguru import logger
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.redis import keys
 from gochat_py.settings import Settings
 from worker import triage
 from worker.group import (

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
-from gochat_py import keys
+from gochat_py.redis import keys
 
 PAYLOAD_FIELD = b"m"  # the one field of a stream entry: the message JSON
 READ_BLOCK_MS = 1000  # wake at least once a second to notice a stop and run periodic work

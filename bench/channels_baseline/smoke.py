@@ -35,7 +35,7 @@ from websockets.exceptions import InvalidStatus
 from bench.channels_baseline import launch
 from bench.results import latency_summary
 from bench.stack import LOAD_CPU, SERVER_CPU, Process, can_pin
-from gochat_py.localstack import RedisServer, free_port
+from gochat_py.devstack.services import RedisServer, free_port
 
 START_DEADLINE = 30.0
 CHECK_DEADLINE = 15.0  # a handful of frames; anything slower than this is a hang, not load

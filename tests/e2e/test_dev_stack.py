@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gochat_py.localstack import free_port, port_in_use
+from gochat_py.devstack.services import free_port, port_in_use
 from tests.harness import PASSWORD, ROOT, ServerProcess, poll_until, register
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ async def test_run_serves_and_ctrl_c_stops_every_process_and_data_survives(
         int(env[k])
         for k in ("LOCAL_PG_PORT", "LOCAL_REDIS_PORT", "SERVER_PORT", "WORKER_METRICS_PORT")
     ]
-    argv = [sys.executable, "-m", "gochat_py.dev", "run"]
+    argv = [sys.executable, "-m", "gochat_py.devstack", "run"]
 
     first = ServerProcess(env, tmp_path / "first.log", argv)
     try:
@@ -114,7 +114,7 @@ def test_a_busy_server_port_is_a_one_line_error_naming_the_variable(data_dir: Pa
         port = holder.getsockname()[1]
         env = dev_environment(data_dir, SERVER_PORT=str(port), SERVER_HOST="127.0.0.1")
         out = subprocess.run(
-            [sys.executable, "-m", "gochat_py.dev", "run"], env=env, cwd=ROOT,
+            [sys.executable, "-m", "gochat_py.devstack", "run"], env=env, cwd=ROOT,
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert out.returncode == 2
@@ -129,7 +129,7 @@ def test_a_busy_postgres_port_is_a_one_line_error_naming_the_variable(data_dir: 
         port = holder.getsockname()[1]
         env = dev_environment(data_dir, LOCAL_PG_PORT=str(port))
         out = subprocess.run(
-            [sys.executable, "-m", "gochat_py.dev", "run"], env=env, cwd=ROOT,
+            [sys.executable, "-m", "gochat_py.devstack", "run"], env=env, cwd=ROOT,
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert out.returncode == 2
@@ -142,7 +142,7 @@ def test_migrate_and_seed_work_against_the_local_stack(data_dir: Path) -> None:
 
     def dev(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "gochat_py.dev", *args], env=env, cwd=ROOT,
+            [sys.executable, "-m", "gochat_py.devstack", *args], env=env, cwd=ROOT,
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from gochat_py import migrate
-from gochat_py.localstack import LocalStack, free_port
+from gochat_py.devstack.services import LocalStack, free_port
+from gochat_py.postgres import migrate
 from tests.harness import (
     ServerProcess,
     bearer,

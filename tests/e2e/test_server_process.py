@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from gochat_py.localstack import free_port
+from gochat_py.devstack.services import free_port
 from tests.harness import (
     ROOT,
     ServerProcess,

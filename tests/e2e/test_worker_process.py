@@ -16,10 +16,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.devstack.services import DB_NAME, Postgres, free_port
 from gochat_py.ids import uuid7
-from gochat_py.localstack import DB_NAME, Postgres, free_port
 from gochat_py.messages import Message, encode
+from gochat_py.redis import keys
 from tests.harness import ROOT, poll_until, server_environment
 from tests.stream_traffic import (
     Traffic,

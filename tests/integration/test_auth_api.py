@@ -10,7 +10,7 @@ import pytest
 
 from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
-from gochat_py.tokens import TokenCodec
+from gochat_py.usecases.tokens import TokenCodec
 from tests.harness import PASSWORD, bearer, register, unique_name
 
 REGISTER = "/api/v1/auth/register"

@@ -16,8 +16,8 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from gochat_py import keys
-from gochat_py.localstack import RedisServer
+from gochat_py.devstack.services import RedisServer
+from gochat_py.redis import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,

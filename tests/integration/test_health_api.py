@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from gochat_py.localstack import RedisServer, free_port
+from gochat_py.devstack.services import RedisServer, free_port
 from gochat_py.settings import load_settings
 from tests.harness import serve_app, server_environment
 

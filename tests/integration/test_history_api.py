@@ -11,9 +11,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gochat_py.conversations import Conversations
 from gochat_py.ids import ConversationId, UserId, uuid7
-from gochat_py.publish import Publisher
+from gochat_py.postgres.conversations import Conversations
+from gochat_py.redis.publish import Publisher
 from tests.harness import bearer, create_direct, register
 
 PATH = "/api/v1/conversations/{}/messages"

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gochat_py import migrate
-from gochat_py.localstack import LocalStack
+from gochat_py.devstack.services import LocalStack
+from gochat_py.postgres import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 

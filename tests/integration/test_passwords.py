@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gochat_py.passwords import Passwords
+from gochat_py.usecases.passwords import Passwords
 
 
 async def test_hashing_runs_off_the_event_loop() -> None:

@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
-from gochat_py.localstack import RedisServer
-from gochat_py.pipelining import MAX_BATCH, Pipeliner
+from gochat_py.devstack.services import RedisServer
+from gochat_py.redis.pipelining import MAX_BATCH, Pipeliner
 
 
 async def test_concurrent_callers_each_get_their_own_reply(redis: Redis) -> None:

@@ -9,10 +9,10 @@ import pytest
 from loguru import logger
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.devstack.services import RedisServer, free_port
 from gochat_py.ids import uuid7
-from gochat_py.localstack import RedisServer, free_port
 from gochat_py.messages import encode
+from gochat_py.redis import keys
 from tests.harness import poll_until
 from tests.stream_traffic import (
     Traffic,

@@ -6,7 +6,7 @@ import socket
 
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.redis import keys
 from tests.harness import poll_until
 from worker.group import (
     DeadLetter,

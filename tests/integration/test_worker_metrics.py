@@ -7,9 +7,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gochat_py import keys
+from gochat_py.devstack.services import free_port
 from gochat_py.ids import uuid7
-from gochat_py.localstack import free_port
+from gochat_py.redis import keys
 from tests.harness import poll_until
 from tests.stream_traffic import (
     Traffic,

@@ -6,8 +6,8 @@ from datetime import datetime
 import asyncpg
 import pytest
 
+from gochat_py.devstack.services import free_port
 from gochat_py.ids import uuid7
-from gochat_py.localstack import free_port
 from tests.stream_traffic import Traffic, create_chats, stored_ids
 from worker.persist import (
     UNIX_EPOCH,

@@ -10,7 +10,7 @@ import pytest
 
 from gochat_py.errors import Unauthorized
 from gochat_py.ids import SessionId, UserId
-from gochat_py.tokens import TokenCodec
+from gochat_py.usecases.tokens import TokenCodec
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 USER = UserId(uuid.uuid4())

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gochat_py.errors import ApiError, RateLimited
-from gochat_py.jsonio import json_response
+from gochat_py.rest.jsonio import json_response
 
 _CODES_BY_STATUS = {
     400: "bad_request",

@@ -22,11 +22,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from gochat_py import keys
-from gochat_py.envelope import open_envelope, user_key
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.membership import Membership, MembershipChange, decode_change
 from gochat_py.metrics import Metrics
+from gochat_py.realtime.membership import Membership, MembershipChange, decode_change
+from gochat_py.redis import keys
+from gochat_py.redis.envelope import open_envelope, user_key
 
 RECONNECT_BACKOFF_MAX = 5.0
 # A socket is accepted only once Redis has confirmed its conversations' subscriptions, so

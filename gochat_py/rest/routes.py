@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from gochat_py.endpoints import auth, conversations, health
+from gochat_py.rest import auth, conversations, health
 
 API = "/api/v1"
-# The WebSocket endpoint (endpoints/ws.py) is served ahead of this table: app.SocketsFirst.
+# The WebSocket endpoint (websocket/endpoint.py) is served ahead of this table: app.SocketsFirst.
 SOCKET_PATH = "/ws"
 
 routes: list[BaseRoute] = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from gochat_py import keys
 from gochat_py.errors import RateLimited
-from gochat_py.scripts import LuaScript
+from gochat_py.redis import keys
+from gochat_py.redis.scripts import LuaScript
 
 # INCR and the first PEXPIRE in one script: a crash between them would leave a counter
 # that never expires and locks the subject out for good.

@@ -12,8 +12,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.authn import require_claims
-from gochat_py.conversations import (
+from gochat_py.errors import BadRequest, ValidationFailed
+from gochat_py.ids import ConversationId, UserId
+from gochat_py.postgres.conversations import (
     UNREAD_CAP,
     Conversation,
     ConversationRow,
@@ -21,11 +22,10 @@ from gochat_py.conversations import (
     CreateConversation,
     unix_ms,
 )
-from gochat_py.errors import BadRequest, ValidationFailed
-from gochat_py.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History, decode_cursor
-from gochat_py.ids import ConversationId, UserId
-from gochat_py.jsonio import json_response, read_json
-from gochat_py.membership import Membership, MembershipChange, NotAMember
+from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
+from gochat_py.rest.authn import require_claims
+from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History, decode_cursor
 
 LIST_DEFAULT_PAGE = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -11,9 +11,9 @@ import enum
 
 from redis.asyncio import Redis
 
-from gochat_py import keys
 from gochat_py.ids import SessionId
-from gochat_py.scripts import LuaScript
+from gochat_py.redis import keys
+from gochat_py.redis.scripts import LuaScript
 
 # Check-and-rotate must be atomic: two concurrent refreshes with the same token must not
 # both succeed, or a stolen token would live on beside the real one.

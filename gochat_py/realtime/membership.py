@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import keys
 from gochat_py.errors import NotFound
 from gochat_py.ids import ConversationId, UserId
+from gochat_py.redis import keys
 
 # Invalidations travel over pub/sub, which can drop them during a reconnect; the TTL bounds
 # how long a missed one can keep a removed member sending.

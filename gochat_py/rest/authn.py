@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from gochat_py.auth import Auth
 from gochat_py.errors import Unauthorized
-from gochat_py.tokens import Claims
+from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.tokens import Claims
 
 
 def bearer_token(connection: HTTPConnection) -> str | None:

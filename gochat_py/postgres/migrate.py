@@ -1,6 +1,7 @@
 """Versioned SQL migrations: `NNNN_name.up.sql` / `NNNN_name.down.sql`, applied in order.
 
-`python -m gochat_py.migrate up [VERSION]` | `down VERSION` | `status`, against DATABASE_URL.
+`python -m gochat_py.postgres.migrate up [VERSION]` | `down VERSION` | `status`,
+against DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "database" / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "database" / "migrations"
 # Any constant works; it only has to be the same in every process that migrates.
 ADVISORY_LOCK_KEY = 0x6C_6F_63_68_61_74  # "lochat"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
@@ -131,7 +132,7 @@ async def run(database_url: str, direction: str, target: int | None) -> list[str
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("up", "down", "status"):
         sys.stderr.write(
-            "usage: python -m gochat_py.migrate up [VERSION] | down VERSION | status\n"
+            "usage: python -m gochat_py.postgres.migrate up [VERSION] | down VERSION | status\n"
         )
         return 2
     database_url = os.environ.get("DATABASE_URL")

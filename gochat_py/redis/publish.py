@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import envelope, keys, messages
+from gochat_py import messages
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
-from gochat_py.pipelining import Pipeliner
-from gochat_py.scripts import LuaScript
+from gochat_py.redis import envelope, keys
+from gochat_py.redis.pipelining import Pipeliner
+from gochat_py.redis.scripts import LuaScript
 
 RECENT_CACHE_SIZE = 500  # read-your-writes holds while the worker is less than this far behind
 IDEMPOTENCY_TTL = 24 * 3600  # a client retrying later than a day gets a new message

@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.http_errors import error_body
-from gochat_py.jsonio import json_response
 from gochat_py.metrics import Metrics
+from gochat_py.rest.error_responses import error_body
+from gochat_py.rest.jsonio import json_response
 
 PROBE_TIMEOUT = 2.0  # a dependency slower than this is as good as down for a load balancer
 

@@ -10,11 +10,11 @@ from loguru import logger
 
 from gochat_py.errors import Unauthorized
 from gochat_py.ids import SessionId, UserId
-from gochat_py.passwords import Passwords
-from gochat_py.ratelimit import RateLimiter
-from gochat_py.sessions import Rotation, Sessions
-from gochat_py.tokens import Claims, TokenCodec, TokenPair
-from gochat_py.users import User, Users
+from gochat_py.postgres.users import User, Users
+from gochat_py.redis.ratelimit import RateLimiter
+from gochat_py.redis.sessions import Rotation, Sessions
+from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.tokens import Claims, TokenCodec, TokenPair
 
 Email = Annotated[
     str,

@@ -6,8 +6,8 @@ import uuid
 
 import asyncpg
 
-from gochat_py.passwords import Passwords
 from gochat_py.settings import Settings
+from gochat_py.usecases.passwords import Passwords
 
 DEMO_PASSWORD = "password123"
 DEMO_USERS = ("alice", "bob", "carol")

@@ -15,11 +15,12 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import keys, messages
-from gochat_py.conversations import message_from_row
+from gochat_py import messages
 from gochat_py.errors import BadRequest
 from gochat_py.ids import ConversationId
 from gochat_py.messages import Message
+from gochat_py.postgres.conversations import message_from_row
+from gochat_py.redis import keys
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100

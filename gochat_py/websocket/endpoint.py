@@ -14,13 +14,18 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py import frames
-from gochat_py.auth import Auth
-from gochat_py.authn import bearer_token
-from gochat_py.chat import Chat
-from gochat_py.conversations import Conversations
 from gochat_py.errors import Unauthorized
-from gochat_py.frames import (
+from gochat_py.ids import ConversationId, UserId
+from gochat_py.metrics import Metrics
+from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.users import Users
+from gochat_py.realtime.hub import Hub
+from gochat_py.rest.authn import bearer_token
+from gochat_py.rest.error_responses import DEPENDENCY_DOWN
+from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.chat import Chat
+from gochat_py.websocket import frames
+from gochat_py.websocket.frames import (
     WS_1008_POLICY_VIOLATION,
     WS_1011_INTERNAL_ERROR,
     WS_1013_TRY_AGAIN_LATER,
@@ -31,12 +36,7 @@ from gochat_py.frames import (
     SendMessage,
     Typing,
 )
-from gochat_py.http_errors import DEPENDENCY_DOWN
-from gochat_py.hub import Hub
-from gochat_py.ids import ConversationId, UserId
-from gochat_py.metrics import Metrics
-from gochat_py.throttle import Throttle
-from gochat_py.users import Users
+from gochat_py.websocket.throttle import Throttle
 
 ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
 ABUSE_LIMIT = 100  # throttled frames in one window that mark a flood, not an eager client

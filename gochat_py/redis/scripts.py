@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from gochat_py.pipelining import Arg, Pipeliner
+from gochat_py.redis.pipelining import Arg, Pipeliner
 
 
 class LuaScript:

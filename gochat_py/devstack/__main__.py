@@ -3,9 +3,9 @@
 With DATABASE_URL and REDIS_URL (or REDIS_ADDR) unset, PostgreSQL and Redis start as child
 processes with their data under `.data/`; everything started here stops on Ctrl-C.
 
-    python -m gochat_py.dev run [--reload]
-    python -m gochat_py.dev migrate up|down|status [VERSION]
-    python -m gochat_py.dev seed
+    python -m gochat_py.devstack run [--reload]
+    python -m gochat_py.devstack migrate up|down|status [VERSION]
+    python -m gochat_py.devstack seed
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from gochat_py import migrate, seed
-from gochat_py.localstack import LocalStack, StackError, die_with_parent, port_in_use
+from gochat_py.devstack import seed
+from gochat_py.devstack.services import LocalStack, StackError, die_with_parent, port_in_use
+from gochat_py.postgres import migrate
 from gochat_py.settings import Settings, SettingsError, load_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_ENV_FILE = PROJECT_ROOT / "configs" / "local.env"
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799

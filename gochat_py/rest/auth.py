@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.auth import FIELD_RULES, Auth, LoginRequest, RefreshRequest, RegisterRequest
-from gochat_py.authn import require_claims
-from gochat_py.jsonio import json_response, read_json
+from gochat_py.rest.authn import require_claims
+from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.usecases.auth import FIELD_RULES, Auth, LoginRequest, RefreshRequest, RegisterRequest
 
 
 def _address(request: Request) -> str:

@@ -7,13 +7,22 @@ from collections.abc import Iterable
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import envelope, frames, keys
-from gochat_py.conversations import Conversations
-from gochat_py.frames import Ack, FrameError, Read, ReadEvent, SendMessage, Typing, TypingEvent
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.membership import Membership, NotAMember
 from gochat_py.metrics import Metrics
-from gochat_py.publish import Publisher
+from gochat_py.postgres.conversations import Conversations
+from gochat_py.realtime.membership import Membership, NotAMember
+from gochat_py.redis import envelope, keys
+from gochat_py.redis.publish import Publisher
+from gochat_py.websocket import frames
+from gochat_py.websocket.frames import (
+    Ack,
+    FrameError,
+    Read,
+    ReadEvent,
+    SendMessage,
+    Typing,
+    TypingEvent,
+)
 
 
 class Chat:

@@ -1,1 +1,0 @@
-"""HTTP and WebSocket entry points: parse, call a service, shape the response."""

@@ -1,0 +1,1 @@
+"""PostgreSQL storage: users, conversations and their members, messages, migrations."""

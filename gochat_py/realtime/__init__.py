@@ -1,0 +1,1 @@
+"""Live delivery: the per-process pub/sub hub and the membership it routes by."""

@@ -1,0 +1,1 @@
+"""Redis: key and channel names, scripts, the send round trip, sessions, rate limits."""

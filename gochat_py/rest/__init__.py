@@ -1,0 +1,1 @@
+"""The HTTP door: the route table, request parsing and authentication, error responses."""

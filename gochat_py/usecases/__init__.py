@@ -1,0 +1,1 @@
+"""What the server does, whichever door a request came through: accounts, sending, history."""

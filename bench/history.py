@@ -28,8 +28,9 @@ import uvloop
 
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
+from gochat_py import cursors
 from gochat_py.usecases import history
-from gochat_py.usecases.history import Cursor, encode_cursor
+from gochat_py.usecases.history import Cursor
 
 BIG_ROWS = 10_000_000
 SMALL_ROWS = 10_000
@@ -87,7 +88,7 @@ class Probe:
     def deep(cls, conversation: Conversation) -> Probe:
         # "before" seq depth + 1: the page starts at seq `depth`, half-way down the history.
         depth = conversation.size // 2
-        cursor = encode_cursor(Cursor("before", depth + 1))
+        cursor = cursors.encode(Cursor("before", depth + 1))
         path = f"/api/v1/conversations/{conversation.id}/messages?limit={PAGE}&cursor={cursor}"
         return cls(
             f"{conversation.size:,} deep ({depth:,})", path, depth, conversation.id, depth + 1

@@ -25,10 +25,8 @@ from redis.asyncio import Redis
 
 from bench.results import record
 from bench.stack import BenchStack, bench_stack
-from gochat_py import messages
 from gochat_py.messages import Message
-from gochat_py.redis import keys
-from worker.group import PAYLOAD_FIELD
+from gochat_py.redis import keys, stream_entries
 from worker.persist import COLUMNS, Row, to_row
 
 CONVERSATIONS = 1_000  # at 1M messages, 1,000 each: many small groups, as in fan-out
@@ -169,7 +167,7 @@ async def fill_stream(redis: Redis, fixture: Fixture, total: int) -> float:
     for span in spans(total, XADD_CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
             for i in span:
-                pipe.xadd(stream, {PAYLOAD_FIELD: messages.encode(fixture.message(i))})
+                pipe.xadd(stream, stream_entries.entry(fixture.message(i)))
             await pipe.execute()
     return time.perf_counter() - started
 

@@ -64,7 +64,9 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "membership": await _resolved(container.membership()),
                 "history": await _resolved(container.history()),
                 "hub": await _resolved(container.hub()),
-                "chat": await _resolved(container.chat()),
+                "sending": await _resolved(container.sending()),
+                "read_marks": await _resolved(container.read_marks()),
+                "typing_notices": await _resolved(container.typing_notices()),
                 "throttle": container.throttle(),
             }
         finally:

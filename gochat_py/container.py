@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
+from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.hub import Hub
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher
@@ -18,10 +19,12 @@ from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.sessions import Sessions
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
-from gochat_py.usecases.chat import Chat
 from gochat_py.usecases.history import History
 from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.read_marks import ReadMarks
+from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
+from gochat_py.usecases.typing_notices import TypingNotices
 from gochat_py.websocket.throttle import Throttle
 
 REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Redis
@@ -126,12 +129,7 @@ class Container(containers.DeclarativeContainer):
     )
     history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
-    chat = providers.Singleton(
-        Chat,
-        membership,
-        publisher,
-        conversations,
-        redis,
-        metrics,
-        settings.provided.stream_partitions,
-    )
+    announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
+    sending = providers.Singleton(Sending, membership, publisher, metrics)
+    read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
+    typing_notices = providers.Singleton(TypingNotices, membership, announcer)

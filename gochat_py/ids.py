@@ -4,9 +4,10 @@ and time-ordered UUIDv7 ids for new rows."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from typing import NewType
+
+from gochat_py import times
 
 UserId = NewType("UserId", uuid.UUID)
 ConversationId = NewType("ConversationId", uuid.UUID)
@@ -19,7 +20,7 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
 
     Time-ordered ids keep the primary-key index append-mostly under heavy inserts.
     """
-    ms = int(time.time() * 1000) if unix_ms is None else unix_ms
+    ms = times.now_ms() if unix_ms is None else unix_ms
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version

@@ -15,8 +15,8 @@ import asyncpg
 from redis.asyncio import Redis
 
 from gochat_py.ids import uuid7
-from gochat_py.messages import Message, encode
-from gochat_py.redis import keys
+from gochat_py.messages import Message
+from gochat_py.redis import keys, stream_entries
 from worker.consumer import Consumer, ConsumerConfig
 from worker.metrics import WorkerMetrics
 
@@ -96,7 +96,7 @@ async def xadd_messages(
     async with redis.pipeline(transaction=False) as pipe:
         for message in messages:
             stream = keys.conversation_stream(message.conversation_id, partitions)
-            pipe.xadd(stream, {"m": encode(message)})
+            pipe.xadd(stream, stream_entries.entry(message))
         ids: list[bytes] = await pipe.execute()
     return ids
 

@@ -23,6 +23,7 @@ from loguru import logger
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from gochat_py.outages import REDIS_DOWN
 from gochat_py.redis import keys
 from gochat_py.settings import Settings
 from worker import triage
@@ -51,8 +52,6 @@ STOP_GRACE = 10.0  # a stopping worker retries its batch this long, then leaves 
 # every other client, the API server's sends included, waits: 0.7 ms for 500 entries,
 # 11 ms for 5,000 (measured). A larger batch is gathered from several such reads.
 READ_CHUNK = 500
-# Redis unreachable, restarting (LOADING) or timing out; OSError covers the raw socket.
-REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 
 @dataclass(frozen=True, slots=True)

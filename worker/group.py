@@ -19,9 +19,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
-from gochat_py.redis import keys
+from gochat_py.redis import keys, stream_entries
 
-PAYLOAD_FIELD = b"m"  # the one field of a stream entry: the message JSON
 READ_BLOCK_MS = 1000  # wake at least once a second to notice a stop and run periodic work
 
 
@@ -159,11 +158,11 @@ async def settle(redis: Redis, done: Sequence[Entry], dead: Sequence[DeadLetter]
 def _dead_letter_fields(letter: DeadLetter) -> dict[FieldT, EncodableT]:
     entry = letter.entry
     return {
-        "m": entry.fields.get(PAYLOAD_FIELD, b""),
-        "reason": letter.reason,
-        "source_stream": entry.stream,
-        "source_id": entry.id,
-        "deliveries": entry.deliveries,
+        stream_entries.PAYLOAD_FIELD: stream_entries.payload(entry.fields) or b"",
+        stream_entries.DEAD_REASON: letter.reason,
+        stream_entries.DEAD_SOURCE_STREAM: entry.stream,
+        stream_entries.DEAD_SOURCE_ID: entry.id,
+        stream_entries.DEAD_DELIVERIES: entry.deliveries,
     }
 
 

@@ -12,14 +12,13 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 import asyncpg
 
+from gochat_py import times
 from gochat_py.messages import Message
-
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sent_at is unix ms; timedelta keeps it exact
 
 # The fallback only. Per session, emptied at every commit: concurrent workers never see
 # each other's rows.
@@ -77,7 +76,7 @@ COLUMNS = list(Row._fields)
 
 def to_row(message: Message) -> Row:
     """The row for a decoded message; ValueError/OverflowError if it has no representation."""
-    sent_at = UNIX_EPOCH + timedelta(milliseconds=message.sent_at)
+    sent_at = times.from_unix_ms(message.sent_at)
     return Row(
         message.id,
         message.conversation_id,

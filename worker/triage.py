@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import msgspec
 
 from gochat_py import messages
-from worker.group import PAYLOAD_FIELD, DeadLetter, Entry
+from gochat_py.redis import stream_entries
+from worker.group import DeadLetter, Entry
 from worker.persist import Persisted, Row, to_row
 
 
@@ -25,10 +26,10 @@ def decode(
             )
             dead.append(DeadLetter(entry, reason, "max_deliveries"))
             continue
-        payload = entry.fields.get(PAYLOAD_FIELD)
+        payload = stream_entries.payload(entry.fields)
         if payload is None:
             names = ", ".join(sorted(f.decode(errors="replace") for f in entry.fields))
-            reason = f"undecodable: no field m (has: {names})"
+            reason = f"undecodable: no field {stream_entries.PAYLOAD_FIELD} (has: {names})"
             dead.append(DeadLetter(entry, reason, "undecodable"))
             continue
         try:

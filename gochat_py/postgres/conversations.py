@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
+from gochat_py import times
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
@@ -62,10 +63,6 @@ class ConversationRow(msgspec.Struct, frozen=True):
     unread_count: int
 
 
-def unix_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
     return Message(
         id=row[f"{prefix}id"],
@@ -74,7 +71,7 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
         sender_username=row[f"{prefix}sender_username"],
         content=row[f"{prefix}content"],
         type=row[f"{prefix}type"],
-        sent_at=unix_ms(row[f"{prefix}sent_at"]),
+        sent_at=times.unix_ms(row[f"{prefix}sent_at"]),
         client_msg_id=row[f"{prefix}client_msg_id"],
         seq=row[f"{prefix}seq"],
     )
@@ -288,8 +285,9 @@ class Conversations:
         )
         found: dict[ConversationId, list[Participant]] = {c: [] for c in conversation_ids}
         for row in rows:
+            joined_at = times.unix_ms(row["joined_at"])
             found[ConversationId(row["conversation_id"])].append(
-                Participant(row["id"], row["username"], row["role"], unix_ms(row["joined_at"]))
+                Participant(row["id"], row["username"], row["role"], joined_at)
             )
         return found
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import messages
+from gochat_py import messages, times
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
-from gochat_py.redis import envelope, keys
+from gochat_py.redis import envelope, keys, stream_entries
 from gochat_py.redis.pipelining import Pipeliner
 from gochat_py.redis.scripts import LuaScript
 
@@ -38,13 +37,13 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local seq = redis.call('INCR', KEYS[1])
 local payload = ARGV[1] .. seq .. '}'
-redis.call('XADD', KEYS[4], '*', 'm', payload)
+redis.call('XADD', KEYS[4], '*', '@PAYLOAD_FIELD@', payload)
 redis.call('ZADD', KEYS[2], seq, payload)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. payload)
 if idem then redis.call('SET', KEYS[3], payload, 'EX', ARGV[2]) end
 return {1, seq}
-"""
+""".replace("@PAYLOAD_FIELD@", stream_entries.PAYLOAD_FIELD)
 
 
 class Sent(msgspec.Struct, frozen=True):
@@ -74,7 +73,7 @@ class Publisher:
         content: str,
         client_msg_id: str | None,
     ) -> Sent:
-        now_ms = int(time.time() * 1000)
+        now_ms = times.now_ms()
         draft = Message(
             id=uuid7(now_ms),
             conversation_id=conversation_id,

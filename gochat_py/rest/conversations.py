@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.errors import BadRequest, ValidationFailed
+from gochat_py import cursors, times
+from gochat_py.errors import BadRequest, Unauthorized, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
+from gochat_py.messages import ClientMsgId, Content
 from gochat_py.postgres.conversations import (
     UNREAD_CAP,
     Conversation,
     ConversationRow,
     Conversations,
     CreateConversation,
-    unix_ms,
 )
+from gochat_py.postgres.users import Users
 from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
-from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History, decode_cursor
+from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
+from gochat_py.usecases.read_marks import ReadMarks
+from gochat_py.usecases.sending import Sending
 
 LIST_DEFAULT_PAGE = 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class MarkRead(msgspec.Struct, frozen=True):
@@ -37,6 +38,18 @@ class MarkRead(msgspec.Struct, frozen=True):
 
 class AddMembers(msgspec.Struct, frozen=True):
     user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=256)]
+
+
+class ListCursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """Where a page of the conversation list ended: its last row's activity and id."""
+
+    last_activity_us: int
+    id: uuid.UUID
+
+
+class SendBody(msgspec.Struct, frozen=True):
+    content: Content
+    client_msg_id: ClientMsgId | None = None
 
 
 class ConversationPage(msgspec.Struct, frozen=True):
@@ -76,9 +89,11 @@ async def _present(
                 type=row.kind,
                 name=row.name,
                 created_by=row.created_by,
-                created_at=unix_ms(row.created_at),
+                created_at=times.unix_ms(row.created_at),
                 last_seq=max([row.last_seq, *(m.seq for m in newer)]),
-                last_activity_at=max([unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]),
+                last_activity_at=max(
+                    [times.unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]
+                ),
                 participants=participants[ConversationId(row.id)],
                 last_message=newer[0] if newer else row.last_message,
                 unread_count=min(UNREAD_CAP, row.unread_count + unread_newer),
@@ -149,14 +164,28 @@ async def messages(request: Request) -> Response:
     return json_response(await history.page(conversation_id, cursor, limit))
 
 
+async def send_message(request: Request) -> Response:
+    claims = await require_claims(request)
+    conversation_id = _conversation_id(request)
+    body = await read_json(request, SendBody)
+    users: Users = request.state.users
+    account = await users.by_id(claims.user_id)
+    if account is None:
+        raise Unauthorized("the account no longer exists", code="invalid_token")
+    sending: Sending = request.state.sending
+    sent = await sending.send(
+        claims.user_id, account.user.username, conversation_id, body.content, body.client_msg_id
+    )
+    # 200 for a resend with the same client_msg_id: nothing new was created.
+    return json_response(sent.message, 200 if sent.duplicate else 201)
+
+
 async def mark_read(request: Request) -> Response:
     claims = await require_claims(request)
     conversation_id = _conversation_id(request)
     body = await read_json(request, MarkRead)
-    membership: Membership = request.state.membership
-    await membership.require(conversation_id, claims.user_id)
-    conversations: Conversations = request.state.conversations
-    mark = await conversations.mark_read(claims.user_id, conversation_id, body.seq)
+    read_marks: ReadMarks = request.state.read_marks
+    mark = await read_marks.mark(claims.user_id, conversation_id, body.seq)
     return json_response({"conversation_id": conversation_id, "last_read_seq": mark})
 
 
@@ -169,23 +198,20 @@ def _message_cursor(request: Request) -> Cursor | None:
         if not after.isdigit():
             raise BadRequest("after_seq must be a whole number", code="invalid_parameter")
         return Cursor("after", int(after))
-    return decode_cursor(cursor) if cursor is not None else None
+    return cursors.decode(cursor, Cursor) if cursor is not None else None
 
 
 def _encode_list_cursor(row: ConversationRow) -> str:
-    micros = (row.last_activity_at - _EPOCH) // timedelta(microseconds=1)
-    raw = msgspec.json.encode([micros, str(row.id)])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return cursors.encode(ListCursor(times.unix_us(row.last_activity_at), row.id))
 
 
 def _decode_list_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
     if text is None:
         return None
+    cursor = cursors.decode(text, ListCursor)
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        micros, ident = msgspec.json.decode(raw, type=tuple[int, uuid.UUID])
-        return _EPOCH + timedelta(microseconds=micros), ident
-    except (binascii.Error, ValueError, OverflowError, msgspec.DecodeError):
+        return times.from_unix_us(cursor.last_activity_us), cursor.id
+    except OverflowError:
         raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from None
 
 

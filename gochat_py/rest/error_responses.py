@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 
-import asyncpg
 from loguru import logger
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gochat_py.errors import ApiError, RateLimited
+from gochat_py.outages import DEPENDENCY_DOWN
 from gochat_py.rest.jsonio import json_response
 
 _CODES_BY_STATUS = {
@@ -56,19 +54,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return json_response(error_body(code, message), exc.status_code, exc.headers)
 
 
-# A dependency that cannot be reached is an outage to wait out, not a bug: 503, retry soon.
-DEPENDENCY_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
-
-
 async def dependency_down(request: Request, exc: Exception) -> Response:
+    # An outage to wait out, not a bug: 503, retry soon.
     logger.warning("dependency_down", error=type(exc).__name__)
     body = error_body("unavailable", "a backing service is unavailable; try again shortly")
     return json_response(body, 503, {"Retry-After": "1"})

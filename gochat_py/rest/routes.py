@@ -28,6 +28,11 @@ routes: list[BaseRoute] = [
         methods=["GET"],
     ),
     Route(
+        f"{API}/conversations/{{conversation_id:uuid}}/messages",
+        conversations.send_message,
+        methods=["POST"],
+    ),
+    Route(
         f"{API}/conversations/{{conversation_id:uuid}}/read",
         conversations.mark_read,
         methods=["POST"],

@@ -7,16 +7,13 @@ per conversation, so merging by seq cannot duplicate.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from gochat_py import messages
-from gochat_py.errors import BadRequest
+from gochat_py import cursors, messages
 from gochat_py.ids import ConversationId
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import message_from_row
@@ -26,9 +23,9 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 100
 
 
-class Cursor(msgspec.Struct, frozen=True, array_like=True):
+class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     direction: Literal["before", "after"]
-    seq: int
+    seq: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -36,30 +33,12 @@ class Page(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-_cursor_decoder = msgspec.json.Decoder(Cursor)
-_cursor_encoder = msgspec.json.Encoder()
-
 _SELECT = """
 SELECT m.id, m.conversation_id, m.sender_id, u.username AS sender_username, m.content, m.type,
        m.sent_at, m.client_msg_id, m.seq
 FROM messages m JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = $1
 """
-
-
-def encode_cursor(cursor: Cursor) -> str:
-    return base64.urlsafe_b64encode(_cursor_encoder.encode(cursor)).rstrip(b"=").decode()
-
-
-def decode_cursor(text: str) -> Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        cursor = _cursor_decoder.decode(raw)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise BadRequest("cursor is not one this server issued", code="invalid_cursor") from None
-    if cursor.seq < 0:
-        raise BadRequest("cursor is not one this server issued", code="invalid_cursor")
-    return cursor
 
 
 class History:
@@ -82,7 +61,7 @@ class History:
         merged.update((m.seq, m) for m in cached)
         ordered = sorted(merged.values(), key=lambda m: m.seq, reverse=direction == "before")
         page, more = ordered[:limit], len(ordered) > limit
-        next_cursor = encode_cursor(Cursor(direction, page[-1].seq)) if more and page else None
+        next_cursor = cursors.encode(Cursor(direction, page[-1].seq)) if more and page else None
         return Page(messages=page, next_cursor=next_cursor)
 
     async def _stored(

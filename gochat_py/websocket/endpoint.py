@@ -7,35 +7,35 @@ import asyncio
 import contextlib
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 from loguru import logger
 from redis.exceptions import RedisError
+from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py.errors import Unauthorized
+from gochat_py.errors import ApiError, RateLimited, Unauthorized
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.metrics import Metrics
+from gochat_py.outages import DEPENDENCY_DOWN
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.hub import Hub
+from gochat_py.redis.publish import Sent
 from gochat_py.rest.authn import bearer_token
-from gochat_py.rest.error_responses import DEPENDENCY_DOWN
 from gochat_py.usecases.auth import Auth
-from gochat_py.usecases.chat import Chat
+from gochat_py.usecases.read_marks import ReadMarks
+from gochat_py.usecases.sending import Sending
+from gochat_py.usecases.typing_notices import TypingNotices
 from gochat_py.websocket import frames
-from gochat_py.websocket.frames import (
+from gochat_py.websocket.close_codes import (
     WS_1008_POLICY_VIOLATION,
     WS_1011_INTERNAL_ERROR,
     WS_1013_TRY_AGAIN_LATER,
-    FrameError,
-    Ping,
-    Pong,
-    Read,
-    SendMessage,
-    Typing,
 )
+from gochat_py.websocket.frames import FrameError, Ping, Pong, Read, SendMessage, Typing
 from gochat_py.websocket.throttle import Throttle
 
 ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
@@ -181,7 +181,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         session.log.info("socket_opened")
         writer = asyncio.create_task(session.write_loop())
         try:
-            await _read_loop(session, state.chat, state.throttle, metrics)
+            await _read_loop(session, state, state.throttle, metrics)
         except WebSocketDisconnect:
             pass
         finally:
@@ -193,7 +193,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
 
 
 async def _read_loop(
-    session: SocketSession, chat: Chat, throttle: Throttle, metrics: Metrics
+    session: SocketSession, state: State, throttle: Throttle, metrics: Metrics
 ) -> None:
     window_start, throttled = time.monotonic(), 0
     while True:
@@ -219,29 +219,60 @@ async def _read_loop(
         frame: frames.ClientFrame | None = None
         try:
             frame = frames.decode(data)
-            await _act(session, chat, frame)
-        except FrameError as exc:
+            await _act(session, state, frame)
+        except ApiError as exc:
+            # The same refusals as over REST, as an error frame: the connection stays open.
             metrics.ws_frames_rejected.labels(exc.code).inc()
-            session.reply(frames.Error(code=exc.code, message=exc.message, ref=exc.ref))
+            ref = exc.ref if isinstance(exc, FrameError) else _ref(frame)
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            session.reply(
+                frames.Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry_after)
+            )
         except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
             # Nothing was acknowledged: the client resends (same client_msg_id) later.
             session.log.warning("frame_failed", error=type(exc).__name__)
             metrics.ws_frames_rejected.labels("unavailable").inc()
-            ref = frame.client_msg_id if isinstance(frame, SendMessage) else None
-            session.reply(frames.Error(code="unavailable", message="try again shortly", ref=ref))
+            error = frames.Error(code="unavailable", message="try again shortly", ref=_ref(frame))
+            session.reply(error)
         except Exception:
             session.log.exception("frame_crashed")
             session.close(WS_1011_INTERNAL_ERROR, "internal error")
             return
 
 
-async def _act(session: SocketSession, chat: Chat, frame: frames.ClientFrame) -> None:
+def _ref(frame: Any) -> str | None:
+    """The client's own name for the frame an error answers, if it gave one."""
+    return frame.client_msg_id if isinstance(frame, SendMessage) else None
+
+
+def _ack(sent: Sent) -> frames.Ack:
+    message = sent.message
+    return frames.Ack(
+        client_msg_id=message.client_msg_id,
+        id=message.id,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sent_at=message.sent_at,
+        duplicate=sent.duplicate,
+    )
+
+
+async def _act(session: SocketSession, state: State, frame: frames.ClientFrame) -> None:
     match frame:
         case SendMessage():
-            session.reply(await chat.send(session.user, session.username, frame))
+            sending: Sending = state.sending
+            conversation_id = ConversationId(frame.conversation_id)
+            sent = await sending.send(
+                session.user, session.username, conversation_id, frame.content, frame.client_msg_id
+            )
+            session.reply(_ack(sent))
         case Typing():
-            await chat.typing(session.user, session.username, frame)
+            typing_notices: TypingNotices = state.typing_notices
+            await typing_notices.notify(
+                session.user, session.username, ConversationId(frame.conversation_id)
+            )
         case Read():
-            await chat.read(session.user, frame)
+            read_marks: ReadMarks = state.read_marks
+            await read_marks.mark(session.user, ConversationId(frame.conversation_id), frame.seq)
         case Ping():
             session.reply(Pong())

@@ -12,13 +12,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gochat_py.errors import BadRequest
 from gochat_py.messages import ClientMsgId, Content
 
-# Close codes (RFC 6455 §7.4.1), named for why we use them.
-WS_1008_POLICY_VIOLATION = 1008  # bad token, or sustained flooding past the rate limit
-WS_1009_MESSAGE_TOO_BIG = 1009  # a frame over MAX_FRAME_BYTES (uvicorn closes before we see it)
-WS_1011_INTERNAL_ERROR = 1011
-WS_1013_TRY_AGAIN_LATER = 1013  # the client reads too slowly to keep up
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
 
 
@@ -71,31 +67,15 @@ class Error(msgspec.Struct, frozen=True, kw_only=True):
     retry_after: float | None = None
 
 
-class TypingEvent(msgspec.Struct, frozen=True, kw_only=True):
-    event: Literal["typing"] = "typing"
-    conversation_id: uuid.UUID
-    user_id: uuid.UUID
-    username: str
-
-
-class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
-    event: Literal["read"] = "read"
-    conversation_id: uuid.UUID
-    user_id: uuid.UUID
-    seq: int
-
-
 class Pong(msgspec.Struct, frozen=True):
     event: Literal["pong"] = "pong"
 
 
-class FrameError(Exception):
+class FrameError(BadRequest):
     """A frame the client must fix; the connection stays open."""
 
     def __init__(self, code: str, message: str, ref: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
         self.ref = ref
 
 
@@ -126,8 +106,6 @@ def decode(data: str | bytes) -> ClientFrame:
         frame = decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise FrameError(_code_for(exc), _describe(exc), ref) from None
-    if isinstance(frame, SendMessage) and not frame.content.strip():
-        raise FrameError("empty_content", "content must not be blank", ref)
     return frame
 
 

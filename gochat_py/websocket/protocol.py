@@ -28,12 +28,16 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from gochat_py.websocket.close_codes import (
+    WS_1000_NORMAL,
+    WS_1005_NO_STATUS,
+    WS_1006_ABNORMAL,
+    WS_1007_INVALID_DATA,
+    WS_1011_INTERNAL_ERROR,
+    WS_1012_SERVICE_RESTART,
+)
+
 CLOSE_TIMEOUT = 10.0  # after our close frame, how long the peer has to answer before TCP closes
-NO_STATUS = 1005  # the peer closed without a code
-ABNORMAL = 1006  # the connection ended without a closing handshake
-GOING_AWAY_RESTART = 1012  # the server is shutting down
-INVALID_DATA = 1007  # a text message that is not UTF-8
-KEEPALIVE_FAILED = 1011
 FORBIDDEN = 403
 # websockets logs each open and close at INFO: one line per socket, the app logs its own.
 _log = logging.getLogger("gochat_py.websocket")
@@ -170,7 +174,9 @@ class WebSocketProtocol(asyncio.Protocol):
             # A protocol error, an oversized message: ServerProtocol queued the close frame.
             close = conn.close_sent
             self._closed = True
-            self._push_disconnect(close.code if close else ABNORMAL, close.reason if close else "")
+            self._push_disconnect(
+                close.code if close else WS_1006_ABNORMAL, close.reason if close else ""
+            )
             self._transport.close()
 
     def eof_received(self) -> bool | None:
@@ -182,7 +188,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._disconnected = True
         self._server.connections.discard(self)
         self._cancel_timers()
-        self._push_disconnect(ABNORMAL, "")
+        self._push_disconnect(WS_1006_ABNORMAL, "")
         writable = self._writable
         if writable is not None and not writable.done():
             writable.set_result(None)  # a send waiting for the buffer to drain must not hang
@@ -205,8 +211,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._refuse(500, "Server shutting down")
             return
         if self.scope is not None and not self._closed:
-            self._conn.send_close(GOING_AWAY_RESTART)
-            self._push_disconnect(GOING_AWAY_RESTART, "")
+            self._conn.send_close(WS_1012_SERVICE_RESTART)
+            self._push_disconnect(WS_1012_SERVICE_RESTART, "")
         self._closed = True
         self._flush()
         self._transport.close()
@@ -281,7 +287,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._closed = True
                 close = self._conn.close_rcvd
                 if close is None:
-                    self._push_disconnect(NO_STATUS, "")
+                    self._push_disconnect(WS_1005_NO_STATUS, "")
                 else:
                     self._push_disconnect(close.code, close.reason)
 
@@ -293,9 +299,9 @@ class WebSocketProtocol(asyncio.Protocol):
             try:
                 event = {"type": "websocket.receive", "text": data.decode()}
             except UnicodeDecodeError:
-                self._conn.fail(INVALID_DATA, "invalid UTF-8")
+                self._conn.fail(WS_1007_INVALID_DATA, "invalid UTF-8")
                 self._closed = True
-                self._push_disconnect(INVALID_DATA, "invalid UTF-8")
+                self._push_disconnect(WS_1007_INVALID_DATA, "invalid UTF-8")
                 return
         else:
             event = {"type": "websocket.receive", "bytes": bytes(data)}
@@ -374,8 +380,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
-        self._conn.fail(KEEPALIVE_FAILED, "keepalive ping timeout")
-        self._push_disconnect(KEEPALIVE_FAILED, "keepalive ping timeout")
+        self._conn.fail(WS_1011_INTERNAL_ERROR, "keepalive ping timeout")
+        self._push_disconnect(WS_1011_INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
         self._transport.close()
 
@@ -397,7 +403,7 @@ class WebSocketProtocol(asyncio.Protocol):
         elif not self._closed and not self._disconnected:
             # The app ended with the socket open: close it properly rather than drop TCP.
             self._closed = True
-            self._conn.send_close(1000)
+            self._conn.send_close(WS_1000_NORMAL)
             self._flush()
             self._close_timer = asyncio.get_running_loop().call_later(
                 CLOSE_TIMEOUT, self._transport.close
@@ -433,7 +439,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if kind == "websocket.accept":
                 self._accept(message)
             elif kind == "websocket.close":
-                self._push_disconnect(ABNORMAL, "")
+                self._push_disconnect(WS_1006_ABNORMAL, "")
                 self._refuse(FORBIDDEN, "")
             else:
                 raise RuntimeError(
@@ -450,7 +456,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 elif kind == "websocket.close":
                     self._closed = True
                     reason = message.get("reason") or ""
-                    code = message.get("code", 1000)
+                    code = message.get("code", WS_1000_NORMAL)
                     self._push_disconnect(code, reason)
                     conn.send_close(code, reason)
                     if self._read_paused:  # the peer's reply must still be read

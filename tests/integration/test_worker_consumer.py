@@ -10,9 +10,11 @@ from loguru import logger
 from redis.asyncio import Redis
 
 from gochat_py.devstack.services import RedisServer, free_port
-from gochat_py.ids import uuid7
-from gochat_py.messages import encode
+from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.messages import Message, encode
+from gochat_py.postgres.conversations import message_from_row
 from gochat_py.redis import keys
+from gochat_py.redis.publish import Publisher
 from tests.harness import poll_until
 from tests.stream_traffic import (
     Traffic,
@@ -389,3 +391,39 @@ async def test_redis_restarted_without_its_data_gets_the_group_again(
 
 async def _gauge(registry: Any, name: str, value: float, **labels: str) -> bool:
     return bool(registry.get_sample_value(name, labels) == value)
+
+
+async def test_entries_written_by_the_real_send_script_are_stored_exactly_as_sent(
+    db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
+) -> None:
+    chats = await create_chats(db, 3)
+    publisher = Publisher(redis, 2, lambda conversation_id: _no_floor())
+    sent: list[Message] = []
+    for i in range(30):
+        chat = chats[i % len(chats)]
+        result = await publisher.send(
+            ConversationId(chat.conversation_id),
+            frozenset({UserId(chat.sender_id)}),
+            UserId(chat.sender_id),
+            chat.sender_username,
+            f"sent through the script {i} ✓",
+            f"c-{i}" if i % 2 else None,
+        )
+        sent.append(result.message)
+
+    async with running_consumer(redis_url, database_url, partitions=2, batch_size=8):
+        await poll_until(count_of(db, len(sent)), what="every sent message stored")
+        await poll_until(lambda: _no_pending(redis, 2), what="every entry acknowledged")
+    rows = await db.fetch(
+        "SELECT m.id, m.conversation_id, m.sender_id, u.username AS sender_username, m.content,"
+        " m.type, m.sent_at, m.client_msg_id, m.seq"
+        " FROM messages m JOIN users u ON u.id = m.sender_id"
+    )
+    assert sorted(map(message_from_row, rows), key=lambda m: m.id) == sorted(
+        sent, key=lambda m: m.id
+    )
+    assert await dead_letters(redis, 0) == await dead_letters(redis, 1) == []
+
+
+async def _no_floor() -> int:
+    return 0

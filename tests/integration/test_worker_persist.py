@@ -6,11 +6,11 @@ from datetime import datetime
 import asyncpg
 import pytest
 
+from gochat_py import times
 from gochat_py.devstack.services import free_port
 from gochat_py.ids import uuid7
 from tests.stream_traffic import Traffic, create_chats, stored_ids
 from worker.persist import (
-    UNIX_EPOCH,
     Failure,
     Persisted,
     classify,
@@ -30,7 +30,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def ms(value: datetime) -> int:
-    return (value - UNIX_EPOCH) // (UNIX_EPOCH.resolution * 1000)
+    return times.unix_ms(value)
 
 
 async def test_a_batch_is_stored_with_every_field_and_moves_each_conversation_forward(

@@ -1,0 +1,23 @@
+"""The exceptions that mean a backing service is unreachable: an outage to wait out and
+retry, never a bug. The HTTP door answers them with 503, the WebSocket door with an
+`unavailable` error frame (or 1013 at the handshake), the worker backs off."""
+
+from __future__ import annotations
+
+import asyncpg
+from redis import exceptions as redis_errors
+
+# Redis unreachable, restarting (LOADING) or timing out; OSError covers the raw socket.
+REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+POSTGRES_DOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    OSError,  # refused, reset, unreachable; TimeoutError is one too
+)
+DEPENDENCY_DOWN = (
+    *REDIS_DOWN,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)

@@ -1,0 +1,47 @@
+"""What the server announces live to a conversation's members beside its messages, and the
+one way such an announcement is published."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from gochat_py.ids import ConversationId, UserId
+from gochat_py.redis import envelope, keys
+
+
+# Outgoing frames name their event first, so a person reading a socket sees it at once.
+class TypingEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["typing"] = "typing"
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    username: str
+
+
+class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
+    event: Literal["read"] = "read"
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    seq: int
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class Announcer:
+    """Publishes an event once on the conversation's channel, naming its recipients; every
+    process holding a socket of one of them hands it on (realtime/hub.py)."""
+
+    def __init__(self, redis: Redis, partitions: int) -> None:
+        self._redis = redis
+        self._partitions = partitions
+
+    async def to_members(
+        self, conversation_id: ConversationId, recipients: Iterable[UserId], event: msgspec.Struct
+    ) -> None:
+        channel = keys.conversation_channel(conversation_id, self._partitions)
+        await self._redis.publish(channel, envelope.seal(recipients, _encoder.encode(event)))

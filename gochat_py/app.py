@@ -64,6 +64,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "membership": await _resolved(container.membership()),
                 "history": await _resolved(container.history()),
                 "hub": await _resolved(container.hub()),
+                "members": await _resolved(container.members()),
+                "conversation_views": await _resolved(container.conversation_views()),
                 "sending": await _resolved(container.sending()),
                 "read_marks": await _resolved(container.read_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),

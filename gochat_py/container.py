@@ -19,7 +19,9 @@ from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.sessions import Sessions
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.history import History
+from gochat_py.usecases.members import Members
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
@@ -129,6 +131,8 @@ class Container(containers.DeclarativeContainer):
     )
     history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
+    members = providers.Singleton(Members, conversations, membership)
+    conversation_views = providers.Singleton(ConversationViews, conversations, history)
     announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)

@@ -1,4 +1,4 @@
-"""`/api/v1/conversations`: create, list, details, history and read marks."""
+"""`/api/v1/conversations`: create, list, details, members, history, sending, read marks."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from gochat_py.errors import BadRequest, Unauthorized, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.messages import ClientMsgId, Content
 from gochat_py.postgres.conversations import (
-    UNREAD_CAP,
     Conversation,
     ConversationRow,
-    Conversations,
     CreateConversation,
 )
 from gochat_py.postgres.users import Users
-from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
+from gochat_py.realtime.membership import Membership
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
+from gochat_py.usecases.members import Members
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
 
@@ -70,50 +70,16 @@ def _conversation_id(request: Request) -> ConversationId:
     return ConversationId(request.path_params["conversation_id"])
 
 
-async def _present(
-    request: Request, user: UserId, rows: list[ConversationRow]
-) -> list[Conversation]:
-    """Rows as clients see them, with what the worker has not persisted yet folded in."""
-    conversations: Conversations = request.state.conversations
-    history: History = request.state.history
-    ids = [ConversationId(row.id) for row in rows]
-    participants = await conversations.participants(ids)
-    pending = await history.newer_than({ConversationId(r.id): r.last_seq for r in rows}, UNREAD_CAP)
-    result = []
-    for row in rows:
-        newer = pending.get(ConversationId(row.id), [])
-        unread_newer = sum(1 for m in newer if m.sender_id != user and m.seq > row.last_read_seq)
-        result.append(
-            Conversation(
-                id=row.id,
-                type=row.kind,
-                name=row.name,
-                created_by=row.created_by,
-                created_at=times.unix_ms(row.created_at),
-                last_seq=max([row.last_seq, *(m.seq for m in newer)]),
-                last_activity_at=max(
-                    [times.unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]
-                ),
-                participants=participants[ConversationId(row.id)],
-                last_message=newer[0] if newer else row.last_message,
-                unread_count=min(UNREAD_CAP, row.unread_count + unread_newer),
-            )
-        )
-    return result
-
-
 async def create(request: Request) -> Response:
     claims = await require_claims(request)
     body = await read_json(request, CreateConversation)
-    conversations: Conversations = request.state.conversations
+    members: Members = request.state.members
     if body.participant_id is not None and body.participant_ids is None and body.name is None:
-        others = [UserId(body.participant_id)]
-        conversation_id, created = await conversations.create_direct(claims.user_id, others[0])
-    elif body.participant_id is None and body.participant_ids is not None and body.name is not None:
-        conversation_id = await conversations.create_group(
-            claims.user_id, body.name, body.participant_ids
+        conversation_id, created = await members.start_direct(
+            claims.user_id, UserId(body.participant_id)
         )
-        others = [UserId(p) for p in body.participant_ids]
+    elif body.participant_id is None and body.participant_ids is not None and body.name is not None:
+        conversation_id = await members.start_group(claims.user_id, body.name, body.participant_ids)
         created = True
     else:
         raise ValidationFailed(
@@ -121,13 +87,8 @@ async def create(request: Request) -> Response:
             "for a group",
             code="invalid_conversation",
         )
-    if created:
-        membership: Membership = request.state.membership
-        joined = sorted({claims.user_id, *others})  # the creator may list themself too
-        await membership.announce_change(MembershipChange(conversation_id, added=joined))
-    row = await conversations.one(claims.user_id, conversation_id)
-    assert row is not None
-    [conversation] = await _present(request, claims.user_id, [row])
+    views: ConversationViews = request.state.conversation_views
+    conversation = await views.one(claims.user_id, conversation_id)
     return json_response(conversation, 201 if created else 200)
 
 
@@ -135,22 +96,16 @@ async def list_conversations(request: Request) -> Response:
     claims = await require_claims(request)
     limit = _limit(request, LIST_DEFAULT_PAGE)
     before = _decode_list_cursor(request.query_params.get("cursor"))
-    conversations: Conversations = request.state.conversations
-    rows = await conversations.page(claims.user_id, limit + 1, before)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_list_cursor(page[-1]) if more else None
-    items = await _present(request, claims.user_id, page)
-    return json_response(ConversationPage(conversations=items, next_cursor=next_cursor))
+    views: ConversationViews = request.state.conversation_views
+    page, last = await views.page(claims.user_id, limit, before)
+    next_cursor = _encode_list_cursor(last) if last is not None else None
+    return json_response(ConversationPage(conversations=page, next_cursor=next_cursor))
 
 
 async def details(request: Request) -> Response:
     claims = await require_claims(request)
-    conversations: Conversations = request.state.conversations
-    row = await conversations.one(claims.user_id, _conversation_id(request))
-    if row is None:
-        raise NotAMember("conversation not found")
-    [conversation] = await _present(request, claims.user_id, [row])
-    return json_response(conversation)
+    views: ConversationViews = request.state.conversation_views
+    return json_response(await views.one(claims.user_id, _conversation_id(request)))
 
 
 async def messages(request: Request) -> Response:
@@ -217,22 +172,15 @@ def _decode_list_cursor(text: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 async def add_members(request: Request) -> Response:
     claims = await require_claims(request)
-    conversation_id = _conversation_id(request)
     body = await read_json(request, AddMembers)
-    conversations: Conversations = request.state.conversations
-    added = await conversations.add_members(claims.user_id, conversation_id, body.user_ids)
-    membership: Membership = request.state.membership
-    await membership.announce_change(MembershipChange(conversation_id, added=added))
+    members: Members = request.state.members
+    added = await members.add(claims.user_id, _conversation_id(request), body.user_ids)
     return json_response({"added": added})
 
 
 async def remove_member(request: Request) -> Response:
     claims = await require_claims(request)
-    conversation_id = _conversation_id(request)
     user = UserId(request.path_params["user_id"])
-    conversations: Conversations = request.state.conversations
-    if not await conversations.remove_member(claims.user_id, conversation_id, user):
-        raise NotAMember("conversation not found")
-    membership: Membership = request.state.membership
-    await membership.announce_change(MembershipChange(conversation_id, removed=[user]))
+    members: Members = request.state.members
+    await members.remove(claims.user_id, _conversation_id(request), user)
     return Response(status_code=204)

@@ -64,6 +64,9 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "membership": await _resolved(container.membership()),
                 "history": await _resolved(container.history()),
                 "hub": await _resolved(container.hub()),
+                "revocations": await _resolved(container.revocations()),
+                "expiry": await _resolved(container.expiry()),
+                "renewal": await _resolved(container.renewal()),
                 "chat": await _resolved(container.chat()),
                 "throttle": container.throttle(),
             }

@@ -19,6 +19,9 @@ WS_1008_POLICY_VIOLATION = 1008  # bad token, or sustained flooding past the rat
 WS_1009_MESSAGE_TOO_BIG = 1009  # a frame over MAX_FRAME_BYTES (uvicorn closes before we see it)
 WS_1011_INTERNAL_ERROR = 1011
 WS_1013_TRY_AGAIN_LATER = 1013  # the client reads too slowly to keep up
+# Application codes (4000-4999): the client must log in again, or renew, before reconnecting.
+WS_4001_SESSION_REVOKED = 4001  # its login session was revoked (logout, refresh-token reuse)
+WS_4002_TOKEN_EXPIRED = 4002  # its access token expired and no `auth` frame renewed it
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
 
 
@@ -44,7 +47,14 @@ class Ping(msgspec.Struct, frozen=True):
     event: Literal["ping"]
 
 
-ClientFrame = SendMessage | Typing | Read | Ping
+class Authenticate(msgspec.Struct, frozen=True):
+    """A fresh access token for the open socket: it then lives until that token expires."""
+
+    event: Literal["auth"]
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+ClientFrame = SendMessage | Typing | Read | Ping | Authenticate
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -89,6 +99,20 @@ class Pong(msgspec.Struct, frozen=True):
     event: Literal["pong"] = "pong"
 
 
+class TokenExpiring(msgspec.Struct, frozen=True, kw_only=True):
+    """The socket closes (4002) in `expires_in` seconds unless an `auth` frame renews it."""
+
+    event: Literal["token_expiring"] = "token_expiring"
+    expires_in: int
+
+
+class AuthOk(msgspec.Struct, frozen=True, kw_only=True):
+    """An `auth` frame was accepted: the socket now lives `expires_in` seconds more."""
+
+    event: Literal["auth_ok"] = "auth_ok"
+    expires_in: int
+
+
 class FrameError(Exception):
     """A frame the client must fix; the connection stays open."""
 
@@ -105,6 +129,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "typing": msgspec.json.Decoder(Typing),
     "read": msgspec.json.Decoder(Read),
     "ping": msgspec.json.Decoder(Ping),
+    "auth": msgspec.json.Decoder(Authenticate),
 }
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()

@@ -59,6 +59,11 @@ class Expiry:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, STOP_TIMEOUT)
 
+    @property
+    def tracked(self) -> int:
+        """Sockets waiting for a warning or a close."""
+        return sum(len(bucket) for bucket in self._due.values())
+
     def track(self, socket: Expiring) -> None:
         """Warn and close `socket` on time; a socket already inside its warning window is
         warned at once."""

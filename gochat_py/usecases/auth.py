@@ -118,7 +118,7 @@ class Auth:
     async def authenticate(self, access_token: str) -> Claims:
         """The claims of a live access token; a revoked session's tokens are refused."""
         claims = self.verify(access_token)
-        await self.require_live(claims)
+        await self.require_live(claims.session_id)
         return claims
 
     def verify(self, access_token: str) -> Claims:
@@ -128,8 +128,8 @@ class Auth:
         revocation either finds it registered or is already visible to require_live."""
         return self._tokens.decode(access_token, "access")
 
-    async def require_live(self, claims: Claims) -> None:
-        if await self._sessions.is_revoked(claims.session_id):
+    async def require_live(self, session_id: SessionId) -> None:
+        if await self._sessions.is_revoked(session_id):
             raise Unauthorized("the session has ended", code="session_revoked")
 
     async def me(self, claims: Claims) -> User:

@@ -11,7 +11,6 @@ import uuid
 import asyncpg
 from loguru import logger
 from redis.exceptions import RedisError
-from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -27,7 +26,6 @@ from gochat_py.rest.authn import bearer_token
 from gochat_py.rest.error_responses import DEPENDENCY_DOWN
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.chat import Chat
-from gochat_py.usecases.tokens import Claims
 from gochat_py.websocket import frames
 from gochat_py.websocket.frames import (
     WS_1008_POLICY_VIOLATION,
@@ -157,12 +155,14 @@ class SocketSession:
                 self._queued -= 1  # after the send: a frame in flight still counts as queued
 
 
-async def _identify(websocket: WebSocket) -> tuple[Claims, str, list[ConversationId]]:
-    """Who connects (their session not yet checked), and the conversations whose frames
-    their socket must get."""
-    auth: Auth = websocket.state.auth
-    users: Users = websocket.state.users
-    conversations: Conversations = websocket.state.conversations
+async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, list[ConversationId]]:
+    """Who connects, their login session not checked yet (websocket_endpoint does it), and
+    the conversations whose frames their socket must get. The claims stay in here: the
+    endpoint's frame lives as long as the socket."""
+    state = websocket.state
+    auth: Auth = state.auth
+    users: Users = state.users
+    conversations: Conversations = state.conversations
     token = websocket.query_params.get("token") or bearer_token(websocket)
     if not token:
         raise Unauthorized("missing token", code="missing_token")
@@ -171,7 +171,17 @@ async def _identify(websocket: WebSocket) -> tuple[Claims, str, list[Conversatio
     if account is None:
         raise Unauthorized("the account no longer exists", code="invalid_token")
     listing = await conversations.ids_of_members([claims.user_id])
-    return claims, account.user.username, listing.get(claims.user_id, [])
+    session = SocketSession(
+        websocket,
+        send,
+        claims.user_id,
+        account.user.username,
+        state.settings.ws_send_queue,
+        state.metrics,
+        claims.session_id,
+        claims.exp,
+    )
+    return session, listing.get(claims.user_id, [])
 
 
 async def _refuse(websocket: WebSocket, exc: Exception) -> None:
@@ -195,64 +205,46 @@ class SocketApp:
 
 async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     try:
-        claims, username, conversations = await _identify(websocket)
+        session, conversations = await _identify(websocket, send)
     except (Unauthorized, *DEPENDENCY_DOWN) as exc:
         await _refuse(websocket, exc)
         return
     state = websocket.state
-    metrics: Metrics = state.metrics
+    hub: Hub = state.hub
     revocations: Revocations = state.revocations
-    queue_size = state.settings.ws_send_queue
-    session = SocketSession(
-        websocket,
-        send,
-        claims.user_id,
-        username,
-        queue_size,
-        metrics,
-        claims.session_id,
-        claims.exp,
-    )
+    expiry: Expiry = state.expiry
     # Registered before its session is checked: a revocation from now on finds the socket,
     # and one before it is in Redis for the check to see.
     revocations.add(session, session.session_id)
     try:
         try:
-            await state.auth.require_live(claims)
+            await state.auth.require_live(session.session_id)
         except (Unauthorized, *DEPENDENCY_DOWN) as exc:
             await _refuse(websocket, exc)
             return
-        await _serve(session, conversations, state)
+        # Subscribe first, then accept: a frame published once the client sees the socket
+        # open cannot miss it (frames arriving before accept wait in the session's queue).
+        async with hub.attached(session, conversations):
+            try:
+                await websocket.accept()
+            except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
+                session.log.info("socket_gone_before_accept")
+                return
+            session.log.info("socket_opened")
+            writer = asyncio.create_task(session.write_loop())
+            expiry.track(session)
+            try:
+                await _read_loop(session, state.chat, state.throttle, state.metrics, state.renewal)
+            except WebSocketDisconnect:
+                pass
+            finally:
+                expiry.forget(session)
+                await session.finish()
+                writer.cancel()
+                with contextlib.suppress(BaseException):
+                    await writer
     finally:
         revocations.discard(session, session.session_id)
-
-
-async def _serve(session: SocketSession, conversations: list[ConversationId], state: State) -> None:
-    websocket = session.websocket
-    metrics: Metrics = state.metrics
-    hub: Hub = state.hub
-    expiry: Expiry = state.expiry
-    # Subscribe first, then accept: a frame published once the client sees the socket
-    # open cannot miss it (frames arriving before accept wait in the session's queue).
-    async with hub.attached(session, conversations):
-        try:
-            await websocket.accept()
-        except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
-            session.log.info("socket_gone_before_accept")
-            return
-        session.log.info("socket_opened")
-        writer = asyncio.create_task(session.write_loop())
-        expiry.track(session)
-        try:
-            await _read_loop(session, state.chat, state.throttle, metrics, state.renewal)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            expiry.forget(session)
-            await session.finish()
-            writer.cancel()
-            with contextlib.suppress(BaseException):
-                await writer
     session.log.info("socket_closed")
 
 

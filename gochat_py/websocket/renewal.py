@@ -49,7 +49,7 @@ class Renewal:
         self._revocations.add(socket, session_id)
         renewed = False
         try:
-            await self._auth.require_live(claims)
+            await self._auth.require_live(claims.session_id)
             renewed = True
         except Unauthorized as exc:
             raise FrameError(exc.code, exc.message) from None

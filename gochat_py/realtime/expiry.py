@@ -10,7 +10,6 @@ entry rather than a task or a timer of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -56,8 +55,7 @@ class Expiry:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, STOP_TIMEOUT)
+            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
 
     @property
     def tracked(self) -> int:

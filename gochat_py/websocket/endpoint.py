@@ -132,6 +132,10 @@ class SocketSession:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
 
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
     async def finish(self) -> None:
         """Wait for a close this side started, so its frames are not cut off."""
         if self._closing is not None:
@@ -225,6 +229,11 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
         # Subscribe first, then accept: a frame published once the client sees the socket
         # open cannot miss it (frames arriving before accept wait in the session's queue).
         async with hub.attached(session, conversations):
+            if session.closing:
+                # Revoked while its channels were subscribed: refused before accept, as a
+                # revoked token would have been.
+                await session.finish()
+                return
             try:
                 await websocket.accept()
             except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer

@@ -65,6 +65,8 @@ async def test_a_socket_is_warned_before_its_token_expires_then_closed_with_4002
     assert socket.close_code == WS_4002_TOKEN_EXPIRED
     assert socket.close_reason == "token_expired"
     assert expires_at <= closed_at < expires_at + CLOSE_SLACK
+    metrics = (await short_lived.get("/metrics")).text
+    assert 'gochat_ws_auth_closes_total{reason="token_expired"} 1.0' in metrics
 
 
 async def test_renewing_on_the_socket_keeps_it_open_past_the_first_tokens_expiry(

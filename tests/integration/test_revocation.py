@@ -51,6 +51,8 @@ async def test_a_revocation_missed_by_pubsub_closes_the_socket_once_the_hub_reco
         await poll_until(closed, timeout=10, what="the hub to reconnect and recheck sessions")
         assert socket.close_code == WS_4001_SESSION_REVOKED
         assert await pong(other)
+    metrics = (await api.get("/metrics")).text
+    assert 'gochat_ws_auth_closes_total{reason="session_revoked"} 1.0' in metrics
 
 
 async def test_a_revoked_sessions_token_cannot_open_a_socket(api: httpx.AsyncClient) -> None:

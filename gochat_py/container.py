@@ -12,8 +12,10 @@ from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
+from gochat_py.realtime.expiry import Expiry, warning_lead
 from gochat_py.realtime.hub import Hub
 from gochat_py.realtime.membership import Membership
+from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.sessions import Sessions
@@ -27,6 +29,7 @@ from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
+from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
 REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Redis
@@ -70,13 +73,23 @@ async def running_hub(
     metrics: Metrics,
     conversations: Conversations,
     partitions: int,
+    revocations: Revocations,
 ) -> AsyncIterator[Hub]:
-    hub = Hub(redis, membership, metrics, conversations.ids_of_members, partitions)
+    hub = Hub(redis, membership, metrics, conversations.ids_of_members, partitions, revocations)
     await hub.start()
     try:
         yield hub
     finally:
         await hub.stop()
+
+
+async def running_expiry(access_ttl: float) -> AsyncIterator[Expiry]:
+    expiry = Expiry(warning_lead(access_ttl))
+    expiry.start()
+    try:
+        yield expiry
+    finally:
+        await expiry.stop()
 
 
 def _passwords(settings: Settings) -> Iterator[Passwords]:
@@ -123,9 +136,18 @@ class Container(containers.DeclarativeContainer):
 
     conversations = providers.Singleton(Conversations, pg_pool)
     membership = providers.Singleton(Membership, conversations.provided.member_ids, redis)
+    revocations = providers.Singleton(Revocations, sessions)
     hub = providers.Resource(
-        running_hub, redis, membership, metrics, conversations, settings.provided.stream_partitions
+        running_hub,
+        redis,
+        membership,
+        metrics,
+        conversations,
+        settings.provided.stream_partitions,
+        revocations,
     )
+    expiry = providers.Resource(running_expiry, settings.provided.jwt_access_expiry)
+    renewal = providers.Singleton(Renewal, auth, revocations, expiry)
     publisher = providers.Singleton(
         Publisher, redis, settings.provided.stream_partitions, conversations.provided.highest_seq
     )

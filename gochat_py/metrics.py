@@ -46,6 +46,13 @@ class Metrics:
             "Sockets closed (1013) because their send queue filled up.",
             registry=self.registry,
         )
+        self.ws_auth_closes = Counter(
+            "gochat_ws_auth_closes",
+            "Sockets closed because their login session was revoked (4001) or their access "
+            "token expired unrenewed (4002), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ws_frames_rejected = Counter(
             "gochat_ws_frames_rejected",
             "Client frames answered with an error frame, by error code.",

@@ -6,7 +6,9 @@ them goes. Each frame arrives once per process in an envelope naming its recipie
 (envelope.py) and goes to every local device of each. Joins and leaves reach every
 process as membership changes. After a lost connection the listener reconnects,
 subscribes every channel again and reloads the local users' conversations; frames
-published meanwhile are missed, and clients fill the gap from history by seq.
+published meanwhile are missed, and clients fill the gap from history by seq. Revoked
+sessions arrive on a process-wide channel too; ones announced while disconnected are found
+by asking Redis about every local session once the channel is subscribed again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.exceptions import RedisError
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.realtime.membership import Membership, MembershipChange, decode_change
+from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis import keys
 from gochat_py.redis.envelope import open_envelope, user_key
 
@@ -35,6 +38,7 @@ RECONNECT_BACKOFF_MAX = 5.0
 SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
 STOP_TIMEOUT = 2.0
 _MEMBERSHIP = keys.MEMBERSHIP_CHANNEL.encode()
+_REVOCATION = keys.REVOCATION_CHANNEL.encode()
 
 ConversationsOf = Callable[[list[UserId]], Awaitable[dict[UserId, list[ConversationId]]]]
 
@@ -55,8 +59,10 @@ class Hub:
         metrics: Metrics,
         conversations_of: ConversationsOf,
         partitions: int,
+        revocations: Revocations,
     ) -> None:
         self._redis = redis
+        self._revocations = revocations
         self._membership = membership
         self._metrics = metrics
         self._conversations_of = conversations_of
@@ -196,7 +202,9 @@ class Hub:
             pubsub = self._redis.pubsub()
             try:
                 wanted = set(self._holders)
-                await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL, *wanted)
+                revocations = asyncio.get_running_loop().create_future()
+                self._confirmations[keys.REVOCATION_CHANNEL] = revocations
+                await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL, keys.REVOCATION_CHANNEL, *wanted)
                 self._pubsub = pubsub
                 # Sockets that came or went while that subscribe was in flight.
                 if joined := set(self._holders) - wanted:
@@ -206,6 +214,7 @@ class Hub:
                 # Changes may have been missed while disconnected.
                 self._membership.invalidate_all()
                 self._in_background(self._reload_routes())
+                self._in_background(self._recheck_revocations(revocations))
                 self._connected.set()
                 logger.info("pubsub_connected", channels=len(self._holders))
                 backoff = 0.1
@@ -253,6 +262,17 @@ class Hub:
         await self._unsubscribe(gone)
         await self._subscribe(fresh)
 
+    async def _recheck_revocations(self, subscribed: asyncio.Future[None]) -> None:
+        """Once Redis confirms the revocation channel, a revocation announced from then on
+        arrives as a message; one announced before is in Redis for the recheck to find."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed, SUBSCRIBE_CONFIRM_TIMEOUT)
+        try:
+            await self._revocations.recheck()
+        except (RedisError, OSError) as exc:
+            # The connection is being lost: the next reconnect rechecks.
+            logger.warning("revocations_recheck_failed", error=type(exc).__name__)
+
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
@@ -266,6 +286,9 @@ class Hub:
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         if channel == _MEMBERSHIP:
             self._on_change(data)
+            return
+        if channel == _REVOCATION:
+            self._revocations.revoked(data.decode())
             return
         recipients, frame = open_envelope(data)
         text: str | None = None  # decoded once per published frame, shared by every socket

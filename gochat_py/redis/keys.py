@@ -13,6 +13,10 @@ import zlib
 PREFIX = "gochat"
 CONSUMER_GROUP = "persist"  # the worker's consumer group on every message stream
 MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a MembershipChange (membership.py)
+# Payload: the id of a login session that was just revoked. Process-wide like the membership
+# channel and published from the session scripts with plain PUBLISH, which a cluster
+# broadcasts to every node whatever slot the script ran in: it stays out of sharded pub/sub.
+REVOCATION_CHANNEL = f"{PREFIX}:revocation"
 
 
 def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:

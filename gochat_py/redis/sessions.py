@@ -3,11 +3,14 @@
 A session (the `sid` claim) is one login. It has exactly one refresh token that may still
 be spent; spending it rotates it. Presenting an older one means the token was copied, so
 the whole session is revoked: its refresh token and every access token carrying its sid.
+Both scripts that revoke announce it on keys.REVOCATION_CHANNEL in the same step, so every
+API process closes the session's sockets at once (realtime/revocation.py).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 
 from redis.asyncio import Redis
 
@@ -24,6 +27,7 @@ if not current then return 'unknown' end
 if current ~= ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], 'reuse', 'PX', ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
   return 'reused'
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -33,8 +37,11 @@ return 'rotated'
 _REVOKE = """
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
+# Sessions looked up per pipeline when a process rechecks its sockets: bounds one write.
+RECHECK_BATCH = 2000
 
 
 class Rotation(enum.Enum):
@@ -58,15 +65,31 @@ class Sessions:
     async def rotate(self, session_id: SessionId, spent_jti: str, next_jti: str) -> Rotation:
         result = await self._rotate(
             keys=[keys.session_refresh(session_id), keys.session_revoked(session_id)],
-            args=[spent_jti, next_jti, self._ttl_ms],
+            args=[spent_jti, next_jti, self._ttl_ms, keys.REVOCATION_CHANNEL, session_id],
         )
         return Rotation(result.decode() if isinstance(result, bytes) else result)
 
     async def revoke(self, session_id: SessionId, reason: str) -> None:
         await self._revoke(
             keys=[keys.session_refresh(session_id), keys.session_revoked(session_id)],
-            args=[reason, self._ttl_ms],
+            args=[reason, self._ttl_ms, keys.REVOCATION_CHANNEL, session_id],
         )
 
     async def is_revoked(self, session_id: SessionId) -> bool:
         return bool(await self._redis.exists(keys.session_revoked(session_id)))
+
+    async def revoked_among(self, session_ids: Collection[str]) -> set[str]:
+        """The ones of `session_ids` that are revoked, in one round trip per RECHECK_BATCH.
+
+        Not a multi-key EXISTS: each session's keys sit in a slot of their own. A
+        non-transactional pipeline is what a cluster client splits per node by itself."""
+        ordered = list(session_ids)
+        revoked: set[str] = set()
+        for start in range(0, len(ordered), RECHECK_BATCH):
+            batch = ordered[start : start + RECHECK_BATCH]
+            pipe = self._redis.pipeline(transaction=False)
+            for session_id in batch:
+                pipe.exists(keys.session_revoked(session_id))
+            replies = await pipe.execute()
+            revoked.update(s for s, present in zip(batch, replies, strict=True) if present)
+        return revoked

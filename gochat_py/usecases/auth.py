@@ -117,10 +117,20 @@ class Auth:
 
     async def authenticate(self, access_token: str) -> Claims:
         """The claims of a live access token; a revoked session's tokens are refused."""
-        claims = self._tokens.decode(access_token, "access")
-        if await self._sessions.is_revoked(claims.session_id):
-            raise Unauthorized("the session has ended", code="session_revoked")
+        claims = self.verify(access_token)
+        await self.require_live(claims.session_id)
         return claims
+
+    def verify(self, access_token: str) -> Claims:
+        """The claims of a well-signed, unexpired access token, its session not yet checked.
+
+        A socket registers for its session's revocation between the two steps, so that a
+        revocation either finds it registered or is already visible to require_live."""
+        return self._tokens.decode(access_token, "access")
+
+    async def require_live(self, session_id: SessionId) -> None:
+        if await self._sessions.is_revoked(session_id):
+            raise Unauthorized("the session has ended", code="session_revoked")
 
     async def me(self, claims: Claims) -> User:
         account = await self._users.by_id(claims.user_id)

@@ -12,3 +12,6 @@ WS_1009_MESSAGE_TOO_BIG = 1009  # a frame over frames.MAX_FRAME_BYTES
 WS_1011_INTERNAL_ERROR = 1011  # a bug, or no pong to our ping in time
 WS_1012_SERVICE_RESTART = 1012  # the server is shutting down: reconnect, maybe elsewhere
 WS_1013_TRY_AGAIN_LATER = 1013  # the client reads too slowly, or a dependency is down
+# Application codes (4000-4999): the client must log in again, or renew, before reconnecting.
+WS_4001_SESSION_REVOKED = 4001  # its login session was revoked (logout, refresh-token reuse)
+WS_4002_TOKEN_EXPIRED = 4002  # its access token expired and no `auth` frame renewed it

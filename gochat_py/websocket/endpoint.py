@@ -17,12 +17,14 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gochat_py.errors import ApiError, RateLimited, Unauthorized
-from gochat_py.ids import ConversationId, UserId
+from gochat_py.ids import ConversationId, SessionId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.outages import DEPENDENCY_DOWN
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
+from gochat_py.realtime.expiry import Expiry
 from gochat_py.realtime.hub import Hub
+from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
 from gochat_py.rest.authn import bearer_token
 from gochat_py.usecases.auth import Auth
@@ -34,8 +36,19 @@ from gochat_py.websocket.close_codes import (
     WS_1008_POLICY_VIOLATION,
     WS_1011_INTERNAL_ERROR,
     WS_1013_TRY_AGAIN_LATER,
+    WS_4001_SESSION_REVOKED,
+    WS_4002_TOKEN_EXPIRED,
 )
-from gochat_py.websocket.frames import FrameError, Ping, Pong, Read, SendMessage, Typing
+from gochat_py.websocket.frames import (
+    Authenticate,
+    FrameError,
+    Ping,
+    Pong,
+    Read,
+    SendMessage,
+    Typing,
+)
+from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
 ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
@@ -60,11 +73,15 @@ class SocketSession:
         username: str,
         queue_size: int,
         metrics: Metrics,
+        session_id: SessionId,
+        expires_at: int,
     ) -> None:
         self.websocket = websocket
         self._send = send
         self.user = user
         self.username = username
+        self.session_id = session_id  # the login session it lives on (realtime/revocation.py)
+        self.expires_at = expires_at  # when that token expires (realtime/expiry.py)
         self._frames: list[str] = []  # the writer swaps it for a new one when it wakes
         self._queued = 0  # frames delivered and not yet written, the writer's included
         self._limit = queue_size
@@ -88,8 +105,25 @@ class SocketSession:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def reply(self, frame: frames.Ack | frames.Error | Pong) -> None:
+    def reply(
+        self, frame: frames.Ack | frames.Error | Pong | frames.TokenExpiring | frames.AuthOk
+    ) -> None:
         self.deliver(frames.encode(frame))
+
+    def session_revoked(self) -> None:
+        self._end(WS_4001_SESSION_REVOKED, "session_revoked")
+
+    def token_expiring(self, expires_in: int) -> None:
+        self.reply(frames.TokenExpiring(expires_in=expires_in))
+
+    def token_expired(self) -> None:
+        self._end(WS_4002_TOKEN_EXPIRED, "token_expired")
+
+    def _end(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._metrics.ws_auth_closes.labels(reason).inc()
+            self.log.info("socket_ended", reason=reason)
+            self.close(code, reason)
 
     def close(self, code: int, reason: str, drain: bool = False) -> None:
         """Close once; with `drain`, the frames already queued (the errors that explain
@@ -104,6 +138,10 @@ class SocketSession:
                 await asyncio.wait_for(self._drained, DRAIN_TIMEOUT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), CLOSE_TIMEOUT)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
 
     async def finish(self) -> None:
         """Wait for a close this side started, so its frames are not cut off."""
@@ -128,20 +166,43 @@ class SocketSession:
                 self._queued -= 1  # after the send: a frame in flight still counts as queued
 
 
-async def _identify(websocket: WebSocket) -> tuple[UserId, str, list[ConversationId]]:
-    """Who connects, and the conversations whose frames their socket must get."""
-    auth: Auth = websocket.state.auth
-    users: Users = websocket.state.users
-    conversations: Conversations = websocket.state.conversations
+async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, list[ConversationId]]:
+    """Who connects, their login session not checked yet (websocket_endpoint does it), and
+    the conversations whose frames their socket must get. The claims stay in here: the
+    endpoint's frame lives as long as the socket."""
+    state = websocket.state
+    auth: Auth = state.auth
+    users: Users = state.users
+    conversations: Conversations = state.conversations
     token = websocket.query_params.get("token") or bearer_token(websocket)
     if not token:
         raise Unauthorized("missing token", code="missing_token")
-    claims = await auth.authenticate(token)
+    claims = auth.verify(token)
     account = await users.by_id(claims.user_id)
     if account is None:
         raise Unauthorized("the account no longer exists", code="invalid_token")
     listing = await conversations.ids_of_members([claims.user_id])
-    return claims.user_id, account.user.username, listing.get(claims.user_id, [])
+    session = SocketSession(
+        websocket,
+        send,
+        claims.user_id,
+        account.user.username,
+        state.settings.ws_send_queue,
+        state.metrics,
+        claims.session_id,
+        claims.exp,
+    )
+    return session, listing.get(claims.user_id, [])
+
+
+async def _refuse(websocket: WebSocket, exc: Exception) -> None:
+    """Before accept: the handshake is refused (HTTP 403) and the reason is the code."""
+    if isinstance(exc, Unauthorized):
+        logger.info("socket_refused", reason=exc.code)
+        await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
+    else:
+        logger.warning("socket_refused", reason="unavailable", error=type(exc).__name__)
+        await websocket.close(WS_1013_TRY_AGAIN_LATER, "unavailable")
 
 
 class SocketApp:
@@ -155,45 +216,56 @@ class SocketApp:
 
 async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     try:
-        user, username, conversations = await _identify(websocket)
-    except Unauthorized as exc:
-        # Before accept: the handshake is refused (HTTP 403) and the reason is the code.
-        logger.info("socket_refused", reason=exc.code)
-        await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
-        return
-    except DEPENDENCY_DOWN as exc:
-        logger.warning("socket_refused", reason="unavailable", error=type(exc).__name__)
-        await websocket.close(WS_1013_TRY_AGAIN_LATER, "unavailable")
+        session, conversations = await _identify(websocket, send)
+    except (Unauthorized, *DEPENDENCY_DOWN) as exc:
+        await _refuse(websocket, exc)
         return
     state = websocket.state
-    metrics: Metrics = state.metrics
     hub: Hub = state.hub
-    queue_size = state.settings.ws_send_queue
-    session = SocketSession(websocket, send, user, username, queue_size, metrics)
-    # Subscribe first, then accept: a frame published once the client sees the socket
-    # open cannot miss it (frames arriving before accept wait in the session's queue).
-    async with hub.attached(session, conversations):
+    revocations: Revocations = state.revocations
+    expiry: Expiry = state.expiry
+    # Registered before its session is checked: a revocation from now on finds the socket,
+    # and one before it is in Redis for the check to see.
+    revocations.add(session, session.session_id)
+    try:
         try:
-            await websocket.accept()
-        except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
-            session.log.info("socket_gone_before_accept")
+            await state.auth.require_live(session.session_id)
+        except (Unauthorized, *DEPENDENCY_DOWN) as exc:
+            await _refuse(websocket, exc)
             return
-        session.log.info("socket_opened")
-        writer = asyncio.create_task(session.write_loop())
-        try:
-            await _read_loop(session, state, state.throttle, metrics)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            await session.finish()
-            writer.cancel()
-            with contextlib.suppress(BaseException):
-                await writer
+        # Subscribe first, then accept: a frame published once the client sees the socket
+        # open cannot miss it (frames arriving before accept wait in the session's queue).
+        async with hub.attached(session, conversations):
+            if session.closing:
+                # Revoked while its channels were subscribed: refused before accept, as a
+                # revoked token would have been.
+                await session.finish()
+                return
+            try:
+                await websocket.accept()
+            except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
+                session.log.info("socket_gone_before_accept")
+                return
+            session.log.info("socket_opened")
+            writer = asyncio.create_task(session.write_loop())
+            expiry.track(session)
+            try:
+                await _read_loop(session, state, state.throttle, state.metrics, state.renewal)
+            except WebSocketDisconnect:
+                pass
+            finally:
+                expiry.forget(session)
+                await session.finish()
+                writer.cancel()
+                with contextlib.suppress(BaseException):
+                    await writer
+    finally:
+        revocations.discard(session, session.session_id)
     session.log.info("socket_closed")
 
 
 async def _read_loop(
-    session: SocketSession, state: State, throttle: Throttle, metrics: Metrics
+    session: SocketSession, state: State, throttle: Throttle, metrics: Metrics, renewal: Renewal
 ) -> None:
     window_start, throttled = time.monotonic(), 0
     while True:
@@ -219,7 +291,7 @@ async def _read_loop(
         frame: frames.ClientFrame | None = None
         try:
             frame = frames.decode(data)
-            await _act(session, state, frame)
+            await _act(session, state, renewal, frame)
         except ApiError as exc:
             # The same refusals as over REST, as an error frame: the connection stays open.
             metrics.ws_frames_rejected.labels(exc.code).inc()
@@ -257,7 +329,9 @@ def _ack(sent: Sent) -> frames.Ack:
     )
 
 
-async def _act(session: SocketSession, state: State, frame: frames.ClientFrame) -> None:
+async def _act(
+    session: SocketSession, state: State, renewal: Renewal, frame: frames.ClientFrame
+) -> None:
     match frame:
         case SendMessage():
             sending: Sending = state.sending
@@ -276,3 +350,5 @@ async def _act(session: SocketSession, state: State, frame: frames.ClientFrame) 
             await read_marks.mark(session.user, ConversationId(frame.conversation_id), frame.seq)
         case Ping():
             session.reply(Pong())
+        case Authenticate():
+            await renewal.renew(session, frame.token)

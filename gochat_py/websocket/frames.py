@@ -40,7 +40,14 @@ class Ping(msgspec.Struct, frozen=True):
     event: Literal["ping"]
 
 
-ClientFrame = SendMessage | Typing | Read | Ping
+class Authenticate(msgspec.Struct, frozen=True):
+    """A fresh access token for the open socket: it then lives until that token expires."""
+
+    event: Literal["auth"]
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+ClientFrame = SendMessage | Typing | Read | Ping | Authenticate
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -71,6 +78,20 @@ class Pong(msgspec.Struct, frozen=True):
     event: Literal["pong"] = "pong"
 
 
+class TokenExpiring(msgspec.Struct, frozen=True, kw_only=True):
+    """The socket closes (4002) in `expires_in` seconds unless an `auth` frame renews it."""
+
+    event: Literal["token_expiring"] = "token_expiring"
+    expires_in: int
+
+
+class AuthOk(msgspec.Struct, frozen=True, kw_only=True):
+    """An `auth` frame was accepted: the socket now lives `expires_in` seconds more."""
+
+    event: Literal["auth_ok"] = "auth_ok"
+    expires_in: int
+
+
 class FrameError(BadRequest):
     """A frame the client must fix; the connection stays open."""
 
@@ -85,6 +106,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "typing": msgspec.json.Decoder(Typing),
     "read": msgspec.json.Decoder(Read),
     "ping": msgspec.json.Decoder(Ping),
+    "auth": msgspec.json.Decoder(Authenticate),
 }
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()

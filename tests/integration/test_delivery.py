@@ -15,6 +15,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError
 
 from gochat_py.devstack.services import RedisServer
 from gochat_py.redis import keys
@@ -271,7 +272,7 @@ async def test_garbage_on_the_live_channels_does_not_stop_delivery(
     await next_frame(bob_ws, _content("still here"))
 
 
-async def test_a_slow_reader_is_closed_while_a_fast_one_gets_everything(
+async def test_a_slow_reader_is_closed_with_1013_while_a_fast_one_gets_everything(
     database_url: str, redis_url: str
 ) -> None:
     env = server_environment(database_url, redis_url, WS_SEND_QUEUE="16")
@@ -302,20 +303,33 @@ async def test_a_slow_reader_is_closed_while_a_fast_one_gets_everything(
                 async for _ in sender_ws:
                     pass
 
+            async def slow_counted() -> bool:
+                metrics = (await api.get("/metrics")).text
+                return "gochat_ws_slow_consumers_total 1.0" in metrics
+
+            async def read_slow_once_cut_off() -> None:
+                # Once the server has given up on it, the slow client reads at full speed, so
+                # the close frame queued behind its backlog reaches it within the server's
+                # endpoint.CLOSE_TIMEOUT (after which the server stops trying). A buffer raised
+                # after the handshake keeps the small window until the clamp is raised too.
+                await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, 1 << 20)
+                async for _ in slow_ws:
+                    pass
+
             reader = asyncio.create_task(read_fast())
             drainer = asyncio.create_task(drain_sender())
+            cut_off = asyncio.create_task(read_slow_once_cut_off())
             for i in range(total):
                 await sender_ws.send(
                     json.dumps({"conversation_id": group["id"], "content": f"{i:04d}" + "x" * 3000})
                 )
             await reader
             drainer.cancel()
-
-            async def slow_counted() -> bool:
-                metrics = (await api.get("/metrics")).text
-                return "gochat_ws_slow_consumers_total 1.0" in metrics
-
-            await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
+            with pytest.raises(ConnectionClosedError):
+                await cut_off
+        assert (slow_ws.close_code, slow_ws.close_reason) == (1013, "send queue full")
         assert received == list(range(1, total + 1))
 
 

@@ -107,12 +107,10 @@ async def test_a_removed_member_is_refused_at_once_on_every_instance(
             headers=bearer(owner["tokens"]),
         )
         assert removed.status_code == 204
-
-        async def refused() -> bool:
-            reply = await say(bob_ws, group["id"], "still in?")
-            return reply.get("code") == "conversation_not_found"
-
-        await poll_until(refused, timeout=5, what="instance one to drop the cached membership")
+        # One attempt: Redis handed the announcement to instance one's subscription before it
+        # answered instance two's PUBLISH, and so before the 204 came back.
+        reply = await say(bob_ws, group["id"], "still in?")
+        assert (reply["event"], reply.get("code")) == ("error", "conversation_not_found"), reply
 
 
 async def test_a_sender_on_one_instance_reaches_a_reader_on_another(

@@ -368,32 +368,31 @@ async def test_sockets_are_served_again_after_redis_restarts(
         assert len(seqs) == len(set(seqs)) and seqs[-1] == 1
 
 
+END_MARKER = "gochat-test-end-of-sends"
+
+
 async def test_each_message_costs_one_redis_command_however_many_members(
-    api: httpx.AsyncClient, redis_url: str
+    api: httpx.AsyncClient, redis: Redis, redis_url: str
 ) -> None:
     sender = await register(api)
     others = [await register(api) for _ in range(5)]
     group = await create_group(api, sender["tokens"], "g", [o["user"]["id"] for o in others])
     async with connect(ws_url(api, sender["tokens"]["access_token"])) as ws:
         await say(ws, group["id"], "warm the membership cache and load the script")
+        await redis.ping()  # the marker's connection, opened before MONITOR sees its handshake
         monitor_client = Redis.from_url(redis_url)
         commands: list[dict[str, Any]] = []
+        # Entering waits for MONITOR's OK: every command after that is reported, in order.
         async with monitor_client.monitor() as monitor:
-
-            async def record() -> None:
-                async for command in monitor.listen():
-                    commands.append(command)
-
-            recorder = asyncio.create_task(record())
-            await asyncio.sleep(0.1)
             for i in range(20):
                 await say(ws, group["id"], f"counted {i}")
-            await poll_until(
-                lambda: _ready(sum(1 for c in commands if "PUBLISH" in c["command"].upper()) >= 20),
-                timeout=5,
-                what="MONITOR to report the publishes",
-            )
-            recorder.cancel()
+            # Each ack came after its script ran, so MONITOR reports the marker after them all.
+            await redis.echo(END_MARKER)
+            async with asyncio.timeout(10):
+                async for command in monitor.listen():
+                    if command["command"] == f"ECHO {END_MARKER}":
+                        break
+                    commands.append(command)
         await monitor_client.aclose()
     # Commands issued by a client (not from inside the script) during the 20 sends:
     from_clients = [c for c in commands if c.get("client_type") != "lua"]
@@ -404,10 +403,6 @@ async def test_each_message_costs_one_redis_command_however_many_members(
     member_ids = {sender["user"]["id"], *(o["user"]["id"] for o in others)}
     for publish in publishes:
         assert all(member in publish["command"] for member in member_ids)
-
-
-async def _ready(value: bool) -> bool:
-    return value
 
 
 async def test_a_socket_opens_only_once_its_conversations_are_subscribed(

@@ -129,6 +129,7 @@ async def test_register_rejects_an_invalid_field_with_422_naming_it(
 async def test_register_with_a_missing_field_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(REGISTER, json={"email": "x@example.com", "password": PASSWORD})
     assert response.status_code == 422
+    assert error_code(response) == "validation_failed"
     assert "username" in response.json()["error"]["message"]
 
 
@@ -143,6 +144,7 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient) -> None:
 async def test_a_json_array_instead_of_an_object_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(REGISTER, json=["alice"])
     assert response.status_code == 422
+    assert error_code(response) == "validation_failed"
 
 
 async def test_the_wrong_content_type_is_415(api: httpx.AsyncClient) -> None:
@@ -167,6 +169,7 @@ async def test_a_chunked_body_over_one_mebibyte_is_413(api: httpx.AsyncClient) -
         REGISTER, content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+    assert error_code(response) == "payload_too_large"
 
 
 async def test_a_wrong_password_is_401_and_says_nothing_about_which_part(
@@ -186,12 +189,21 @@ async def test_me_without_a_token_is_401(api: httpx.AsyncClient) -> None:
     assert error_code(response) == "missing_token"
 
 
-@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer not-a-jwt", "eyJ.x.y"])
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Basic abc", "missing_token"),
+        ("Bearer", "missing_token"),
+        ("Bearer not-a-jwt", "invalid_token"),
+        ("eyJ.x.y", "missing_token"),
+    ],
+)
 async def test_me_with_a_malformed_authorization_header_is_401(
-    api: httpx.AsyncClient, header: str
+    api: httpx.AsyncClient, header: str, code: str
 ) -> None:
     response = await api.get(ME, headers={"Authorization": header})
     assert response.status_code == 401
+    assert error_code(response) == code
 
 
 async def test_a_refresh_token_cannot_be_used_as_an_access_token(api: httpx.AsyncClient) -> None:
@@ -232,6 +244,7 @@ async def test_an_alg_none_token_is_401(api: httpx.AsyncClient) -> None:
     unsigned = jwt.encode(claims, key=None, algorithm="none")
     response = await api.get(ME, headers={"Authorization": f"Bearer {unsigned}"})
     assert response.status_code == 401
+    assert error_code(response) == "invalid_token"
 
 
 async def test_refresh_rotates_the_pair(api: httpx.AsyncClient) -> None:
@@ -285,8 +298,11 @@ async def test_logout_kills_the_refresh_token_and_the_session(api: httpx.AsyncCl
 async def test_logout_with_a_garbage_token_is_401(api: httpx.AsyncClient) -> None:
     response = await api.post(LOGOUT, json={"refresh_token": "garbage"})
     assert response.status_code == 401
+    assert error_code(response) == "invalid_token"
 
 
 async def test_refresh_with_a_missing_token_field_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(REFRESH, json={})
     assert response.status_code == 422
+    assert error_code(response) == "validation_failed"
+    assert "refresh_token" in response.json()["error"]["message"]

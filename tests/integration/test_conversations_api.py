@@ -146,12 +146,22 @@ async def test_the_list_is_paged_by_cursor_without_repeats(api: httpx.AsyncClien
     assert len(seen) == 7 and set(seen) == created
 
 
-@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "101"}, {"limit": "x"},
-                                    {"cursor": "garbage!!"}])  # fmt: skip
-async def test_bad_list_parameters_are_400(api: httpx.AsyncClient, params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "101"}, "invalid_limit"),
+        ({"limit": "x"}, "invalid_limit"),
+        ({"limit": "\u00b2"}, "invalid_limit"),
+        ({"cursor": "garbage!!"}, "invalid_cursor"),
+    ],
+)
+async def test_bad_list_parameters_are_400_with_their_code(
+    api: httpx.AsyncClient, params: dict[str, str], code: str
+) -> None:
     alice = await register(api)
     response = await api.get(CONVERSATIONS, params=params, headers=bearer(alice["tokens"]))
-    assert response.status_code == 400
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code), response.text
 
 
 async def test_the_read_mark_only_moves_forward(api: httpx.AsyncClient) -> None:

@@ -134,24 +134,35 @@ async def test_after_seq_pages_forward_to_fill_a_gap(
 
 
 @pytest.mark.parametrize(
-    "params",
-    [{"limit": "0"}, {"limit": "101"}, {"limit": "-3"}, {"limit": "ten"}, {"cursor": "@@@"},
-     {"cursor": "bm90IGpzb24"}, {"after_seq": "-1"}, {"after_seq": "x"},
-     {"after_seq": "1", "cursor": "WyJiZWZvcmUiLDVd"}],
-)  # fmt: skip
-async def test_bad_paging_parameters_are_400(
-    api: httpx.AsyncClient, chat: tuple[dict[str, Any], dict[str, Any], str], params: dict[str, str]
+    ("params", "code"),
+    [
+        pytest.param({"limit": "0"}, "invalid_limit", id="limit 0"),
+        pytest.param({"limit": "101"}, "invalid_limit", id="limit over the maximum"),
+        pytest.param({"limit": "-3"}, "invalid_limit", id="a negative limit"),
+        pytest.param({"limit": "ten"}, "invalid_limit", id="a limit in words"),
+        pytest.param({"limit": "\u00b2"}, "invalid_limit", id="a limit of a superscript digit"),
+        pytest.param({"cursor": "@@@"}, "invalid_cursor", id="a cursor that is not base64"),
+        pytest.param({"cursor": "bm90IGpzb24"}, "invalid_cursor", id="a cursor that is not JSON"),
+        pytest.param({"after_seq": "-1"}, "invalid_parameter", id="a negative after_seq"),
+        pytest.param({"after_seq": "x"}, "invalid_parameter", id="an after_seq in letters"),
+        pytest.param(
+            {"after_seq": "1", "cursor": "WyJiZWZvcmUiLDVd"},
+            "invalid_parameter",
+            id="after_seq and a cursor together",
+        ),
+    ],
+)
+async def test_each_bad_paging_parameter_is_a_400_with_its_own_code(
+    api: httpx.AsyncClient,
+    chat: tuple[dict[str, Any], dict[str, Any], str],
+    params: dict[str, str],
+    code: str,
 ) -> None:
     alice, _, conversation_id = chat
     response = await api.get(
         PATH.format(conversation_id), params=params, headers=bearer(alice["tokens"])
     )
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] in (
-        "invalid_limit",
-        "invalid_cursor",
-        "invalid_parameter",
-    )
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code), response.text
 
 
 async def test_the_list_shows_the_last_message_and_unread_count_before_persistence(

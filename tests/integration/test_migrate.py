@@ -103,7 +103,21 @@ def test_a_migration_without_its_down_file_is_refused(tmp_path: Path) -> None:
         migrate.discover(tmp_path)
 
 
-def test_migrations_are_discovered_in_version_order() -> None:
-    versions = [m.version for m in migrate.discover()]
-    assert versions == sorted(versions)
-    assert versions[0] == 1
+def test_migrations_are_discovered_in_version_order_and_other_files_ignored(
+    tmp_path: Path,
+) -> None:
+    for name in ["0010_c", "0002_b", "0001_a"]:  # written newest first
+        (tmp_path / f"{name}.down.sql").write_text(f"-- down {name}")
+        (tmp_path / f"{name}.up.sql").write_text(f"-- up {name}")
+    for stray in ["README.md", "3_short.up.sql", "0004_Upper.up.sql", "0005_d.sideways.sql"]:
+        (tmp_path / stray).write_text("SELECT 1")
+    found = [(m.version, m.name, m.up, m.down) for m in migrate.discover(tmp_path)]
+    assert found == [
+        (1, "a", "-- up 0001_a", "-- down 0001_a"),
+        (2, "b", "-- up 0002_b", "-- down 0002_b"),
+        (10, "c", "-- up 0010_c", "-- down 0010_c"),
+    ]
+
+
+def test_the_shipped_migrations_start_at_0001_init() -> None:
+    assert [(m.version, m.name) for m in migrate.discover()][:1] == [(1, "init")]

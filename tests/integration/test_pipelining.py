@@ -41,7 +41,7 @@ async def test_callers_get_an_error_not_a_hang_when_redis_is_gone(
 ) -> None:
     client = Redis.from_url(own_redis.url, socket_connect_timeout=1)
     pipeliner = Pipeliner(client)
-    assert await pipeliner.execute("PING") in (b"PONG", True)
+    assert await pipeliner.execute("PING") == b"PONG"
     own_redis.stop()
     async with asyncio.timeout(10):
         results = await asyncio.gather(
@@ -49,7 +49,7 @@ async def test_callers_get_an_error_not_a_hang_when_redis_is_gone(
         )
     assert all(isinstance(r, ConnectionError | OSError) for r in results), results
     own_redis.start()
-    assert await pipeliner.execute("PING") in (b"PONG", True)
+    assert await pipeliner.execute("PING") == b"PONG"
     await client.aclose()
 
 

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import uuid
+
+from gochat_py.ids import UserId, uuid7
+from gochat_py.redis.envelope import (
+    ID_SEPARATOR,
+    SEPARATOR,
+    header,
+    open_envelope,
+    seal,
+    user_key,
+)
+
+ALICE = UserId(uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000001"))
+BOB = UserId(uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000002"))
+FRAME = b'{"id":"m1","content":"hi, all\\nsecond line","seq":1}'
+
+
+def test_a_sealed_envelope_opens_to_its_recipients_and_frame() -> None:
+    assert open_envelope(seal([ALICE, BOB], FRAME)) == ([user_key(ALICE), user_key(BOB)], FRAME)
+
+
+def test_seal_is_the_header_then_the_frame_unchanged() -> None:
+    assert header([ALICE, BOB]) == (
+        b"0192f0c8-7b3a-7c4e-9a1b-000000000001,0192f0c8-7b3a-7c4e-9a1b-000000000002\n"
+    )
+    assert seal([ALICE, BOB], FRAME) == header([ALICE, BOB]) + FRAME
+
+
+def test_a_user_key_is_the_canonical_id_text() -> None:
+    upper = UserId(uuid.UUID("0192F0C8-7B3A-7C4E-9A1B-00000000000A"))
+    assert user_key(upper) == b"0192f0c8-7b3a-7c4e-9a1b-00000000000a"
+
+
+def test_neither_separator_ever_appears_inside_a_user_key() -> None:
+    for user in [*(uuid.uuid4() for _ in range(500)), *(uuid7() for _ in range(500))]:
+        key = user_key(UserId(user))
+        assert SEPARATOR not in key and ID_SEPARATOR not in key
+        assert key.isascii()
+
+
+def test_newlines_and_commas_in_the_frame_stay_in_the_frame() -> None:
+    frame = b"\n,line one\nline two, with a comma\n\n"
+    assert open_envelope(seal([ALICE], frame)) == ([user_key(ALICE)], frame)
+
+
+def test_thousands_of_recipients_come_back_in_order() -> None:
+    recipients = [UserId(uuid7()) for _ in range(5000)]
+    names, frame = open_envelope(seal(recipients, FRAME))
+    assert names == [user_key(user) for user in recipients]
+    assert frame == FRAME
+
+
+def test_an_empty_frame_round_trips_as_empty() -> None:
+    assert open_envelope(seal([ALICE, BOB], b"")) == ([user_key(ALICE), user_key(BOB)], b"")
+
+
+def test_a_single_recipient_has_no_id_separator() -> None:
+    assert ID_SEPARATOR not in header([ALICE])
+    assert open_envelope(seal([ALICE], FRAME)) == ([user_key(ALICE)], FRAME)
+
+
+def test_recipients_may_be_any_iterable_even_a_generator() -> None:
+    assert open_envelope(seal((u for u in [ALICE, BOB]), FRAME))[0] == [
+        user_key(ALICE),
+        user_key(BOB),
+    ]

@@ -1,0 +1,299 @@
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import msgspec
+import pytest
+
+from gochat_py.messages import MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS
+from gochat_py.websocket.frames import (
+    Ack,
+    Error,
+    FrameError,
+    Ping,
+    Pong,
+    Read,
+    ReadEvent,
+    SendMessage,
+    Typing,
+    TypingEvent,
+    decode,
+    encode,
+)
+
+CONVERSATION = uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-2c3d4e5f6a7b")
+USER = uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000001")
+
+
+def frame(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+def refused(data: str | bytes) -> FrameError:
+    with pytest.raises(FrameError) as caught:
+        decode(data)
+    return caught.value
+
+
+def send(content: Any, **fields: Any) -> str:
+    return frame(conversation_id=str(CONVERSATION), content=content, **fields)
+
+
+# Client frames that decode
+
+
+def test_a_frame_without_an_event_is_a_message() -> None:
+    assert decode(send("hi")) == SendMessage(conversation_id=CONVERSATION, content="hi")
+
+
+def test_a_message_may_name_its_event_and_carry_a_client_msg_id() -> None:
+    decoded = decode(send("hi", event="message", client_msg_id="c-1"))
+    assert decoded == SendMessage(conversation_id=CONVERSATION, content="hi", client_msg_id="c-1")
+
+
+def test_typing_read_and_ping_decode_to_their_frames() -> None:
+    assert decode(frame(event="typing", conversation_id=str(CONVERSATION))) == Typing(
+        event="typing", conversation_id=CONVERSATION
+    )
+    assert decode(frame(event="read", conversation_id=str(CONVERSATION), seq=7)) == Read(
+        event="read", conversation_id=CONVERSATION, seq=7
+    )
+    assert decode(frame(event="ping")) == Ping(event="ping")
+
+
+def test_bytes_decode_like_text() -> None:
+    assert decode(b'{"event": "ping"}') == Ping(event="ping")
+
+
+def test_fields_a_later_client_adds_are_ignored() -> None:
+    assert decode(frame(event="ping", sent_by="a newer app")) == Ping(event="ping")
+    assert decode(send("hi", attachments=[])) == SendMessage(
+        conversation_id=CONVERSATION, content="hi"
+    )
+
+
+# What is wrong with a frame
+
+
+@pytest.mark.parametrize("data", ["", "not json", "{", b"\xff\xfe", '{"event": "ping"'])
+def test_what_is_not_json_is_invalid_json(data: str | bytes) -> None:
+    error = refused(data)
+    assert (error.code, error.message, error.ref) == (
+        "invalid_json",
+        "frame is not a JSON object",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[1, 2]", "Expected object, got array"),
+        ('"ping"', "Expected object, got str"),
+        ("42", "Expected object, got int"),
+        ('{"event": 5}', "Expected str, got int - at $.event"),
+        ('{"event": null}', "Expected str, got null - at $.event"),
+        (
+            '{"event": "ping", "client_msg_id": 7}',
+            "Expected str | null, got int - at $.client_msg_id",
+        ),
+    ],
+)
+def test_json_that_is_not_a_frame_is_invalid_frame_and_says_where(data: str, message: str) -> None:
+    error = refused(data)
+    assert (error.code, error.message, error.ref) == ("invalid_frame", message, None)
+
+
+def test_an_unknown_event_is_named_in_the_error_cut_to_40_characters() -> None:
+    assert refused(frame(event="dance")).message == "unknown event 'dance'"
+    error = refused(frame(event="x" * 100))
+    assert (error.code, error.message) == ("unknown_event", f"unknown event {'x' * 40!r}")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (frame(content="hi"), "Object missing required field conversation_id"),
+        (frame(conversation_id=str(CONVERSATION)), "Object missing required field content"),
+        (frame(event="typing"), "Object missing required field conversation_id"),
+        (
+            frame(event="read", conversation_id=str(CONVERSATION)),
+            "Object missing required field seq",
+        ),
+    ],
+)
+def test_a_frame_without_a_required_field_is_missing_field(data: str, message: str) -> None:
+    error = refused(data)
+    assert (error.code, error.message) == ("missing_field", message)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (frame(conversation_id="nope", content="hi"), "Invalid UUID - at $.conversation_id"),
+        (send(5), "Expected str, got int - at $.content"),
+        (send(None), "Expected str, got null - at $.content"),
+        (
+            frame(event="read", conversation_id=str(CONVERSATION), seq=-1),
+            "Expected int >= 0 - at $.seq",
+        ),
+        (
+            frame(event="read", conversation_id=str(CONVERSATION), seq="1"),
+            "Expected int, got str - at $.seq",
+        ),
+        (frame(event="typing", conversation_id=7), "Expected uuid, got int - at $.conversation_id"),
+    ],
+)
+def test_a_field_of_the_wrong_type_or_range_is_invalid_field(data: str, message: str) -> None:
+    error = refused(data)
+    assert (error.code, error.message) == ("invalid_field", message)
+
+
+@pytest.mark.parametrize("content", ["", " ", "   \n\t ", "\u3000\u00a0"])
+def test_empty_or_whitespace_only_content_is_empty_content(content: str) -> None:
+    assert refused(send(content, client_msg_id="c-1")).code == "empty_content"
+
+
+def test_content_with_whitespace_around_text_is_kept_as_sent() -> None:
+    decoded = decode(send("  hi \n"))
+    assert isinstance(decoded, SendMessage) and decoded.content == "  hi \n"
+
+
+@pytest.mark.parametrize("char", ["x", "é", "€", "😀"], ids=["1 byte", "2 bytes", "3", "4"])
+def test_content_of_4000_characters_is_accepted_whatever_their_utf8_size(char: str) -> None:
+    decoded = decode(send(char * MAX_CONTENT_CHARS))
+    assert isinstance(decoded, SendMessage) and len(decoded.content) == 4000
+
+
+@pytest.mark.parametrize("char", ["x", "é", "€", "😀"], ids=["1 byte", "2 bytes", "3", "4"])
+def test_content_of_4001_characters_is_content_too_long(char: str) -> None:
+    error = refused(send(char * (MAX_CONTENT_CHARS + 1)))
+    assert (error.code, error.message) == (
+        "content_too_long",
+        "Expected str of length <= 4000 - at $.content",
+    )
+
+
+def test_the_content_limit_counts_characters_not_their_json_escapes() -> None:
+    def escaped(count: int) -> str:
+        content = "\\u00e9" * count  # é, six bytes of JSON each
+        return f'{{"conversation_id": "{CONVERSATION}", "content": "{content}"}}'
+
+    decoded = decode(escaped(MAX_CONTENT_CHARS))
+    assert isinstance(decoded, SendMessage) and decoded.content == "é" * 4000
+    assert refused(escaped(MAX_CONTENT_CHARS + 1)).code == "content_too_long"
+
+
+def test_a_client_msg_id_of_64_characters_is_accepted() -> None:
+    decoded = decode(send("hi", client_msg_id="c" * MAX_CLIENT_MSG_ID))
+    assert isinstance(decoded, SendMessage) and decoded.client_msg_id == "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("client_msg_id", "message"),
+    [
+        ("c" * 65, "Expected str of length <= 64 - at $.client_msg_id"),
+        ("", "Expected str of length >= 1 - at $.client_msg_id"),
+    ],
+)
+def test_a_client_msg_id_out_of_bounds_is_invalid_field(client_msg_id: str, message: str) -> None:
+    error = refused(send("hi", client_msg_id=client_msg_id))
+    assert (error.code, error.message) == ("invalid_field", message)
+
+
+# The client's client_msg_id comes back as `ref`, so it knows which send failed
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (send("", client_msg_id="c-9"), "empty_content"),
+        (send("  ", client_msg_id="c-9"), "empty_content"),
+        (send("x" * 4001, client_msg_id="c-9"), "content_too_long"),
+        (frame(content="hi", client_msg_id="c-9"), "missing_field"),
+        (frame(conversation_id="nope", content="hi", client_msg_id="c-9"), "invalid_field"),
+        (frame(event="dance", client_msg_id="c-9"), "unknown_event"),
+    ],
+)
+def test_an_error_carries_the_client_msg_id_as_ref(data: str, code: str) -> None:
+    error = refused(data)
+    assert (error.code, error.ref) == (code, "c-9")
+
+
+def test_an_error_has_no_ref_when_the_frame_had_no_client_msg_id() -> None:
+    assert refused(send("")).ref is None
+
+
+def test_a_client_msg_id_that_is_not_a_string_is_no_ref() -> None:
+    error = refused(frame(event="ping", client_msg_id=["c-9"]))
+    assert (error.code, error.ref) == ("invalid_frame", None)
+
+
+# Server frames
+
+
+def test_every_server_frame_names_its_event_first() -> None:
+    server_frames: list[msgspec.Struct] = [
+        Ack(
+            client_msg_id="c-1",
+            id=USER,
+            conversation_id=CONVERSATION,
+            seq=3,
+            sent_at=1_700_000_000_000,
+            duplicate=False,
+        ),
+        Error(code="empty_content", message="content must not be blank"),
+        TypingEvent(conversation_id=CONVERSATION, user_id=USER, username="alice"),
+        ReadEvent(conversation_id=CONVERSATION, user_id=USER, seq=3),
+        Pong(),
+    ]
+    for server_frame in server_frames:
+        assert encode(server_frame).startswith('{"event":'), server_frame
+
+
+def test_an_ack_encodes_every_field_as_json() -> None:
+    ack = Ack(
+        client_msg_id=None,
+        id=USER,
+        conversation_id=CONVERSATION,
+        seq=3,
+        sent_at=1_700_000_000_000,
+        duplicate=True,
+    )
+    assert json.loads(encode(ack)) == {
+        "event": "ack",
+        "client_msg_id": None,
+        "id": str(USER),
+        "conversation_id": str(CONVERSATION),
+        "seq": 3,
+        "sent_at": 1_700_000_000_000,
+        "duplicate": True,
+    }
+
+
+def test_an_error_frame_carries_its_ref_and_retry_after() -> None:
+    error = Error(code="rate_limited", message="slow down", ref="c-1", retry_after=0.5)
+    assert encode(error) == (
+        '{"event":"error","code":"rate_limited","message":"slow down",'
+        '"ref":"c-1","retry_after":0.5}'
+    )
+
+
+def test_pong_typing_and_read_events_encode_exactly() -> None:
+    assert encode(Pong()) == '{"event":"pong"}'
+    assert json.loads(
+        encode(TypingEvent(conversation_id=CONVERSATION, user_id=USER, username="alice"))
+    ) == {
+        "event": "typing",
+        "conversation_id": str(CONVERSATION),
+        "user_id": str(USER),
+        "username": "alice",
+    }
+    assert json.loads(encode(ReadEvent(conversation_id=CONVERSATION, user_id=USER, seq=9))) == {
+        "event": "read",
+        "conversation_id": str(CONVERSATION),
+        "user_id": str(USER),
+        "seq": 9,
+    }

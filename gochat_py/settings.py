@@ -153,7 +153,12 @@ def _redis_url(env: Mapping[str, str], default: str) -> str:
     if not addr:
         return default
     host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 1 <= int(port) <= 65535
+    ):
         raise SettingsError("REDIS_ADDR", f"{addr!r} is not host:port")
     db = _read(env, "REDIS_DB", lambda s: int(s.strip()), 0)
     if db < 0:

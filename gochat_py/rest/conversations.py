@@ -151,7 +151,7 @@ def _message_cursor(request: Request) -> Cursor | None:
     if cursor is not None and after is not None:
         raise BadRequest("give cursor or after_seq, not both", code="invalid_parameter")
     if after is not None:
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit()):
             raise BadRequest("after_seq must be a whole number", code="invalid_parameter")
         return Cursor("after", int(after))
     return cursors.decode(cursor, Cursor) if cursor is not None else None

@@ -23,6 +23,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from gochat_py.devstack import seed
+from gochat_py.devstack.account import AccountError
+from gochat_py.devstack.cluster_home import ClusterHomeError
 from gochat_py.devstack.services import LocalStack, StackError, die_with_parent, port_in_use
 from gochat_py.postgres import migrate
 from gochat_py.settings import Settings, SettingsError, load_settings
@@ -184,7 +186,15 @@ def main(argv: list[str]) -> int:
                     _say(line)
             return 0
         raise DevError(__doc__ or "")
-    except (SettingsError, StackError, DevError, migrate.MigrationError, ValueError) as exc:
+    except (
+        SettingsError,
+        StackError,
+        AccountError,
+        ClusterHomeError,
+        DevError,
+        migrate.MigrationError,
+        ValueError,
+    ) as exc:
         _say(f"error: {exc}")
         return 2
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gochat_py.devstack import cluster_home
 from gochat_py.devstack.services import free_port, port_in_use
-from tests.harness import PASSWORD, ROOT, ServerProcess, poll_until, register
+from tests.harness import (
+    PASSWORD,
+    ROOT,
+    ServerProcess,
+    poll_until,
+    register,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -157,3 +167,87 @@ def test_migrate_and_seed_work_against_the_local_stack(data_dir: Path) -> None:
     down = dev("migrate", "down", "0")
     assert down.returncode == 0 and "down 0001_init" in down.stderr, down.stderr
     assert processes_mentioning(str(data_dir)) == []
+
+
+PRIVATE_CHECKOUT_PARTS = ("gochat_py", "worker", "configs", "database")
+
+
+@pytest.fixture
+def private_checkout(tmp_path: Path) -> Iterator[Path]:
+    """The project as root clones it into a directory only root may enter."""
+    private = tmp_path / "private"
+    private.mkdir()
+    private.chmod(0o700)
+    checkout = private / "gochat"
+    for part in PRIVATE_CHECKOUT_PARTS:
+        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    yield checkout
+    link = checkout / ".data" / "postgres"
+    for line in processes_mentioning(str(checkout)) + processes_mentioning(
+        str(link.resolve()) if link.is_symlink() else str(link)
+    ):
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    if link.is_symlink() and link.resolve().parent.parent == cluster_home.STATE_ROOT:
+        shutil.rmtree(link.resolve().parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root: only then does PostgreSQL run as a service account that cannot "
+    "enter a 0700 directory",
+)
+async def test_run_as_root_in_a_private_directory_serves_keeps_its_data_and_leaks_none(
+    private_checkout: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in dev_environment(Path()).items() if k != "LOCAL_DATA_DIR"}
+    ports = [
+        int(env[k])
+        for k in ("LOCAL_PG_PORT", "LOCAL_REDIS_PORT", "SERVER_PORT", "WORKER_METRICS_PORT")
+    ]
+    link = private_checkout / ".data" / "postgres"
+
+    def dev(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gochat_py.devstack", *args], env=env, cwd=private_checkout,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    up = dev("migrate", "up")
+    assert up.returncode == 0, up.stderr
+    assert "up 0001_init" in up.stderr
+    seeded = dev("seed")
+    assert seeded.returncode == 0, seeded.stderr
+    assert link.is_symlink() and (link / "PG_VERSION").exists()
+    cluster = link.resolve()
+    assert cluster.parent.parent == cluster_home.STATE_ROOT
+    assert cluster.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    assert stat.S_IMODE(cluster.stat().st_mode) == 0o700
+    assert stat.S_IMODE(private_checkout.parent.stat().st_mode) == 0o700
+
+    argv = [sys.executable, "-m", "gochat_py.devstack", "run"]
+    for attempt in ("first", "second"):
+        run = ServerProcess(env, tmp_path / f"{attempt}.log", argv, cwd=private_checkout)
+        try:
+            await run.wait_healthy(timeout=90)
+            async with httpx.AsyncClient(base_url=run.base_url) as client:
+                assert (await client.get("/api/v1/health/ready")).status_code == 200
+                if attempt == "first":
+                    email = (await register(client))["user"]["email"]
+                for who, password in ((email, PASSWORD), ("alice@example.com", "password123")):
+                    login = await client.post(
+                        "/api/v1/auth/login", json={"email": who, "password": password}
+                    )
+                    assert login.status_code == 200, (who, login.text)
+        finally:
+            code = run.stop(signal.SIGINT, timeout=60)
+        assert code == 0, run.output()
+        assert processes_mentioning(str(private_checkout)) == []
+        assert processes_mentioning(str(cluster)) == []
+        assert not any(port_in_use(port) for port in ports), run.output()
+        assert link.resolve() == cluster
+
+    shutil.rmtree(private_checkout / ".data")
+    status = dev("migrate", "status")
+    assert status.returncode == 0, status.stderr
+    assert not cluster.parent.exists(), "a cluster nobody links to any more was left on disk"
+    assert link.resolve() != cluster

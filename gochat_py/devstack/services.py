@@ -132,6 +132,9 @@ class ChildProcess:
                 **as_account(account),
             )
 
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
     def check_alive(self) -> None:
         code = self.process.poll()
         if code is not None:
@@ -185,6 +188,8 @@ class Postgres:
     As root the server runs as a service account; when that account cannot reach `root`
     the cluster lives outside the tree and `root/postgres` links to it (`cluster_home.py`)."""
 
+    name = "postgres"
+
     def __init__(self, root: Path, port: int, durable: bool = True) -> None:
         self.root = root
         self.link = root / "postgres"
@@ -234,6 +239,12 @@ class Postgres:
             signal.SIGINT,  # "fast shutdown": roll back open transactions, checkpoint, exit
             self._account,
         )
+
+    def exit_code(self) -> int | None:
+        return self._child.exit_code() if self._child else None
+
+    def log_tail(self) -> str:
+        return _tail(self.root / "postgres.log")
 
     def stop(self) -> None:
         if self._child:
@@ -286,6 +297,8 @@ class Postgres:
 class RedisServer:
     """redis-server on loopback with its data (AOF) under `root/redis`."""
 
+    name = "redis"
+
     def __init__(self, root: Path, port: int) -> None:
         self.root = root
         self.data_dir = root / "redis"
@@ -319,6 +332,12 @@ class RedisServer:
             "--save", "",
         ]  # fmt: skip
         self._child = ChildProcess("redis-server", argv, self.root / "redis.log", signal.SIGTERM)
+
+    def exit_code(self) -> int | None:
+        return self._child.exit_code() if self._child else None
+
+    def log_tail(self) -> str:
+        return _tail(self.root / "redis.log")
 
     def stop(self) -> None:
         if self._child:

@@ -119,6 +119,7 @@ class ServerProcess:
         log_path: Path,
         argv: list[str] | None = None,
         module: str = "gochat_py",
+        cwd: Path = ROOT,
     ) -> None:
         self.port = int(env.get("SERVER_PORT", "0"))
         self.log_path = log_path
@@ -127,7 +128,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 argv or [sys.executable, "-m", module],
                 env=full_env,
-                cwd=ROOT,
+                cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

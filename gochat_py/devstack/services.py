@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -13,6 +12,10 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from gochat_py.devstack import cluster_home
+from gochat_py.devstack.account import Account, service_account
 
 DB_USER = "gochat"
 DB_NAME = "gochat"
@@ -95,16 +98,6 @@ def redis_server_binary() -> str:
     return found
 
 
-def _service_account() -> pwd.struct_passwd | None:
-    """PostgreSQL refuses to run as root; as root, run it as `postgres` (or `nobody`)."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise StackError("running as root and no `postgres` or `nobody` user exists to run PostgreSQL")
-
-
 def _tail(path: Path, lines: int = 5) -> str:
     try:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
@@ -121,7 +114,7 @@ class ChildProcess:
         argv: Sequence[str],
         log: Path,
         stop_signal: signal.Signals,
-        account: pwd.struct_passwd | None = None,
+        account: Account | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -135,10 +128,12 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=die_with_parent,
-                user=account.pw_uid if account else None,
-                group=account.pw_gid if account else None,
                 env=env,
+                **as_account(account),
             )
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
 
     def check_alive(self) -> None:
         code = self.process.poll()
@@ -162,6 +157,21 @@ class ChildProcess:
             self.process.wait()
 
 
+def as_account(account: Account | None) -> dict[str, Any]:
+    """Popen arguments that run a child as `account` (None: as ourselves).
+
+    Its working directory is /, entered before the switch: PostgreSQL 15 changes back to
+    the directory it started in, which the account may not be allowed to enter."""
+    if account is None:
+        return {}
+    return {
+        "user": account.uid,
+        "group": account.gid,
+        "extra_groups": list(account.groups),
+        "cwd": "/",
+    }
+
+
 def _wait_until(ready: Callable[[], bool], child: ChildProcess, what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -173,15 +183,21 @@ def _wait_until(ready: Callable[[], bool], child: ChildProcess, what: str) -> No
 
 
 class Postgres:
-    """A PostgreSQL cluster in `data_dir`, created on first start and reused afterwards."""
+    """A PostgreSQL cluster under `root/postgres`, created on first start and reused afterwards.
+
+    As root the server runs as a service account; when that account cannot reach `root`
+    the cluster lives outside the tree and `root/postgres` links to it (`cluster_home.py`)."""
+
+    name = "postgres"
 
     def __init__(self, root: Path, port: int, durable: bool = True) -> None:
         self.root = root
-        self.data_dir = root / "postgres"
+        self.link = root / "postgres"
+        self.data_dir = self.link
         self.port = port
         self.durable = durable
         self.bindir = postgres_bindir()
-        self._account = _service_account()
+        self._account = service_account()
         self._child: ChildProcess | None = None
 
     def url(self, database: str = DB_NAME) -> str:
@@ -190,8 +206,16 @@ class Postgres:
     def start(self) -> None:
         _require_port(self.port, "PostgreSQL", "LOCAL_PG_PORT")
         self.root.mkdir(parents=True, exist_ok=True)
+        self.data_dir = cluster_home.cluster_dir(self.link, self._account)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        self.launch()
+        assert self._child is not None
+        _wait_until(self._accepts_connections, self._child, "PostgreSQL")
+        self.create_database(DB_NAME)
+
+    def launch(self) -> None:
+        """Start the server on the existing cluster without waiting for it."""
         settings = [
             "-c", "listen_addresses=127.0.0.1",
             "-c", "unix_socket_directories=",
@@ -215,8 +239,12 @@ class Postgres:
             signal.SIGINT,  # "fast shutdown": roll back open transactions, checkpoint, exit
             self._account,
         )
-        _wait_until(self._accepts_connections, self._child, "PostgreSQL")
-        self.create_database(DB_NAME)
+
+    def exit_code(self) -> int | None:
+        return self._child.exit_code() if self._child else None
+
+    def log_tail(self) -> str:
+        return _tail(self.root / "postgres.log")
 
     def stop(self) -> None:
         if self._child:
@@ -245,20 +273,13 @@ class Postgres:
     def _initdb(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._account:
-            for path in (self.root, self.data_dir):
-                os.chown(path, self._account.pw_uid, self._account.pw_gid)
-            self.root.chmod(0o755)
+            os.chown(self.data_dir, self._account.uid, self._account.gid)
         argv = [str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", DB_USER,
                 "--auth=trust", "-E", "UTF8", "--no-locale"]  # fmt: skip
         if not self.durable:
             argv.append("--no-sync")
         out = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            user=self._account.pw_uid if self._account else None,
-            group=self._account.pw_gid if self._account else None,
-            check=False,
+            argv, capture_output=True, text=True, check=False, **as_account(self._account)
         )
         if out.returncode != 0:
             detail = " | ".join(out.stderr.strip().splitlines()[-3:])
@@ -276,6 +297,8 @@ class Postgres:
 class RedisServer:
     """redis-server on loopback with its data (AOF) under `root/redis`."""
 
+    name = "redis"
+
     def __init__(self, root: Path, port: int) -> None:
         self.root = root
         self.data_dir = root / "redis"
@@ -290,6 +313,12 @@ class RedisServer:
     def start(self) -> None:
         _require_port(self.port, "Redis", "LOCAL_REDIS_PORT")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.launch()
+        assert self._child is not None
+        _wait_until(self._answers_ping, self._child, "Redis")
+
+    def launch(self) -> None:
+        """Start the server on its existing data without waiting for it."""
         argv = [
             self.binary,
             "--port", str(self.port),
@@ -303,7 +332,12 @@ class RedisServer:
             "--save", "",
         ]  # fmt: skip
         self._child = ChildProcess("redis-server", argv, self.root / "redis.log", signal.SIGTERM)
-        _wait_until(self._answers_ping, self._child, "Redis")
+
+    def exit_code(self) -> int | None:
+        return self._child.exit_code() if self._child else None
+
+    def log_tail(self) -> str:
+        return _tail(self.root / "redis.log")
 
     def stop(self) -> None:
         if self._child:

@@ -33,7 +33,7 @@ def _int_var(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
         raise SettingsError(name, f"{raw!r} is not a TCP port (1-65535)")
     return int(raw)
 

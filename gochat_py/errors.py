@@ -69,3 +69,16 @@ class RateLimited(ApiError):
 class Unavailable(ApiError):
     status = 503
     code = "unavailable"
+
+
+class Backlogged(Unavailable):
+    """A conversation's messages wait for the worker past what Redis may hold for them.
+
+    Nothing was sent: the client resends (same client_msg_id) after `retry_after` seconds.
+    """
+
+    code = "backlogged"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -24,6 +24,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from gochat_py.redis import keys
+from gochat_py.redis.recent import RecentCache
 from gochat_py.settings import Settings
 from worker import triage
 from worker.group import (
@@ -43,6 +44,7 @@ from worker.group import (
 from worker.metrics import WorkerMetrics
 from worker.outage import Backoff, Outage
 from worker.persist import Failure, Persisted, Row, classify, persist_isolating
+from worker.watermark import RECENT_TAIL, trim_recent
 
 RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
 TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
@@ -63,6 +65,7 @@ class ConsumerConfig:
     max_deliveries: int
     stop_grace: float = STOP_GRACE
     trim_every: float = TRIM_EVERY
+    recent_tail: int = RECENT_TAIL  # persisted messages left in each conversation's cache
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerConfig:
@@ -88,6 +91,7 @@ class Consumer:
     ) -> None:
         self.name = name or consumer_name()
         self._redis = redis
+        self._recent = RecentCache(redis, config.partitions)
         self._pool = pool
         self._config = config
         self._metrics = metrics
@@ -213,7 +217,9 @@ class Consumer:
             done, refused = triage.sort_out(rows, persisted)
             dead += refused
         # XACK only after COMMIT: a crash before it means redelivery, which ON CONFLICT absorbs.
-        await self._settle(done, dead)
+        if await self._settle(done, dead) and done:
+            acked = {(entry.partition, entry.id) for entry in done}
+            await self._trim_recent([(e, r) for e, r in rows if (e.partition, e.id) in acked])
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:
@@ -260,7 +266,8 @@ class Consumer:
             max(0.0, (now - row.sent_at).total_seconds()) for row in persisted.committed
         )
 
-    async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> None:
+    async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> bool:
+        """Acknowledge the batch; False if stopped before Redis took the acknowledgement."""
         while True:
             attempted_at = time.monotonic()
             try:
@@ -270,7 +277,7 @@ class Consumer:
                 if self._out_of_time():
                     # Committed but unacknowledged: redelivered later, absorbed by ON CONFLICT.
                     self._log.bind(entries=len(done) + len(dead)).warning("ack_left_pending")
-                    return
+                    return False
                 await self._pause(delay)
                 continue
             self._redis_outage.recovered(attempted_at)
@@ -283,6 +290,19 @@ class Consumer:
                 deliveries=letter.entry.deliveries,
                 reason=letter.reason,
             ).warning("dead_lettered")
+        return True
+
+    async def _trim_recent(self, committed: Sequence[tuple[Entry, Row]]) -> None:
+        """Drop what this batch made persistent from the recent cache, below the watermark."""
+        try:
+            removed = await trim_recent(
+                self._redis, self._recent, committed, self._config.recent_tail
+            )
+        except (*REDIS_DOWN, redis_errors.ResponseError) as exc:
+            # Only memory waits: the next batch of each conversation trims it by score.
+            self._log.bind(error=f"{type(exc).__name__}: {exc}").warning("recent_trim_failed")
+            return
+        self._metrics.recent_trimmed.inc(removed)
 
     async def _keep_claimed(self, held: Sequence[Entry]) -> None:
         try:

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py.errors import Unauthorized
+from gochat_py.errors import Backlogged, Unauthorized
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
@@ -223,6 +223,15 @@ async def _read_loop(
         except FrameError as exc:
             metrics.ws_frames_rejected.labels(exc.code).inc()
             session.reply(frames.Error(code=exc.code, message=exc.message, ref=exc.ref))
+        except Backlogged as exc:
+            # Refused before it took a seq: the client resends (same client_msg_id) later.
+            metrics.ws_frames_rejected.labels(exc.code).inc()
+            ref = frame.client_msg_id if isinstance(frame, SendMessage) else None
+            session.reply(
+                frames.Error(
+                    code=exc.code, message=exc.message, ref=ref, retry_after=exc.retry_after
+                )
+            )
         except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
             # Nothing was acknowledged: the client resends (same client_msg_id) later.
             session.log.warning("frame_failed", error=type(exc).__name__)

@@ -58,8 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
     # Messages one conversation's recent cache may hold (those the worker has not persisted,
-    # and its newest persisted ones); past it a send is refused as backlogged. About 300
-    # bytes each: 100,000 is ~30 MiB, minutes of a busy group's traffic with the worker down.
+    # and its newest persisted ones); past it a send is refused as backlogged. ~400 bytes
+    # each (measured, short messages): 100,000 is ~40 MiB, minutes of a busy group's
+    # traffic with the worker down.
     recent_cache_max: int = 100_000
     worker_batch_size: int = 5000  # rows per transaction; 500 kept the worker at ~35% of COPY
     worker_claim_idle: float = 30.0

@@ -3,9 +3,9 @@
 The cache holds every message of a conversation that PostgreSQL does not hold yet, and a
 few of the newest it does (the worker trims the rest once committed), so a page shows a
 message the moment it is acknowledged, however far the worker lags; seq is unique per
-conversation, so merging by seq cannot duplicate. Each side is asked for one page past
-the same bound: the union's first `limit` are among the two sides' first `limit`, so a
-page that straddles the boundary between cache and PostgreSQL has no hole.
+conversation, so merging by seq cannot duplicate. Both sides are asked for the same
+number of messages past the same bound, and the union's first n are among the two sides'
+first n: a page that straddles the boundary between cache and PostgreSQL has no hole.
 """
 
 from __future__ import annotations

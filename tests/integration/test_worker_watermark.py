@@ -12,7 +12,7 @@ import httpx
 from redis.asyncio import Redis
 
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.conversations import UNREAD_CAP, Conversations
 from gochat_py.redis import keys
 from gochat_py.redis.publish import Publisher
 from tests.harness import bearer, create_direct, poll_until, register
@@ -64,6 +64,14 @@ async def history(
         query = {"limit": "100", "cursor": body["next_cursor"]}
 
 
+async def listed(api: httpx.AsyncClient, tokens: dict[str, Any]) -> tuple[int, int, int]:
+    """The one conversation in the list: its last_seq, last message's seq, unread count."""
+    response = await api.get("/api/v1/conversations", headers=bearer(tokens))
+    [conversation] = response.json()["conversations"]
+    last = conversation["last_message"]["seq"]
+    return conversation["last_seq"], last, conversation["unread_count"]
+
+
 async def cached_seqs(redis: Redis, conversation_id: str) -> list[int]:
     key = keys.recent(uuid.UUID(conversation_id), 1)
     return [int(score) for _, score in await redis.zrange(key, 0, -1, withscores=True)]
@@ -93,6 +101,7 @@ async def test_5000_messages_sent_while_the_worker_is_stopped_are_all_in_history
     assert [m["seq"] for m in before] == list(range(5000, 0, -1))
     assert len({m["id"] for m in before}) == 5000
     assert await stored_count(db, conversation_id) == 0
+    assert await listed(api, bob["tokens"]) == (5000, 5000, UNREAD_CAP)
 
     async with running_consumer(redis_url, database_url, batch_size=1000):
 
@@ -108,6 +117,7 @@ async def test_5000_messages_sent_while_the_worker_is_stopped_are_all_in_history
         (m["id"], m["seq"], m["content"]) for m in before
     ]
     assert int(await redis.get(keys.recent_held(0)) or 0) == RECENT_TAIL
+    assert await listed(api, bob["tokens"]) == (5000, 5000, UNREAD_CAP)
 
 
 async def test_the_cache_is_not_trimmed_past_an_entry_another_worker_still_holds(

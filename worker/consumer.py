@@ -44,7 +44,7 @@ from worker.group import (
 from worker.metrics import WorkerMetrics
 from worker.outage import Backoff, Outage
 from worker.persist import Failure, Persisted, Row, classify, persist_isolating
-from worker.watermark import RECENT_TAIL, trim_recent
+from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP, trim_recent
 
 RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
 TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
@@ -66,6 +66,7 @@ class ConsumerConfig:
     stop_grace: float = STOP_GRACE
     trim_every: float = TRIM_EVERY
     recent_tail: int = RECENT_TAIL  # persisted messages left in each conversation's cache
+    recent_trim_step: int = RECENT_TRIM_STEP
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerConfig:
@@ -295,8 +296,9 @@ class Consumer:
     async def _trim_recent(self, committed: Sequence[tuple[Entry, Row]]) -> None:
         """Drop what this batch made persistent from the recent cache, below the watermark."""
         try:
+            config = self._config
             removed = await trim_recent(
-                self._redis, self._recent, committed, self._config.recent_tail
+                self._redis, self._recent, committed, config.recent_tail, config.recent_trim_step
             )
         except (*REDIS_DOWN, redis_errors.ResponseError) as exc:
             # Only memory waits: the next batch of each conversation trims it by score.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from redis.asyncio import Redis
 
@@ -31,6 +31,11 @@ from worker.persist import Row
 # (MAX_PAGE) and the conversation list's last message stay in Redis, and the send script's
 # re-seed (the counter lost) still finds the newest seq there.
 RECENT_TAIL = 100
+# A conversation is trimmed each time its bound passes a multiple of this, not after every
+# batch that touches it: a batch of 500 rows over 500 conversations cost 4 µs of worker
+# CPU per row trimming each (measured), a fifth of what storing the row costs. The cache
+# then holds RECENT_TAIL to RECENT_TAIL + RECENT_TRIM_STEP - 1 stored messages.
+RECENT_TRIM_STEP = 50
 
 
 def watermarks(
@@ -48,16 +53,42 @@ def watermarks(
     return dict(marks)
 
 
-async def trim_recent(
-    redis: Redis, cache: RecentCache, committed: Iterable[tuple[Entry, Row]], tail: int
-) -> int:
-    """After a batch's COMMIT and XACK: trim each touched conversation's cache to its
-    watermark minus `tail`, one script per partition (its keys share one slot)."""
-    committed = list(committed)
-    partitions = {entry.partition for entry, _ in committed}
-    lowest = {p: await lowest_pending(redis, p) for p in sorted(partitions)}
-    removed = 0
+def trim_bounds(
+    committed: Sequence[tuple[Entry, Row]],
+    lowest: Mapping[int, tuple[int, int] | None],
+    tail: int,
+    step: int,
+) -> dict[int, dict[uuid.UUID, int]]:
+    """Per partition and conversation, the seq to trim up to: the watermark less `tail`,
+    rounded down to a multiple of `step`, where this batch moved it past one."""
+    firsts: dict[uuid.UUID, int] = {}
+    for _, row in committed:
+        firsts[row.conversation_id] = min(firsts.get(row.conversation_id, row.seq), row.seq)
+    bounds: dict[int, dict[uuid.UUID, int]] = {}
     for partition, marks in watermarks(committed, lowest).items():
-        bounds = {c: seq - tail for c, seq in marks.items() if seq > tail}
+        for conversation, mark in marks.items():
+            bound = (mark - tail) // step * step
+            # The bound the conversation's previous batch reached, had it been trimmed then.
+            before = (firsts[conversation] - 1 - tail) // step * step
+            if bound > max(0, before):
+                bounds.setdefault(partition, {})[conversation] = bound
+    return bounds
+
+
+async def trim_recent(
+    redis: Redis, cache: RecentCache, committed: Iterable[tuple[Entry, Row]], tail: int, step: int
+) -> int:
+    """After a batch's COMMIT and XACK: trim the caches of the conversations it moved past a
+    step, one script per partition (its keys share one slot). Returns the messages dropped."""
+    committed = list(committed)
+    # As if nothing were pending: a conversation that moves no bound even then needs no
+    # XPENDING (most batches, under a trickle). The pending boundary only lowers bounds.
+    hoped = trim_bounds(committed, {entry.partition: None for entry, _ in committed}, tail, step)
+    if not hoped:
+        return 0
+    lowest = {p: await lowest_pending(redis, p) for p in sorted(hoped)}
+    candidates = [(entry, row) for entry, row in committed if entry.partition in lowest]
+    removed = 0
+    for partition, bounds in trim_bounds(candidates, lowest, tail, step).items():
         removed += await cache.trim(partition, bounds)
     return removed

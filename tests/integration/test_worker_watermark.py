@@ -17,7 +17,7 @@ from gochat_py.redis import keys
 from gochat_py.redis.publish import Publisher
 from tests.harness import bearer, create_direct, poll_until, register
 from tests.stream_traffic import running_consumer
-from worker.watermark import RECENT_TAIL
+from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP
 
 PATH = "/api/v1/conversations/{}/messages"
 SENDS_IN_FLIGHT = 200  # concurrent sends: the publisher writes them to Redis in one batch
@@ -148,23 +148,29 @@ async def test_the_cache_is_not_trimmed_past_an_entry_another_worker_still_holds
     pages = await history(api, bob["tokens"], conversation_id)
     assert [m["seq"] for m in pages] == list(range(300, 0, -1))
 
-    # Another worker reclaims and stores 1..100: trimmed up to its watermark, 100 - tail.
+    # Another worker reclaims and stores 1..100: trimmed below its watermark less the
+    # tail, in steps.
     async with running_consumer(redis_url, database_url, recent_tail=tail, claim_idle=0.05):
         await poll_until(
             lambda: _stored_is(db, conversation_id, 300), what="the reclaimed 1..100 stored"
         )
-        await poll_until(
-            lambda: _cached_from(redis, conversation_id, 100 - tail + 1), what="1..90 trimmed"
-        )
-        # The next batch of the conversation trims what is left below its own watermark.
-        await send_many(redis, database_url, conversation_id, alice["user"], 1)
-        await poll_until(
-            lambda: _cached_from(redis, conversation_id, 301 - tail + 1), what="the tail only"
-        )
-    assert await cached_seqs(redis, conversation_id) == list(range(301 - tail + 1, 302))
+        first = _trimmed_up_to(100, tail) + 1
+        await poll_until(lambda: _cached_from(redis, conversation_id, first), what="1..50 gone")
+        # What the other worker stored (101..300) goes when the conversation's next
+        # batches move its bound past the next step.
+        await send_many(redis, database_url, conversation_id, alice["user"], RECENT_TRIM_STEP)
+        last = 300 + RECENT_TRIM_STEP
+        first = _trimmed_up_to(last, tail) + 1
+        await poll_until(lambda: _cached_from(redis, conversation_id, first), what="a short tail")
+    assert await cached_seqs(redis, conversation_id) == list(range(first, last + 1))
+    assert tail <= last - first + 1 < tail + RECENT_TRIM_STEP
     pages = await history(api, bob["tokens"], conversation_id)
-    assert [m["seq"] for m in pages] == list(range(301, 0, -1))
-    assert len({m["id"] for m in pages}) == 301
+    assert [m["seq"] for m in pages] == list(range(last, 0, -1))
+    assert len({m["id"] for m in pages}) == last
+
+
+def _trimmed_up_to(watermark: int, tail: int) -> int:
+    return (watermark - tail) // RECENT_TRIM_STEP * RECENT_TRIM_STEP
 
 
 async def _stored_is(db: asyncpg.Connection, conversation_id: str, count: int) -> bool:

@@ -219,8 +219,10 @@ class Consumer:
             dead += refused
         # XACK only after COMMIT: a crash before it means redelivery, which ON CONFLICT absorbs.
         if await self._settle(done, dead) and done:
-            acked = {(entry.partition, entry.id) for entry in done}
-            await self._trim_recent([(e, r) for e, r in rows if (e.partition, e.id) in acked])
+            if len(done) < len(rows):  # PostgreSQL turned some away: only the stored count
+                acked = {(entry.partition, entry.id) for entry in done}
+                rows = [(e, r) for e, r in rows if (e.partition, e.id) in acked]
+            await self._trim_recent(rows)
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:

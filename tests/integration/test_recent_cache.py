@@ -84,7 +84,7 @@ async def test_a_send_past_recent_cache_max_is_refused_until_the_worker_has_stor
             assert metrics[REFUSED] == 1
             assert metrics[USED_MEMORY] > 0
 
-            async with running_consumer(redis_url, database_url, recent_tail=1):
+            async with running_consumer(redis_url, database_url, recent_tail=1, recent_trim_step=1):
 
                 async def trimmed() -> bool:
                     return (await scrape(api))[HELD] == 1

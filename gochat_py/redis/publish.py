@@ -120,8 +120,8 @@ class Publisher:
             )
         if status == -2:
             raise Backlogged(
-                f"conversation {conversation_id} has {self._recent_max} messages waiting to "
-                "be stored; nothing was sent, resend shortly with the same client_msg_id",
+                f"conversation {conversation_id} holds {self._recent_max} messages in Redis "
+                "while they are stored; nothing was sent, resend with the same client_msg_id",
                 retry_after=BACKLOGGED_RETRY_AFTER,
             )
         if status == 0:

@@ -63,6 +63,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "conversations": await _resolved(container.conversations()),
                 "membership": await _resolved(container.membership()),
                 "history": await _resolved(container.history()),
+                "recent": await _resolved(container.recent()),
                 "hub": await _resolved(container.hub()),
                 "members": await _resolved(container.members()),
                 "conversation_views": await _resolved(container.conversation_views()),

@@ -18,6 +18,7 @@ from gochat_py.realtime.membership import Membership
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
+from gochat_py.redis.recent import RecentCache
 from gochat_py.redis.sessions import Sessions
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
@@ -149,9 +150,14 @@ class Container(containers.DeclarativeContainer):
     expiry = providers.Resource(running_expiry, settings.provided.jwt_access_expiry)
     renewal = providers.Singleton(Renewal, auth, revocations, expiry)
     publisher = providers.Singleton(
-        Publisher, redis, settings.provided.stream_partitions, conversations.provided.highest_seq
+        Publisher,
+        redis,
+        settings.provided.stream_partitions,
+        conversations.provided.highest_seq,
+        recent_max=settings.provided.recent_cache_max,
     )
     history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
+    recent = providers.Singleton(RecentCache, redis, settings.provided.stream_partitions)
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
     members = providers.Singleton(Members, conversations, membership)
     conversation_views = providers.Singleton(ConversationViews, conversations, history)

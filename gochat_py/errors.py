@@ -8,6 +8,7 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    retry_after: float | None = None  # seconds, for errors that pass if the client waits
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
@@ -69,3 +70,16 @@ class RateLimited(ApiError):
 class Unavailable(ApiError):
     status = 503
     code = "unavailable"
+
+
+class Backlogged(Unavailable):
+    """A conversation's messages wait for the worker past what Redis may hold for them.
+
+    Nothing was sent: the client resends (same client_msg_id) after `retry_after` seconds.
+    """
+
+    code = "backlogged"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

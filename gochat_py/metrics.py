@@ -71,5 +71,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.recent_cache_messages = Gauge(
+            "gochat_recent_cache_messages",
+            "Messages held in the recent caches of a stream partition's conversations: those "
+            "not yet persisted, plus each conversation's newest persisted ones.",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.redis_used_memory = Gauge(
+            "gochat_redis_used_memory_bytes",
+            "Memory Redis uses (INFO memory used_memory), read at scrape time.",
+            registry=self.registry,
+        )
+
+    def observe_redis(self, held: list[int], used_memory: int) -> None:
+        for partition, count in enumerate(held):
+            self.recent_cache_messages.labels(str(partition)).set(count)
+        self.redis_used_memory.set(used_memory)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

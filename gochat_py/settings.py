@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_burst: int = 40
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
+    # Messages one conversation's recent cache may hold (those the worker has not persisted,
+    # and its newest persisted ones); past it a send is refused as backlogged. ~400 bytes
+    # each (measured, short messages): 100,000 is ~40 MiB, minutes of a busy group's
+    # traffic with the worker down.
+    recent_cache_max: int = 100_000
     worker_batch_size: int = 5000  # rows per transaction; 500 kept the worker at ~35% of COPY
     worker_claim_idle: float = 30.0
     worker_max_deliveries: int = 5
@@ -213,6 +218,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ws_per_message_deflate=_read(
             env, "WS_PER_MESSAGE_DEFLATE", _switch, d.ws_per_message_deflate
         ),
+        recent_cache_max=_read(env, "RECENT_CACHE_MAX", _positive_int, d.recent_cache_max),
         worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
         worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
         worker_max_deliveries=_read(

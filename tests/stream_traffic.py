@@ -19,6 +19,7 @@ from gochat_py.messages import Message
 from gochat_py.redis import keys, stream_entries
 from worker.consumer import Consumer, ConsumerConfig
 from worker.metrics import WorkerMetrics
+from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP
 
 
 @dataclass(frozen=True)
@@ -133,12 +134,21 @@ async def running_consumer(
     max_deliveries: int = 5,
     stop_grace: float = 10.0,
     trim_every: float = 5.0,
+    recent_tail: int = RECENT_TAIL,
+    recent_trim_step: int = RECENT_TRIM_STEP,
 ) -> AsyncIterator[RunningConsumer]:
     """A Consumer running in this event loop against real Redis and PostgreSQL."""
     redis = Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=1)
     pool = await asyncpg.create_pool(database_url, min_size=0, max_size=2, timeout=2)
     config = ConsumerConfig(
-        partitions, batch_size, claim_idle, max_deliveries, stop_grace, trim_every
+        partitions,
+        batch_size,
+        claim_idle,
+        max_deliveries,
+        stop_grace,
+        trim_every,
+        recent_tail,
+        recent_trim_step,
     )
     metrics = WorkerMetrics()
     stop = asyncio.Event()

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from gochat_py.outages import REDIS_DOWN
 from gochat_py.redis import keys
+from gochat_py.redis.recent import RecentCache
 from gochat_py.settings import Settings
 from worker import triage
 from worker.group import (
@@ -44,6 +45,7 @@ from worker.group import (
 from worker.metrics import WorkerMetrics
 from worker.outage import Backoff, Outage
 from worker.persist import Failure, Persisted, Row, classify, persist_isolating
+from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP, trim_recent
 
 RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
 TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
@@ -62,6 +64,8 @@ class ConsumerConfig:
     max_deliveries: int
     stop_grace: float = STOP_GRACE
     trim_every: float = TRIM_EVERY
+    recent_tail: int = RECENT_TAIL  # persisted messages left in each conversation's cache
+    recent_trim_step: int = RECENT_TRIM_STEP
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerConfig:
@@ -87,6 +91,7 @@ class Consumer:
     ) -> None:
         self.name = name or consumer_name()
         self._redis = redis
+        self._recent = RecentCache(redis, config.partitions)
         self._pool = pool
         self._config = config
         self._metrics = metrics
@@ -212,7 +217,11 @@ class Consumer:
             done, refused = triage.sort_out(rows, persisted)
             dead += refused
         # XACK only after COMMIT: a crash before it means redelivery, which ON CONFLICT absorbs.
-        await self._settle(done, dead)
+        if await self._settle(done, dead) and done:
+            if len(done) < len(rows):  # PostgreSQL turned some away: only the stored count
+                acked = {(entry.partition, entry.id) for entry in done}
+                rows = [(e, r) for e, r in rows if (e.partition, e.id) in acked]
+            await self._trim_recent(rows)
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:
@@ -259,7 +268,8 @@ class Consumer:
             max(0.0, (now - row.sent_at).total_seconds()) for row in persisted.committed
         )
 
-    async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> None:
+    async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> bool:
+        """Acknowledge the batch; False if stopped before Redis took the acknowledgement."""
         while True:
             attempted_at = time.monotonic()
             try:
@@ -269,7 +279,7 @@ class Consumer:
                 if self._out_of_time():
                     # Committed but unacknowledged: redelivered later, absorbed by ON CONFLICT.
                     self._log.bind(entries=len(done) + len(dead)).warning("ack_left_pending")
-                    return
+                    return False
                 await self._pause(delay)
                 continue
             self._redis_outage.recovered(attempted_at)
@@ -282,6 +292,20 @@ class Consumer:
                 deliveries=letter.entry.deliveries,
                 reason=letter.reason,
             ).warning("dead_lettered")
+        return True
+
+    async def _trim_recent(self, committed: Sequence[tuple[Entry, Row]]) -> None:
+        """Drop what this batch made persistent from the recent cache, below the watermark."""
+        try:
+            config = self._config
+            removed = await trim_recent(
+                self._redis, self._recent, committed, config.recent_tail, config.recent_trim_step
+            )
+        except (*REDIS_DOWN, redis_errors.ResponseError) as exc:
+            # Only memory waits: the next batch of each conversation trims it by score.
+            self._log.bind(error=f"{type(exc).__name__}: {exc}").warning("recent_trim_failed")
+            return
+        self._metrics.recent_trimmed.inc(removed)
 
     async def _keep_claimed(self, held: Sequence[Entry]) -> None:
         try:

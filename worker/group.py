@@ -171,6 +171,15 @@ async def pending_count(redis: Redis, partition: int) -> int:
     return int(summary["pending"])
 
 
+async def lowest_pending(redis: Redis, partition: int) -> tuple[int, int] | None:
+    """The lowest id pending in the consumer group, None if nothing is. Every entry below
+    it was delivered (the group reads in order) and acknowledged (it is not pending), and
+    an acknowledged entry never becomes pending again: the boundary only moves up."""
+    summary = await redis.xpending(keys.stream(partition), keys.CONSUMER_GROUP)
+    lowest = summary["min"] if int(summary["pending"]) > 0 else None
+    return None if lowest is None else parse_id(lowest)
+
+
 async def trim_acknowledged(redis: Redis, partition: int) -> int:
     """Drop the entries every group on the stream has read and acknowledged.
 
@@ -189,10 +198,10 @@ async def trim_acknowledged(redis: Redis, partition: int) -> int:
             # None if the consumer acknowledged the last pending entry since XINFO counted it.
             lowest = (await redis.xpending(stream, group["name"]))["min"]
         if lowest is not None:
-            boundaries.append(_parse_id(lowest))
+            boundaries.append(parse_id(lowest))
         else:
             # Nothing pending now, so all delivered up to XINFO's last id was acknowledged.
-            ms, seq = _parse_id(group["last-delivered-id"])
+            ms, seq = parse_id(group["last-delivered-id"])
             boundaries.append((ms, seq + 1))
     ms, seq = min(boundaries)
     # Exact, not `~`: the test of this rule is that nothing past the boundary goes.
@@ -222,7 +231,8 @@ def _ids_by_partition(entries: Iterable[Entry]) -> dict[int, list[StreamIdT]]:
     return ids
 
 
-def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
+def parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream id as (milliseconds, sequence), which compares in stream order."""
     ms, _, seq = _as_bytes(entry_id).partition(b"-")
     return int(ms), int(seq or 0)
 

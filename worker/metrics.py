@@ -44,6 +44,11 @@ class WorkerMetrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
+        self.recent_trimmed = Counter(
+            "gochat_worker_recent_trimmed",
+            "Messages dropped from the recent caches in Redis once persisted.",
+            registry=self.registry,
+        )
         self.pending = Gauge(
             "gochat_worker_pending_entries",
             "Entries delivered to the consumer group but not yet acknowledged, per stream.",

@@ -48,8 +48,15 @@ def sequence(conversation_id: uuid.UUID, partitions: int) -> str:
 
 
 def recent(conversation_id: uuid.UUID, partitions: int) -> str:
-    """Sorted set of the conversation's newest messages, scored by seq (read-your-writes)."""
+    """Sorted set of the conversation's messages not yet persisted, and the newest persisted
+    ones, scored by seq (read-your-writes; the worker trims what PostgreSQL holds)."""
     return f"{PREFIX}:{_tag(conversation_id, partitions)}:recent:{conversation_id}"
+
+
+def recent_held(partition: int) -> str:
+    """How many messages the recent caches of one partition's conversations hold (a gauge
+    kept by the send script and the worker's trim, so reading it costs no SCAN)."""
+    return f"{PREFIX}:{{p{partition}}}:recent-held"
 
 
 def idempotency(

@@ -8,26 +8,35 @@ import msgspec
 from redis.asyncio import Redis
 
 from gochat_py import messages, times
+from gochat_py.errors import Backlogged
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
 from gochat_py.redis import envelope, keys, stream_entries
 from gochat_py.redis.pipelining import Pipeliner
 from gochat_py.redis.scripts import LuaScript
 
-RECENT_CACHE_SIZE = 500  # read-your-writes holds while the worker is less than this far behind
 IDEMPOTENCY_TTL = 24 * 3600  # a client retrying later than a day gets a new message
 # Envelope headers by member set and key names by conversation: formatting them per
 # message was 8 % of a busy server's CPU (profiled). Past this many entries, start over.
 NAMES_CACHE_MAX = 100_000
+# A refused send is tried again after this long: the worker commits ~50,000 rows/s when it
+# runs, so a second frees plenty; when it is down, the client keeps its message meanwhile.
+BACKLOGGED_RETRY_AFTER = 1.0
 
 # One script, so that seq order equals stream order and a crash cannot leave a message
 # published but not logged (or logged twice). The payload arrives encoded up to `"seq":`.
+# The recent cache is not trimmed here: it holds every message the worker has not
+# persisted (read-your-writes however far behind), and the worker trims what it commits.
+# ARGV[3] caps it: past that many, the send is refused before it takes a seq, so nothing
+# acknowledged is ever dropped to keep Redis bounded. KEYS[5] counts what the partition's
+# caches hold, for /metrics.
 _SEND = """
 local idem = ARGV[2] ~= ''
 if idem then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {0, prior} end
 end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {-2} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if ARGV[4] == '' then return {-1} end
   local floor = tonumber(ARGV[4])
@@ -38,8 +47,7 @@ end
 local seq = redis.call('INCR', KEYS[1])
 local payload = ARGV[1] .. seq .. '}'
 redis.call('XADD', KEYS[4], '*', '@PAYLOAD_FIELD@', payload)
-redis.call('ZADD', KEYS[2], seq, payload)
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('INCRBY', KEYS[5], redis.call('ZADD', KEYS[2], seq, payload))
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. payload)
 if idem then redis.call('SET', KEYS[3], payload, 'EX', ARGV[2]) end
 return {1, seq}
@@ -57,12 +65,16 @@ class Publisher:
         redis: Redis,
         partitions: int,
         highest_persisted_seq: Callable[[ConversationId], Awaitable[int]],
+        *,
+        recent_max: int,
     ) -> None:
+        """`recent_max`: the messages a conversation's recent cache may hold (RECENT_CACHE_MAX)."""
         self._partitions = partitions
+        self._recent_max = recent_max
         self._send = LuaScript(redis, _SEND, Pipeliner(redis))
         self._highest_persisted_seq = highest_persisted_seq
         self._headers: dict[frozenset[UserId], bytes] = {}
-        self._names: dict[ConversationId, tuple[str, str, str, str]] = {}
+        self._names: dict[ConversationId, tuple[str, str, str, str, str]] = {}
 
     async def send(
         self,
@@ -85,25 +97,31 @@ class Publisher:
             client_msg_id=client_msg_id,
             seq=0,
         )
-        sequence, recent, stream, channel = self._names_of(conversation_id)
+        sequence, recent, stream, channel, held = self._names_of(conversation_id)
         idempotency = keys.idempotency(
             conversation_id, self._partitions, sender_id, client_msg_id or "-"
         )
-        script_keys = [sequence, recent, idempotency, stream]
+        script_keys = [sequence, recent, idempotency, stream, held]
         head: list[bytes | str | int] = [
             messages.encode_without_seq(draft),
             IDEMPOTENCY_TTL if client_msg_id else "",
         ]
         tail: list[bytes | str | int] = [channel, self._header(members)]
         status, *rest = await self._send(
-            keys=script_keys, args=[*head, RECENT_CACHE_SIZE, "", *tail]
+            keys=script_keys, args=[*head, self._recent_max, "", *tail]
         )
         if status == -1:
             # The counter is gone (Redis lost its data): continue above what PostgreSQL
             # and the recent cache hold, never from 1.
             floor = await self._highest_persisted_seq(conversation_id)
             status, *rest = await self._send(
-                keys=script_keys, args=[*head, RECENT_CACHE_SIZE, floor, *tail]
+                keys=script_keys, args=[*head, self._recent_max, floor, *tail]
+            )
+        if status == -2:
+            raise Backlogged(
+                f"conversation {conversation_id} holds {self._recent_max} messages in Redis "
+                "while they are stored; nothing was sent, resend with the same client_msg_id",
+                retry_after=BACKLOGGED_RETRY_AFTER,
             )
         if status == 0:
             return Sent(message=messages.decode(rest[0]), duplicate=True)
@@ -119,7 +137,7 @@ class Publisher:
             header = self._headers[members] = envelope.header(members)
         return header
 
-    def _names_of(self, conversation_id: ConversationId) -> tuple[str, str, str, str]:
+    def _names_of(self, conversation_id: ConversationId) -> tuple[str, str, str, str, str]:
         names = self._names.get(conversation_id)
         if names is None:
             if len(self._names) >= NAMES_CACHE_MAX:
@@ -130,5 +148,6 @@ class Publisher:
                 keys.recent(conversation_id, p),
                 keys.conversation_stream(conversation_id, p),
                 keys.conversation_channel(conversation_id, p),
+                keys.recent_held(keys.partition_of(conversation_id, p)),
             )
         return names

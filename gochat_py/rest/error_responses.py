@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.errors import ApiError, RateLimited
+from gochat_py.errors import ApiError
 from gochat_py.outages import DEPENDENCY_DOWN
 from gochat_py.rest.jsonio import json_response
 
@@ -38,7 +38,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, o
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     headers = None
-    if isinstance(exc, RateLimited):
+    if exc.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     return json_response(error_body(exc.code, exc.message, exc.field), exc.status, headers)
 

@@ -6,10 +6,12 @@ import asyncio
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gochat_py.metrics import Metrics
+from gochat_py.redis.recent import RecentCache
 from gochat_py.rest.error_responses import error_body
 from gochat_py.rest.jsonio import json_response
 
@@ -53,4 +55,14 @@ async def ready(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.state.metrics
+    recent: RecentCache = request.state.recent
+    try:
+        # A GET per partition and one INFO: cheap enough for every scrape, no SCAN.
+        held, used = await asyncio.wait_for(
+            asyncio.gather(recent.held(), recent.used_memory()), PROBE_TIMEOUT
+        )
+    except (RedisError, OSError, TimeoutError):
+        pass  # the scrape still answers, with the last values; readiness reports Redis down
+    else:
+        registry.observe_redis(held, used)
     return Response(registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

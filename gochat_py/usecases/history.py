@@ -1,8 +1,11 @@
 """Message history: keyset pages from PostgreSQL merged with the recent cache in Redis.
 
-The cache holds the newest messages of each conversation, persisted or not, so a page
-shows a message the moment it is acknowledged, even while the worker lags; seq is unique
-per conversation, so merging by seq cannot duplicate.
+The cache holds every message of a conversation that PostgreSQL does not hold yet, and a
+few of the newest it does (the worker trims the rest once committed), so a page shows a
+message the moment it is acknowledged, however far the worker lags; seq is unique per
+conversation, so merging by seq cannot duplicate. Both sides are asked for the same
+number of messages past the same bound, and the union's first n are among the two sides'
+first n: a page that straddles the boundary between cache and PostgreSQL has no hole.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class History:
         direction = cursor.direction if cursor else "before"
         bound = cursor.seq if cursor else None
         # One extra row says whether another page exists, so the last page has no cursor.
+        # Cache first, then PostgreSQL: a message trimmed in between was committed before
+        # it was trimmed, so the second read finds it.
         cached = await self._cached(conversation_id, direction, bound, limit + 1)
         stored = await self._stored(conversation_id, direction, bound, limit + 1)
         merged = {m.seq: m for m in stored}

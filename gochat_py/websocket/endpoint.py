@@ -16,7 +16,7 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py.errors import ApiError, RateLimited, Unauthorized
+from gochat_py.errors import ApiError, Unauthorized
 from gochat_py.ids import ConversationId, SessionId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.outages import DEPENDENCY_DOWN
@@ -296,9 +296,10 @@ async def _read_loop(
             # The same refusals as over REST, as an error frame: the connection stays open.
             metrics.ws_frames_rejected.labels(exc.code).inc()
             ref = exc.ref if isinstance(exc, FrameError) else _ref(frame)
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
             session.reply(
-                frames.Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry_after)
+                frames.Error(
+                    code=exc.code, message=exc.message, ref=ref, retry_after=exc.retry_after
+                )
             )
         except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
             # Nothing was acknowledged: the client resends (same client_msg_id) later.

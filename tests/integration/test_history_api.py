@@ -43,7 +43,7 @@ async def publish(
     """Sends through the real send script; nothing persists them (no worker runs)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        publisher = Publisher(redis, 1, Conversations(pool).highest_seq)
+        publisher = Publisher(redis, 1, Conversations(pool).highest_seq, recent_max=100_000)
         seqs = []
         for i in range(count):
             sender_id = UserId(uuid.UUID(sender["id"]))

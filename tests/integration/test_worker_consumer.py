@@ -397,7 +397,7 @@ async def test_entries_written_by_the_real_send_script_are_stored_exactly_as_sen
     db: asyncpg.Connection, redis: Redis, database_url: str, redis_url: str
 ) -> None:
     chats = await create_chats(db, 3)
-    publisher = Publisher(redis, 2, lambda conversation_id: _no_floor())
+    publisher = Publisher(redis, 2, lambda conversation_id: _no_floor(), recent_max=100_000)
     sent: list[Message] = []
     for i in range(30):
         chat = chats[i % len(chats)]

@@ -46,6 +46,7 @@ def test_defaults_follow_the_gochat_readme() -> None:
         ("ARGON2_MEMORY_KIB", "0", "ARGON2_MEMORY_KIB"),
         ("DB_POOL_MAX", "many", "DB_POOL_MAX"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe", "WS_PER_MESSAGE_DEFLATE"),
+        ("RECENT_CACHE_MAX", "0", "RECENT_CACHE_MAX"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(

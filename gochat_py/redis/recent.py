@@ -1,0 +1,58 @@
+"""The recent cache's upkeep: trimming what PostgreSQL holds, and what the caches hold.
+
+The send script adds every message to its conversation's cache and counts it in the
+partition's held counter (publish.py); nothing but `trim` removes one, so the cache holds
+every message not yet persisted. The worker decides how far trimming is safe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from gochat_py.redis import keys
+from gochat_py.redis.scripts import LuaScript
+
+# KEYS[1] the partition's held counter, KEYS[2..] recent caches of that partition, ARGV[i]
+# the highest seq to drop from KEYS[i + 1]. By score, so a repeat (a redelivered batch,
+# two workers) removes nothing more; one script, so the counter moves with the removal.
+# The counter is floored at 0: caches written before it existed are trimmed uncounted.
+_TRIM = """
+local removed = 0
+for i = 2, #KEYS do
+  removed = removed + redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[i - 1])
+end
+if removed > 0 and redis.call('DECRBY', KEYS[1], removed) < 0 then
+  redis.call('SET', KEYS[1], 0)
+end
+return removed
+"""
+
+
+class RecentCache:
+    def __init__(self, redis: Redis, partitions: int) -> None:
+        self._redis = redis
+        self._partitions = partitions
+        self._trim = LuaScript(redis, _TRIM)
+
+    async def trim(self, partition: int, up_to: Mapping[uuid.UUID, int]) -> int:
+        """Drop each conversation's cached messages with seq <= its bound; all of them must
+        be in `partition`. Returns how many went."""
+        if not up_to:
+            return 0
+        names = [keys.recent(c, self._partitions) for c in up_to]
+        assert all(keys.partition_of(c, self._partitions) == partition for c in up_to)
+        removed = await self._trim([keys.recent_held(partition), *names], list(up_to.values()))
+        return int(removed)
+
+    async def held(self) -> list[int]:
+        """Messages the caches hold, per partition: one GET each (keys in different slots)."""
+        counts = [await self._redis.get(keys.recent_held(p)) for p in range(self._partitions)]
+        return [int(count or 0) for count in counts]
+
+    async def used_memory(self) -> int:
+        """Bytes Redis holds for everything, the caches and the streams included."""
+        info = await self._redis.info("memory")
+        return int(info["used_memory"])

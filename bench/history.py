@@ -29,7 +29,7 @@ import uvloop
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
 from gochat_py import cursors
-from gochat_py.usecases import history
+from gochat_py.postgres import messages as stored_messages
 from gochat_py.usecases.history import Cursor
 
 BIG_ROWS = 10_000_000
@@ -47,9 +47,9 @@ PASSWORD = "bench-history-password"
 SENT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN_RUNS = 20  # EXPLAIN ANALYZE runs per page; the fastest is the cost without the noise
 
-# The server's own keyset query (gochat_py/usecases/history.py), so the plans are of what it runs.
-_FIRST_PAGE = history._SELECT + " ORDER BY m.seq DESC LIMIT $2"
-_PAGE_BEFORE = history._SELECT + " AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+# The server's own keyset query (gochat_py/postgres/messages.py), so the plans are of what it runs.
+_FIRST_PAGE = stored_messages.SELECT + " ORDER BY m.seq DESC LIMIT $2"
+_PAGE_BEFORE = stored_messages.SELECT + " AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
 
 # Ids rise with seq, as the server's UUIDv7 ids rise with time: the primary key grows at its
 # right edge, as it does in production, and the load stays fast. `base` keeps the two

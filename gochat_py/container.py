@@ -10,6 +10,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.expiry import Expiry, warning_lead
@@ -137,6 +138,9 @@ class Container(containers.DeclarativeContainer):
 
     conversations = providers.Singleton(Conversations, pg_pool)
     membership = providers.Singleton(Membership, conversations.provided.member_ids, redis)
+    stored_messages = providers.Singleton(Messages, pg_pool)
+    recent = providers.Singleton(RecentCache, redis, settings.provided.stream_partitions)
+    history = providers.Singleton(History, stored_messages, recent, membership)
     revocations = providers.Singleton(Revocations, sessions)
     hub = providers.Resource(
         running_hub,
@@ -156,11 +160,9 @@ class Container(containers.DeclarativeContainer):
         conversations.provided.highest_seq,
         recent_max=settings.provided.recent_cache_max,
     )
-    history = providers.Singleton(History, pg_pool, redis, settings.provided.stream_partitions)
-    recent = providers.Singleton(RecentCache, redis, settings.provided.stream_partitions)
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
     members = providers.Singleton(Members, conversations, membership)
-    conversation_views = providers.Singleton(ConversationViews, conversations, history)
+    conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)

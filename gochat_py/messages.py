@@ -11,6 +11,9 @@ import msgspec
 MAX_CONTENT_CHARS = 4000  # a long chat message; anything larger is a file, not text
 MAX_CLIENT_MSG_ID = 64
 
+# Which way a page walks a conversation's log: to older seqs, or to newer ones.
+Direction = Literal["before", "after"]
+
 Content = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
 

@@ -1,4 +1,5 @@
-"""The recent cache's upkeep: trimming what PostgreSQL holds, and what the caches hold.
+"""The recent cache: reading what PostgreSQL may lack yet, trimming what it holds, and
+counting what the caches hold.
 
 The send script adds every message to its conversation's cache and counts it in the
 partition's held counter (publish.py); nothing but `trim` removes one, so the cache holds
@@ -12,6 +13,9 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
+from gochat_py import messages
+from gochat_py.ids import ConversationId
+from gochat_py.messages import Direction, Message
 from gochat_py.redis import keys
 from gochat_py.redis.scripts import LuaScript
 
@@ -36,6 +40,35 @@ class RecentCache:
         self._redis = redis
         self._partitions = partitions
         self._trim = LuaScript(redis, _TRIM)
+
+    async def page(
+        self, conversation_id: ConversationId, direction: Direction, bound: int | None, limit: int
+    ) -> list[Message]:
+        """Up to `limit` cached messages past `bound` (none: from the newest), in walking order."""
+        key = keys.recent(conversation_id, self._partitions)
+        if direction == "before":
+            top = f"({bound}" if bound is not None else "+inf"
+            raw = await self._redis.zrevrangebyscore(key, top, "-inf", start=0, num=limit)
+        else:
+            raw = await self._redis.zrangebyscore(key, f"({bound}", "+inf", start=0, num=limit)
+        return [messages.decode(item) for item in raw]  # type: ignore[arg-type]
+
+    async def newer_than(
+        self, floors: dict[ConversationId, int], limit: int
+    ) -> dict[ConversationId, list[Message]]:
+        """Per conversation, the cached messages above a seq (what PostgreSQL lacks yet),
+        newest first, in one round trip."""
+        if not floors:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id, floor in floors.items():
+                key = keys.recent(conversation_id, self._partitions)
+                pipe.zrevrangebyscore(key, "+inf", f"({floor}", start=0, num=limit)
+            results = await pipe.execute()
+        return {
+            conversation_id: [messages.decode(item) for item in raw]
+            for conversation_id, raw in zip(floors, results, strict=True)
+        }
 
     async def trim(self, partition: int, up_to: Mapping[uuid.UUID, int]) -> int:
         """Drop each conversation's cached messages with seq <= its bound; all of them must

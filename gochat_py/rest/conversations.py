@@ -20,7 +20,6 @@ from gochat_py.postgres.conversations import (
     CreateConversation,
 )
 from gochat_py.postgres.users import Users
-from gochat_py.realtime.membership import Membership
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
@@ -114,10 +113,8 @@ async def messages(request: Request) -> Response:
     conversation_id = _conversation_id(request)
     limit = _limit(request, DEFAULT_PAGE)
     cursor = _message_cursor(request)
-    membership: Membership = request.state.membership
-    await membership.require(conversation_id, claims.user_id)
     history: History = request.state.history
-    return json_response(await history.page(conversation_id, cursor, limit))
+    return json_response(await history.page(claims.user_id, conversation_id, cursor, limit))
 
 
 async def send_message(request: Request) -> Response:

@@ -14,13 +14,13 @@ from gochat_py.postgres.conversations import (
     Conversations,
 )
 from gochat_py.realtime.membership import NotAMember
-from gochat_py.usecases.history import History
+from gochat_py.redis.recent import RecentCache
 
 
 class ConversationViews:
-    def __init__(self, conversations: Conversations, history: History) -> None:
+    def __init__(self, conversations: Conversations, recent: RecentCache) -> None:
         self._conversations = conversations
-        self._history = history
+        self._recent = recent
 
     async def page(
         self, user: UserId, limit: int, before: tuple[datetime, uuid.UUID] | None
@@ -44,7 +44,7 @@ class ConversationViews:
         ids = [ConversationId(row.id) for row in rows]
         participants = await self._conversations.participants(ids)
         floors = {ConversationId(r.id): r.last_seq for r in rows}
-        pending = await self._history.newer_than(floors, UNREAD_CAP)
+        pending = await self._recent.newer_than(floors, UNREAD_CAP)
         result = []
         for row in rows:
             newer = pending.get(ConversationId(row.id), [])

@@ -1,0 +1,40 @@
+"""Messages in PostgreSQL, as history reads them: keyset pages on (conversation_id, seq).
+
+The worker writes them (worker/persist.py); the server only reads.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from gochat_py.ids import ConversationId
+from gochat_py.messages import Direction, Message
+from gochat_py.postgres.conversations import message_from_row
+
+SELECT = """
+SELECT m.id, m.conversation_id, m.sender_id, u.username AS sender_username, m.content, m.type,
+       m.sent_at, m.client_msg_id, m.seq
+FROM messages m JOIN users u ON u.id = m.sender_id
+WHERE m.conversation_id = $1
+"""
+
+
+class Messages:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def page(
+        self, conversation_id: ConversationId, direction: Direction, bound: int | None, limit: int
+    ) -> list[Message]:
+        """Up to `limit` messages past `bound` (none: from the newest), in walking order."""
+        # Each shape is a plain range on (conversation_id, seq), so the index finds the
+        # page directly and a deep page costs what the first one does.
+        args: tuple[int | None, ...]
+        if direction == "after":
+            sql, args = SELECT + " AND m.seq > $2 ORDER BY m.seq LIMIT $3", (bound, limit)
+        elif bound is not None:
+            sql, args = SELECT + " AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3", (bound, limit)
+        else:
+            sql, args = SELECT + " ORDER BY m.seq DESC LIMIT $2", (limit,)
+        rows = await self._pool.fetch(sql, conversation_id, *args)
+        return [message_from_row(row) for row in rows]

@@ -1,4 +1,5 @@
-"""`python -m gochat_py [--reload]`: run the API server with settings from the environment."""
+"""`python -m gochat_py`: run the API server with settings from the environment (`make dev`
+restarts it on code changes itself, gochat_py/devstack/codewatch.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"configuration error: {exc}\n")
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    reload = "--reload" in argv
     uvicorn.run(
         "gochat_py.app:create_app",
         factory=True,
         host=settings.server_host,
         port=settings.server_port,
-        reload=reload,
-        reload_dirs=["gochat_py"] if reload else None,
         **uvicorn_options(settings),
     )
     return 0

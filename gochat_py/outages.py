@@ -15,9 +15,4 @@ POSTGRES_DOWN = (
     asyncpg.CannotConnectNowError,
     OSError,  # refused, reset, unreachable; TimeoutError is one too
 )
-DEPENDENCY_DOWN = (
-    *REDIS_DOWN,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
+DEPENDENCY_DOWN = (*REDIS_DOWN, *POSTGRES_DOWN)

@@ -69,11 +69,16 @@ class ConsumerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerConfig:
+        # What a caught-up conversation keeps (tail + step - 1) must stay under the send
+        # script's RECENT_CACHE_MAX, or a small cap would refuse every send for good.
+        share = settings.recent_cache_max // 4
         return cls(
             partitions=settings.stream_partitions,
             batch_size=settings.worker_batch_size,
             claim_idle=settings.worker_claim_idle,
             max_deliveries=settings.worker_max_deliveries,
+            recent_tail=min(RECENT_TAIL, share),
+            recent_trim_step=max(1, min(RECENT_TRIM_STEP, share)),
         )
 
 

@@ -38,7 +38,7 @@ def run(reload: bool) -> int:
     with local_services(env) as (env, services):
         settings = load_settings(env)
         migrate_up(settings)
-        supervisor = Supervisor()
+        supervisor = Supervisor(wait_for_changes=reload)
         for service in services:
             supervisor.adopt(service)
         # Reloading is ours, not uvicorn's or the watchfiles CLI's: their wrappers do not

@@ -1,5 +1,6 @@
 """Keeps the local stack's processes running: a child that dies is started again after an
-exponential backoff; one that keeps dying right after it starts stops the stack."""
+exponential backoff; one that keeps dying right after it starts stops the stack, or, with
+`--reload`, waits for the next change to its code (the developer is fixing it)."""
 
 from __future__ import annotations
 
@@ -90,13 +91,15 @@ class _Watched:
     quick_deaths: int = 0
     restarts: int = 0
     restart_at: float | None = None  # set while it waits out its backoff
+    parked: bool = False  # it cannot start; with --reload it waits for a code change
 
 
 class Supervisor:
     """Children in start order; they are stopped in the reverse order."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_for_changes: bool = False) -> None:
         self._watched: list[_Watched] = []
+        self._wait_for_changes = wait_for_changes
 
     def adopt(self, child: Child) -> None:
         """Watch a child that is already running."""
@@ -119,6 +122,7 @@ class Supervisor:
                 if watched.child.name in names:
                     say(f"{watched.child.name} code changed; restarting")
                     watched.child.stop()
+                    watched.quick_deaths, watched.parked = 0, False
                     self._relaunch(watched, time.monotonic())
             time.sleep(TICK)
         return 0
@@ -129,6 +133,8 @@ class Supervisor:
 
     def _keep_running(self, watched: _Watched, now: float) -> bool:
         child = watched.child
+        if watched.parked:
+            return True
         if watched.restart_at is not None:
             if now >= watched.restart_at:
                 self._relaunch(watched, now)
@@ -140,12 +146,16 @@ class Supervisor:
         watched.quick_deaths = watched.quick_deaths + 1 if lived < QUICK_DEATH else 0
         if watched.quick_deaths >= CRASH_LOOP_LIMIT:
             tail = child.log_tail()
+            # Only our own code can be fixed by an edit; PostgreSQL or Redis cannot.
+            park = self._wait_for_changes and isinstance(child, AppProcess)
+            then = "waiting for a change to its code" if park else "stopping"
             say(
                 f"{child.name} exited with code {code} {watched.quick_deaths} times in a row, "
-                f"each within {QUICK_DEATH:.0f}s of starting; stopping"
+                f"each within {QUICK_DEATH:.0f}s of starting; {then}"
                 + (f": {tail}" if tail else "")
             )
-            return False
+            watched.parked = park
+            return park
         delay = min(BACKOFF_FIRST * 2**watched.quick_deaths, BACKOFF_MAX)
         watched.restarts += 1
         watched.restart_at = now + delay

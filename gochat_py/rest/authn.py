@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from gochat_py.credentials import bearer_token
 from gochat_py.errors import Unauthorized
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.tokens import Claims
-
-
-def bearer_token(connection: HTTPConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
 
 
 async def require_claims(connection: HTTPConnection) -> Claims:

@@ -1,4 +1,4 @@
-"""`/ws`: one socket per device. Reader: frame → decode → throttle → act → reply.
+"""`/ws`: one socket per device. Reader: frame → throttle → decode → act → reply.
 Writer: a bounded queue of frames for this device, drained in order."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gochat_py.credentials import bearer_token
 from gochat_py.errors import ApiError, Unauthorized
 from gochat_py.ids import ConversationId, SessionId, UserId
 from gochat_py.metrics import Metrics
@@ -26,7 +27,6 @@ from gochat_py.realtime.expiry import Expiry
 from gochat_py.realtime.hub import Hub
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
-from gochat_py.rest.authn import bearer_token
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
@@ -271,6 +271,9 @@ async def _read_loop(
     while True:
         message = await session.websocket.receive()
         if message["type"] == "websocket.disconnect":
+            return
+        if session.closing:
+            # Revoked, expired or cut off: frames that were already on their way are not acted on.
             return
         data = message.get("text") or message.get("bytes") or b""
         wait = throttle.take(session.user)

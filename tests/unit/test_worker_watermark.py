@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
+from gochat_py.settings import load_settings
+from worker.consumer import ConsumerConfig
 from worker.group import Entry
 from worker.persist import Row
 from worker.watermark import trim_bounds, watermarks
@@ -67,3 +71,11 @@ def test_no_bound_reaches_a_pending_entry() -> None:
     batch = [committed(0, b"1-0", CHAT_A, 160), committed(0, b"3-0", CHAT_A, 161)]
     assert trim_bounds(batch, {0: (2, 0)}, 10, 50) == {0: {CHAT_A: 150}}
     assert trim_bounds(batch, {0: (1, 0)}, 10, 50) == {}
+
+
+@pytest.mark.parametrize("cap", ["1", "2", "3", "149", "150", "100000"])
+def test_a_caught_up_conversation_always_keeps_fewer_than_recent_cache_max(cap: str) -> None:
+    settings = load_settings({"ENV": "test", "RECENT_CACHE_MAX": cap})
+    config = ConsumerConfig.from_settings(settings)
+    assert config.recent_tail + config.recent_trim_step - 1 < settings.recent_cache_max
+    assert config.recent_trim_step >= 1

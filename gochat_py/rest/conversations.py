@@ -39,6 +39,15 @@ class AddMembers(msgspec.Struct, frozen=True):
     user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=256)]
 
 
+class ReadMark(msgspec.Struct, frozen=True):
+    conversation_id: uuid.UUID
+    last_read_seq: int
+
+
+class Added(msgspec.Struct, frozen=True):
+    added: list[UserId]  # those not already members
+
+
 class ListCursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """Where a page of the conversation list ended: its last row's activity and id."""
 
@@ -139,7 +148,7 @@ async def mark_read(request: Request) -> Response:
     body = await read_json(request, MarkRead)
     read_marks: ReadMarks = request.state.read_marks
     mark = await read_marks.mark(claims.user_id, conversation_id, body.seq)
-    return json_response({"conversation_id": conversation_id, "last_read_seq": mark})
+    return json_response(ReadMark(conversation_id, mark))
 
 
 def _message_cursor(request: Request) -> Cursor | None:
@@ -173,7 +182,7 @@ async def add_members(request: Request) -> Response:
     body = await read_json(request, AddMembers)
     members: Members = request.state.members
     added = await members.add(claims.user_id, _conversation_id(request), body.user_ids)
-    return json_response({"added": added})
+    return json_response(Added(added))
 
 
 async def remove_member(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 from loguru import logger
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,11 +29,20 @@ _CODES_BY_STATUS = {
 }
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, object]:
-    error: dict[str, object] = {"code": code, "message": message}
-    if field:
-        error["field"] = field
-    return {"error": error}
+class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
+    code: str
+    message: str
+    field: str | None = None  # only for a bad field: the path of it in the body
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """`{"error": {"code", "message", "field"?}}`: every failure of every route."""
+
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str, field: str | None = None) -> ErrorBody:
+    return ErrorBody(ErrorDetail(code, message, field or None))
 
 
 async def api_error(request: Request, exc: Exception) -> Response:

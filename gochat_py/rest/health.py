@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import asyncpg
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -12,14 +14,32 @@ from starlette.responses import Response
 
 from gochat_py.metrics import Metrics
 from gochat_py.redis.recent import RecentCache
-from gochat_py.rest.error_responses import error_body
+from gochat_py.rest.error_responses import ErrorDetail, error_body
 from gochat_py.rest.jsonio import json_response
 
 PROBE_TIMEOUT = 2.0  # a dependency slower than this is as good as down for a load balancer
 
+Checks = dict[str, str]  # dependency name -> "ok" or "down: <error>"
+
+
+class Liveness(msgspec.Struct, frozen=True):
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: Literal["ready"]
+    checks: Checks
+
+
+class NotReady(msgspec.Struct, frozen=True):
+    """The error shape plus what each dependency answered."""
+
+    error: ErrorDetail
+    checks: Checks
+
 
 async def health(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Liveness("ok"))
 
 
 async def _ping_postgres(pool: asyncpg.Pool) -> None:
@@ -49,8 +69,8 @@ async def ready(request: Request) -> Response:
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:
         body = error_body("not_ready", f"{' and '.join(down)} unavailable")
-        return json_response({**body, "checks": checks}, 503)
-    return json_response({"status": "ready", "checks": checks})
+        return json_response(NotReady(body.error, checks), 503)
+    return json_response(Readiness("ready", checks))
 
 
 async def metrics(request: Request) -> Response:

@@ -6,6 +6,7 @@ import inspect
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 from loguru import logger
@@ -17,6 +18,7 @@ from gochat_py.container import Container
 from gochat_py.logs import configure_logging
 from gochat_py.rest.access import AccessMiddleware
 from gochat_py.rest.error_responses import EXCEPTION_HANDLERS
+from gochat_py.rest.openapi import document_route
 from gochat_py.rest.routes import SOCKET_PATH, routes
 from gochat_py.settings import Settings, load_settings
 from gochat_py.websocket.endpoint import SocketApp
@@ -79,8 +81,10 @@ def build_app(settings: Settings) -> SocketsFirst:
             await _resolved(container.shutdown_resources())
             logger.info("server_stopped")
 
+    # The document is built here, once per app.
+    openapi = document_route(routes, version("gochat-py"))
     app = Starlette(
-        routes=routes,
+        routes=[*routes, openapi],
         middleware=[Middleware(AccessMiddleware, metrics=container.metrics())],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

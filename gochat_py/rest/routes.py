@@ -1,50 +1,201 @@
-"""The route table: every URL the server answers, as data."""
+"""The route table: every URL the server answers, as data, each with its OpenAPI description."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from gochat_py.messages import Message
+from gochat_py.postgres.conversations import Conversation, CreateConversation
+from gochat_py.postgres.users import User
 from gochat_py.rest import auth, conversations, health
+from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
+from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
+from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
 
 API = "/api/v1"
 # The WebSocket endpoint (websocket/endpoint.py) is served ahead of this table: app.SocketsFirst.
 SOCKET_PATH = "/ws"
 
+CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
+
+
+def _limit(default: int) -> QueryParam:
+    schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default}
+    return QueryParam("limit", schema, "how many to return")
+
+
+CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
+AFTER_SEQ = QueryParam(
+    "after_seq",
+    {"type": "integer", "minimum": 0},
+    "the messages after this seq, oldest first (not with `cursor`)",
+)
+
 routes: list[BaseRoute] = [
-    Route(f"{API}/health", health.health, methods=["GET"]),
-    Route(f"{API}/health/ready", health.ready, methods=["GET"]),
-    Route("/metrics", health.metrics, methods=["GET"]),
-    Route(f"{API}/auth/register", auth.register, methods=["POST"]),
-    Route(f"{API}/auth/login", auth.login, methods=["POST"]),
-    Route(f"{API}/auth/refresh", auth.refresh, methods=["POST"]),
-    Route(f"{API}/auth/logout", auth.logout, methods=["POST"]),
-    Route(f"{API}/auth/me", auth.me, methods=["GET"]),
-    Route(f"{API}/conversations", conversations.create, methods=["POST"]),
-    Route(f"{API}/conversations", conversations.list_conversations, methods=["GET"]),
-    Route(f"{API}/conversations/{{conversation_id:uuid}}", conversations.details, methods=["GET"]),
-    Route(
-        f"{API}/conversations/{{conversation_id:uuid}}/messages",
+    ApiRoute(
+        f"{API}/health",
+        health.health,
+        "GET",
+        Operation("Liveness: the process answers", health.Liveness, auth=False),
+    ),
+    ApiRoute(
+        f"{API}/health/ready",
+        health.ready,
+        "GET",
+        Operation(
+            "Readiness: PostgreSQL and Redis answer",
+            health.Readiness,
+            auth=False,
+            also={503: health.NotReady},
+        ),
+    ),
+    ApiRoute(
+        "/metrics",
+        health.metrics,
+        "GET",
+        Operation("Prometheus metrics", str, auth=False, media_type="text/plain; version=0.0.4"),
+    ),
+    ApiRoute(
+        f"{API}/auth/register",
+        auth.register,
+        "POST",
+        Operation(
+            "Create an account and log in",
+            AuthResult,
+            201,
+            RegisterRequest,
+            auth=False,
+            errors=(409, 429, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/auth/login",
+        auth.login,
+        "POST",
+        Operation(
+            "Log in: a new session",
+            AuthResult,
+            request=LoginRequest,
+            auth=False,
+            errors=(401, 429, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/auth/refresh",
+        auth.refresh,
+        "POST",
+        Operation(
+            "A new token pair; the refresh token is spent",
+            AuthResult,
+            request=RefreshRequest,
+            auth=False,
+            errors=(401, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/auth/logout",
+        auth.logout,
+        "POST",
+        Operation(
+            "End the session of a refresh token",
+            None,
+            204,
+            RefreshRequest,
+            auth=False,
+            errors=(401, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/auth/me",
+        auth.me,
+        "GET",
+        Operation("The caller", User, errors=(503,)),
+    ),
+    ApiRoute(
+        f"{API}/conversations",
+        conversations.create,
+        "POST",
+        Operation(
+            "Start a direct conversation (200 when it exists) or a group",
+            Conversation,
+            201,
+            CreateConversation,
+            errors=(503,),
+            also={200: Conversation},
+        ),
+    ),
+    ApiRoute(
+        f"{API}/conversations",
+        conversations.list_conversations,
+        "GET",
+        Operation(
+            "Your conversations, most recently active first",
+            conversations.ConversationPage,
+            query=(_limit(conversations.LIST_DEFAULT_PAGE), CURSOR),
+            errors=(400, 503),
+        ),
+    ),
+    ApiRoute(
+        CONVERSATION,
+        conversations.details,
+        "GET",
+        Operation("One conversation with its participants", Conversation, errors=(404, 503)),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/messages",
         conversations.messages,
-        methods=["GET"],
+        "GET",
+        Operation(
+            "A page of history: newest first, or after a seq oldest first",
+            Page,
+            query=(_limit(DEFAULT_PAGE), CURSOR, AFTER_SEQ),
+            errors=(400, 404, 503),
+        ),
     ),
-    Route(
-        f"{API}/conversations/{{conversation_id:uuid}}/messages",
+    ApiRoute(
+        f"{CONVERSATION}/messages",
         conversations.send_message,
-        methods=["POST"],
+        "POST",
+        Operation(
+            "Send a message (200 for a resend with the same client_msg_id)",
+            Message,
+            201,
+            conversations.SendBody,
+            errors=(404, 503),
+            also={200: Message},
+        ),
     ),
-    Route(
-        f"{API}/conversations/{{conversation_id:uuid}}/read",
+    ApiRoute(
+        f"{CONVERSATION}/read",
         conversations.mark_read,
-        methods=["POST"],
+        "POST",
+        Operation(
+            "Move your read mark forward",
+            conversations.ReadMark,
+            request=conversations.MarkRead,
+            errors=(404, 503),
+        ),
     ),
-    Route(
-        f"{API}/conversations/{{conversation_id:uuid}}/members",
+    ApiRoute(
+        f"{CONVERSATION}/members",
         conversations.add_members,
-        methods=["POST"],
+        "POST",
+        Operation(
+            "Add members to a group (owner or admin)",
+            conversations.Added,
+            request=conversations.AddMembers,
+            errors=(403, 404, 409, 503),
+        ),
     ),
-    Route(
-        f"{API}/conversations/{{conversation_id:uuid}}/members/{{user_id:uuid}}",
+    ApiRoute(
+        f"{CONVERSATION}/members/{{user_id:uuid}}",
         conversations.remove_member,
-        methods=["DELETE"],
+        "DELETE",
+        Operation(
+            "Leave a group, or remove a member (owner or admin)",
+            None,
+            204,
+            errors=(403, 404, 409, 503),
+        ),
     ),
 ]

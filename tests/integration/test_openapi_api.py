@@ -1,0 +1,113 @@
+"""`/openapi.json` validates as OpenAPI 3.1 and matches what the server answers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from tests.harness import bearer, register
+
+API = "/api/v1"
+
+
+async def fetch_document(api: httpx.AsyncClient) -> dict[str, Any]:
+    response = await api.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def _closed(schema: Any) -> None:
+    """Objects with listed properties refuse others: an undocumented field fails too."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            _closed(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _closed(value)
+
+
+def check_response(
+    document: dict[str, Any], method: str, path: str, response: httpx.Response
+) -> None:
+    """The live response is one the document lists for the route, and fits its schema."""
+    responses = document["paths"][path][method]["responses"]
+    assert str(response.status_code) in responses, response.text
+    media = responses[str(response.status_code)]["content"]["application/json"]
+    components = copy.deepcopy(document["components"])
+    _closed(components)
+    schema = {**media["schema"], "components": components}
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(response.json())
+    ]
+    assert errors == []
+
+
+async def test_the_document_is_valid_openapi_3_1(api: httpx.AsyncClient) -> None:
+    document = await fetch_document(api)
+    assert document["openapi"].startswith("3.1")
+    validate(document, cls=OpenAPIV31SpecValidator)
+    assert "/ws" in document["info"]["description"]
+
+
+async def test_live_responses_fit_their_documented_schemas(api: httpx.AsyncClient) -> None:
+    document = await fetch_document(api)
+    alice_response = await api.post(
+        f"{API}/auth/register",
+        json={"email": "schema_a@example.com", "username": "schema_a", "password": "12345678"},
+    )
+    check_response(document, "post", f"{API}/auth/register", alice_response)
+    alice = alice_response.json()
+    bob = await register(api)
+
+    created = await api.post(
+        f"{API}/conversations",
+        json={"participant_id": bob["user"]["id"]},
+        headers=bearer(alice["tokens"]),
+    )
+    check_response(document, "post", f"{API}/conversations", created)
+    conversation_id = created.json()["id"]
+    messages = f"{API}/conversations/{{conversation_id}}/messages"
+
+    sent = await api.post(
+        messages.format(conversation_id=conversation_id),
+        json={"content": "hello", "client_msg_id": "c-1"},
+        headers=bearer(alice["tokens"]),
+    )
+    check_response(document, "post", messages, sent)
+
+    page = await api.get(
+        messages.format(conversation_id=conversation_id), headers=bearer(bob["tokens"])
+    )
+    assert page.json()["messages"]
+    check_response(document, "get", messages, page)
+
+    read = await api.post(
+        f"{API}/conversations/{conversation_id}/read",
+        json={"seq": 1},
+        headers=bearer(bob["tokens"]),
+    )
+    check_response(document, "post", f"{API}/conversations/{{conversation_id}}/read", read)
+
+    refused = await api.get(f"{API}/conversations", headers={"Authorization": "Bearer x"})
+    check_response(document, "get", f"{API}/conversations", refused)
+    for path in (f"{API}/health", f"{API}/health/ready"):
+        check_response(document, "get", path, await api.get(path))
+
+
+async def test_a_field_the_document_does_not_list_fails_the_check(
+    api: httpx.AsyncClient,
+) -> None:
+    document = await fetch_document(api)
+    del document["components"]["schemas"]["Liveness"]["properties"]["status"]
+    with pytest.raises(AssertionError):
+        check_response(document, "get", f"{API}/health", await api.get(f"{API}/health"))

@@ -20,6 +20,7 @@ from gochat_py.rest.access import AccessMiddleware
 from gochat_py.rest.error_responses import EXCEPTION_HANDLERS
 from gochat_py.rest.openapi import document_route
 from gochat_py.rest.routes import SOCKET_PATH, routes
+from gochat_py.rest.swagger import docs_routes
 from gochat_py.settings import Settings, load_settings
 from gochat_py.websocket.endpoint import SocketApp
 from gochat_py.websocket.frames import MAX_FRAME_BYTES
@@ -81,10 +82,10 @@ def build_app(settings: Settings) -> SocketsFirst:
             await _resolved(container.shutdown_resources())
             logger.info("server_stopped")
 
-    # The document is built here, once per app.
+    # The document and the page describing the table are built here, once per app.
     openapi = document_route(routes, version("gochat-py"))
     app = Starlette(
-        routes=[*routes, openapi],
+        routes=[*routes, openapi, *docs_routes(openapi.path)],
         middleware=[Middleware(AccessMiddleware, metrics=container.metrics())],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

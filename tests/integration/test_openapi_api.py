@@ -1,8 +1,10 @@
-"""`/openapi.json` validates as OpenAPI 3.1 and matches what the server answers."""
+"""`/openapi.json` validates as OpenAPI 3.1 and matches what the server answers; `/docs` is
+served whole by the server."""
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import httpx
@@ -111,3 +113,25 @@ async def test_a_field_the_document_does_not_list_fails_the_check(
     del document["components"]["schemas"]["Liveness"]["properties"]["status"]
     with pytest.raises(AssertionError):
         check_response(document, "get", f"{API}/health", await api.get(f"{API}/health"))
+
+
+_ASSET = re.compile(r'(?:src|href)="([^"]+)"')
+_CONTENT_TYPES = {".css": "text/css", ".js": "javascript", ".png": "image/png"}
+
+
+async def test_docs_page_is_served_whole_by_the_server(api: httpx.AsyncClient) -> None:
+    response = await api.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert not re.search(r"(https?:)?//[a-z0-9]", html, re.IGNORECASE), "an external host"
+    assert '"/openapi.json"' in html
+    assets = _ASSET.findall(html)
+    assert {a.rsplit(".", 1)[-1] for a in assets} == {"css", "js", "png"}
+    for asset in assets:
+        assert asset.startswith("/docs/static/"), asset
+        served = await api.get(asset)
+        assert served.status_code == 200, asset
+        suffix = asset[asset.rindex(".") :]
+        assert _CONTENT_TYPES[suffix] in served.headers["content-type"], asset
+        assert served.content

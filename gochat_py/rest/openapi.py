@@ -112,7 +112,7 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
             "required": False,
             "schema": dict(q.schema),
             "description": q.description,
-        }  # fmt: skip
+        }
         for q in op.query
     ]
     responses = {str(op.status): _response(op.status, op.response, op.media_type, schema_of)}
@@ -147,8 +147,8 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
 def _path_parameter(name: str, convertor: Any) -> dict[str, Any]:
     if not isinstance(convertor, UUIDConvertor):
         raise ValueError(f"path parameter {name}: only uuid parameters are described")
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "format": "uuid"}}  # fmt: skip
+    schema = {"type": "string", "format": "uuid"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _response(

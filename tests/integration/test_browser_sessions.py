@@ -9,15 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from gochat_py.settings import load_settings
 from tests.harness import (
     PASSWORD,
     bearer,
+    next_frame,
     register,
     serve_app,
     server_environment,
     unique_name,
+    ws_url,
 )
 
 LOGIN = "/api/v1/auth/login"
@@ -216,3 +221,42 @@ async def test_a_header_authenticated_write_from_a_foreign_origin_still_works(
         headers={"Origin": FOREIGN, **bearer(bob["tokens"])},
     )
     assert create.status_code == 201, create.text
+
+
+async def test_a_socket_with_only_the_cookie_opens_from_this_server(
+    browser: httpx.AsyncClient,
+) -> None:
+    await register(browser)
+    cookie = f"access_token={browser.cookies['access_token']}"
+    headers = {"Cookie": cookie}
+    async with connect(
+        ws_url(browser),
+        additional_headers=headers,
+        origin=Origin(own_origin(browser)),
+    ) as socket:
+        await socket.send('{"event": "ping"}')
+        assert (await next_frame(socket))["event"] == "pong"
+
+
+@pytest.mark.parametrize("origin", [FOREIGN, None])
+async def test_a_cookie_socket_from_a_foreign_or_no_origin_is_refused(
+    browser: httpx.AsyncClient, origin: str | None
+) -> None:
+    await register(browser)
+    headers = {"Cookie": f"access_token={browser.cookies['access_token']}"}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            ws_url(browser), additional_headers=headers, origin=Origin(origin) if origin else None
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_query_token_socket_from_a_foreign_origin_still_opens(
+    browser: httpx.AsyncClient,
+) -> None:
+    alice = await register(browser)
+    url = ws_url(browser, alice["tokens"]["access_token"])
+    async with connect(url, origin=Origin(FOREIGN)) as socket:
+        await socket.send('{"event": "ping"}')
+        assert (await next_frame(socket))["event"] == "pong"

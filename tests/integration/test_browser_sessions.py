@@ -260,3 +260,22 @@ async def test_a_query_token_socket_from_a_foreign_origin_still_opens(
     async with connect(url, origin=Origin(FOREIGN)) as socket:
         await socket.send('{"event": "ping"}')
         assert (await next_frame(socket))["event"] == "pong"
+
+
+async def test_a_cors_preflight_is_answered_for_cors_origins_only(
+    browser: httpx.AsyncClient,
+) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    allowed = await browser.options(CONVERSATIONS, headers={"Origin": PARTNER, **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == PARTNER
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    other = await browser.options(CONVERSATIONS, headers={"Origin": FOREIGN, **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    await register(browser)
+    simple = await browser.get(ME, headers={"Origin": PARTNER})
+    assert simple.headers["access-control-allow-origin"] == PARTNER
+    assert simple.headers["access-control-allow-credentials"] == "true"

@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from gochat_py.container import Container
@@ -24,6 +25,9 @@ from gochat_py.rest.swagger import docs_routes
 from gochat_py.settings import Settings, load_settings
 from gochat_py.websocket.endpoint import SocketApp
 from gochat_py.websocket.frames import MAX_FRAME_BYTES
+
+# Seconds a browser may reuse a preflight's answer; Chromium caps it at 2 hours anyway.
+CORS_PREFLIGHT_MAX_AGE = 600
 
 
 async def _resolved(value: Any) -> Any:
@@ -82,11 +86,25 @@ def build_app(settings: Settings) -> SocketsFirst:
             await _resolved(container.shutdown_resources())
             logger.info("server_stopped")
 
+    middleware = [Middleware(AccessMiddleware, metrics=container.metrics())]
+    if settings.cors_origins:
+        # Credentials with an explicit list, never `*`: the listed sites' pages may call
+        # the API with the user's cookies and read the answers.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=CORS_PREFLIGHT_MAX_AGE,
+            )
+        )
     # The document and the page describing the table are built here, once per app.
     openapi = document_route(routes, version("gochat-py"))
     app = Starlette(
         routes=[*routes, openapi, *docs_routes(openapi.path)],
-        middleware=[Middleware(AccessMiddleware, metrics=container.metrics())],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
+
+from gochat_py.origins import normalize_origin
 
 DEV_ENVIRONMENTS = frozenset({"dev", "local", "test"})
 KNOWN_ENVIRONMENTS = DEV_ENVIRONMENTS | {"staging", "prod", "production"}
@@ -66,6 +68,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_claim_idle: float = 30.0
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 9100  # 0: no metrics endpoint
+    # Browser sessions (rest/cookies.py). Secure is off by default only in dev/local/test,
+    # where the server runs on plain http; load_settings turns it on elsewhere.
+    cookie_secure: bool = False
+    cookie_samesite: str = "lax"
+    cookie_domain: str | None = None
+    # Origins, besides the server's own, whose pages may use its cookies (CORS with
+    # credentials, the CSRF and WebSocket origin checks). Normalized by origins.py.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def is_dev(self) -> bool:
@@ -119,6 +129,20 @@ def _switch(text: str) -> bool:
     if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise ValueError(f"{text!r} is not a switch (true or false)")
     return value in ("true", "1", "yes", "on")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        origin = normalize_origin(item)
+        parts = urlsplit(item.strip())
+        # `*` is refused: credentials may only be shared with origins named one by one.
+        if origin is None or parts.path not in ("", "/") or parts.query or parts.username:
+            raise ValueError(f"{item.strip()!r} is not an origin like https://chat.example.com")
+        origins.append(origin)
+    return tuple(origins)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -225,11 +249,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "WORKER_MAX_DELIVERIES", _positive_int, d.worker_max_deliveries
         ),
         worker_metrics_port=_read(env, "WORKER_METRICS_PORT", _port_or_off, d.worker_metrics_port),
+        cookie_secure=_read(env, "COOKIE_SECURE", _switch, environment not in DEV_ENVIRONMENTS),
+        cookie_samesite=_read(
+            env, "COOKIE_SAMESITE", _choice("lax", "strict", "none"), d.cookie_samesite
+        ),
+        cookie_domain=env.get("COOKIE_DOMAIN", "").strip() or d.cookie_domain,
+        cors_origins=_read(env, "CORS_ORIGINS", _origins, d.cors_origins),
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
     if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
         raise SettingsError("ARGON2_MEMORY_KIB", "must be at least 8 × ARGON2_PARALLELISM")
+    if settings.cookie_samesite == "none" and not settings.cookie_secure:
+        # Browsers drop a SameSite=None cookie that is not Secure.
+        raise SettingsError("COOKIE_SAMESITE", "none requires COOKIE_SECURE=true")
     if not settings.is_dev:
         if settings.jwt_secret == DEFAULT_JWT_SECRET:
             raise SettingsError(

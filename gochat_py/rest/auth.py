@@ -5,38 +5,69 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gochat_py.rest.authn import require_claims
+from gochat_py.credentials import REFRESH_COOKIE, Credentials, Source, cookie_token
+from gochat_py.errors import Unauthorized
+from gochat_py.rest.authn import require_claims, require_trusted_origin
+from gochat_py.rest.cookies import clear_session_cookies, set_session_cookies
 from gochat_py.rest.jsonio import json_response, read_json
-from gochat_py.usecases.auth import FIELD_RULES, Auth, LoginRequest, RefreshRequest, RegisterRequest
+from gochat_py.usecases.auth import (
+    FIELD_RULES,
+    Auth,
+    AuthResult,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+)
 
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _session_response(request: Request, result: AuthResult, status: int = 200) -> Response:
+    """The result as JSON for API clients, and as cookies for browsers."""
+    response = json_response(result, status)
+    set_session_cookies(response, result.tokens, request.state.settings)
+    return response
+
+
+async def _refresh_token(request: Request) -> str:
+    """The refresh token of a JSON body, or, when the request has no Content-Type (a
+    browser's bodiless POST), of the refresh cookie, whose use is checked for CSRF."""
+    if request.headers.get("content-type", "").strip():
+        return (await read_json(request, RefreshRequest)).refresh_token
+    token = cookie_token(request, REFRESH_COOKIE)
+    if token is None:
+        raise Unauthorized("missing refresh token", code="missing_token")
+    require_trusted_origin(request, Credentials(token, Source.COOKIE))
+    return token
+
+
 async def register(request: Request) -> Response:
     body = await read_json(request, RegisterRequest, FIELD_RULES)
     auth: Auth = request.state.auth
-    return json_response(await auth.register(body, _address(request)), 201)
+    return _session_response(request, await auth.register(body, _address(request)), 201)
 
 
 async def login(request: Request) -> Response:
     body = await read_json(request, LoginRequest)
     auth: Auth = request.state.auth
-    return json_response(await auth.login(body, _address(request)))
+    return _session_response(request, await auth.login(body, _address(request)))
 
 
 async def refresh(request: Request) -> Response:
-    body = await read_json(request, RefreshRequest)
+    token = await _refresh_token(request)
     auth: Auth = request.state.auth
-    return json_response(await auth.refresh(body.refresh_token))
+    return _session_response(request, await auth.refresh(token))
 
 
 async def logout(request: Request) -> Response:
-    body = await read_json(request, RefreshRequest)
+    token = await _refresh_token(request)
     auth: Auth = request.state.auth
-    await auth.logout(body.refresh_token)
-    return Response(status_code=204)
+    await auth.logout(token)
+    response = Response(status_code=204)
+    clear_session_cookies(response, request.state.settings)
+    return response
 
 
 async def me(request: Request) -> Response:

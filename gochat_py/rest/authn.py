@@ -1,18 +1,38 @@
-"""Who is calling: the access token of an HTTP request."""
+"""Who is calling: the access token of an HTTP request, and whether a browser's
+cookie-borne request comes from a page allowed to make it (CSRF)."""
 
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from gochat_py.credentials import bearer_token
-from gochat_py.errors import Unauthorized
+from gochat_py.credentials import Credentials
+from gochat_py.credentials import access_credentials as find_access_credentials
+from gochat_py.errors import Forbidden, Unauthorized
+from gochat_py.origins import is_trusted
+from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.tokens import Claims
 
+# Methods that change nothing: a cross-site page may make the browser send them, but CORS
+# keeps it from reading the answer.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def require_trusted_origin(connection: HTTPConnection, credentials: Credentials) -> None:
+    """Refuse a write authenticated by a cookie unless its Origin (or Referer) is this
+    server's or one of CORS_ORIGINS: a browser attaches the cookie to a foreign site's
+    form posts and fetches too, but it cannot fake their Origin."""
+    if not credentials.ambient or connection.scope.get("method") in SAFE_METHODS:
+        return
+    settings: Settings = connection.state.settings
+    if not is_trusted(connection, settings.cors_origins, referer=True):
+        raise Forbidden("cross-site request refused", code="csrf_rejected")
+
 
 async def require_claims(connection: HTTPConnection) -> Claims:
-    token = bearer_token(connection)
-    if token is None:
+    credentials = find_access_credentials(connection)
+    if credentials is None:
         raise Unauthorized("missing bearer token", code="missing_token")
+    require_trusted_origin(connection, credentials)
     auth: Auth = connection.state.auth
-    return await auth.authenticate(token)
+    return await auth.authenticate(credentials.token)

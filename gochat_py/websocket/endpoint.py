@@ -16,10 +16,11 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gochat_py.credentials import bearer_token
-from gochat_py.errors import ApiError, Unauthorized
+from gochat_py.credentials import access_credentials
+from gochat_py.errors import ApiError, Forbidden, Unauthorized
 from gochat_py.ids import ConversationId, SessionId, UserId
 from gochat_py.metrics import Metrics
+from gochat_py.origins import is_trusted
 from gochat_py.outages import DEPENDENCY_DOWN
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
@@ -174,10 +175,17 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
     auth: Auth = state.auth
     users: Users = state.users
     conversations: Conversations = state.conversations
-    token = websocket.query_params.get("token") or bearer_token(websocket)
-    if not token:
+    credentials = access_credentials(websocket, query=True)
+    if credentials is None:
         raise Unauthorized("missing token", code="missing_token")
-    claims = auth.verify(token)
+    # A page of any site may open a socket to us, and the browser sends our cookie with
+    # it: a cookie's handshake must come from a page of ours or of CORS_ORIGINS. Browsers
+    # always send Origin on a handshake, so no Referer fallback.
+    if credentials.ambient and not is_trusted(
+        websocket, state.settings.cors_origins, referer=False
+    ):
+        raise Forbidden("origin not allowed", code="origin_rejected")
+    claims = auth.verify(credentials.token)
     account = await users.by_id(claims.user_id)
     if account is None:
         raise Unauthorized("the account no longer exists", code="invalid_token")
@@ -197,7 +205,7 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
 
 async def _refuse(websocket: WebSocket, exc: Exception) -> None:
     """Before accept: the handshake is refused (HTTP 403) and the reason is the code."""
-    if isinstance(exc, Unauthorized):
+    if isinstance(exc, (Unauthorized, Forbidden)):
         logger.info("socket_refused", reason=exc.code)
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
     else:
@@ -217,7 +225,7 @@ class SocketApp:
 async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     try:
         session, conversations = await _identify(websocket, send)
-    except (Unauthorized, *DEPENDENCY_DOWN) as exc:
+    except (Unauthorized, Forbidden, *DEPENDENCY_DOWN) as exc:
         await _refuse(websocket, exc)
         return
     state = websocket.state

@@ -117,6 +117,7 @@ async def test_a_rest_send_without_a_token_is_refused(
     api: httpx.AsyncClient, pair: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     _, _, conversation_id = pair
+    api.cookies.clear()  # registering left session cookies in the client: send none
     response = await api.post(messages_url(conversation_id), json={"content": "hi"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "missing_token"

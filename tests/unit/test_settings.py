@@ -95,3 +95,41 @@ def test_production_starts_with_a_strong_secret() -> None:
 @pytest.mark.parametrize("env", ["dev", "local"])
 def test_development_may_use_the_default_secret(env: str) -> None:
     assert load_settings({"ENV": env}).jwt_secret == DEFAULT_JWT_SECRET
+
+
+def test_cookies_are_secure_by_default_only_outside_dev() -> None:
+    assert load_settings({}).cookie_secure is False
+    assert load_settings({"ENV": "test"}).cookie_secure is False
+    production = load_settings({"ENV": "prod", "JWT_SECRET": STRONG_SECRET})
+    assert production.cookie_secure is True
+    assert production.cookie_samesite == "lax"
+    assert production.cookie_domain is None
+    assert load_settings({"COOKIE_SECURE": "true"}).cookie_secure is True
+    behind_http = {"ENV": "prod", "JWT_SECRET": STRONG_SECRET, "COOKIE_SECURE": "false"}
+    assert load_settings(behind_http).cookie_secure is False
+
+
+def test_samesite_none_without_secure_is_refused() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"COOKIE_SAMESITE": "none"})
+    assert refused.value.variable == "COOKIE_SAMESITE"
+    assert (
+        load_settings({"COOKIE_SAMESITE": "None", "COOKIE_SECURE": "1"}).cookie_samesite == "none"
+    )
+
+
+def test_cors_origins_are_a_comma_separated_list_of_origins() -> None:
+    assert load_settings({}).cors_origins == ()
+    settings = load_settings(
+        {"CORS_ORIGINS": "https://app.example.com:443, http://localhost:3000/"}
+    )
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+
+
+@pytest.mark.parametrize(
+    "value", ["*", "app.example.com", "https://app.example.com/path", "null", "https://u@x.com"]
+)
+def test_a_cors_origin_that_is_no_origin_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"CORS_ORIGINS": f"https://ok.example.com,{value}"})
+    assert refused.value.variable == "CORS_ORIGINS"

@@ -18,6 +18,9 @@ from gochat_py.rest.error_responses import ErrorBody
 JSON = "application/json"
 REF_TEMPLATE = "#/components/schemas/{name}"
 SECURITY_SCHEME = "bearerAuth"
+COOKIE_SCHEME = "cookieAuth"  # the httpOnly access_token cookie browsers send (rest/cookies.py)
+# Writes a browser makes with the cookie are refused from a foreign Origin (rest/authn.py).
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What every JSON body can be refused with before its handler looks at it (rest/jsonio.py).
 BODY_ERRORS = (400, 413, 415, 422)
 DESCRIPTION = """\
@@ -44,6 +47,7 @@ class Operation:
     response: type | None  # None: an empty body
     status: int = 200
     request: type | None = None  # a JSON body, decoded by rest/jsonio.py
+    request_optional: bool = False  # refresh and logout: the refresh cookie stands in for it
     query: tuple[QueryParam, ...] = ()
     auth: bool = True
     errors: tuple[int, ...] = ()  # beyond what a body and a bearer token bring
@@ -88,7 +92,8 @@ def build_document(routes: Iterable[BaseRoute], version: str) -> dict[str, Any]:
         "components": {
             "schemas": components,
             "securitySchemes": {
-                SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                COOKIE_SCHEME: {"type": "apiKey", "in": "cookie", "name": "access_token"},
             },
         },
     }
@@ -123,6 +128,10 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
         errors.update(BODY_ERRORS)
     if op.auth:
         errors.add(401)
+        if route.method in WRITE_METHODS:
+            errors.add(403)  # csrf_rejected
+    if op.request_optional:
+        errors.add(403)  # csrf_rejected, when the refresh cookie is used
     for status in sorted(errors - set(op.also)):
         responses[str(status)] = _response(status, ErrorBody, JSON, schema_of)
     result: dict[str, Any] = {
@@ -136,11 +145,12 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
         result["parameters"] = parameters
     if op.request is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": not op.request_optional,
             "content": {JSON: {"schema": schema_of[op.request]}},
         }
     if op.auth:
-        result["security"] = [{SECURITY_SCHEME: []}]
+        # Either one: a bearer header, or the browser's cookie.
+        result["security"] = [{SECURITY_SCHEME: []}, {COOKIE_SCHEME: []}]
     return result
 
 

@@ -44,14 +44,26 @@ def test_a_route_without_its_description_is_caught() -> None:
     }
 
 
-def test_authenticated_routes_ask_for_a_bearer_token_and_answer_401() -> None:
+def test_authenticated_routes_ask_for_a_bearer_token_or_the_cookie_and_answer_401() -> None:
     document = build_document(routes, "test")
     me = document["paths"]["/api/v1/auth/me"]["get"]
-    assert me["security"] == [{"bearerAuth": []}]
+    assert me["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
     assert "401" in me["responses"]
     assert "security" not in document["paths"]["/api/v1/auth/login"]["post"]
-    scheme = document["components"]["securitySchemes"]["bearerAuth"]
-    assert scheme == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert schemes["cookieAuth"] == {"type": "apiKey", "in": "cookie", "name": "access_token"}
+
+
+def test_cookie_authenticated_writes_and_cookie_refreshes_document_the_csrf_refusal() -> None:
+    paths = build_document(routes, "test")["paths"]
+    assert "403" in paths["/api/v1/conversations"]["post"]["responses"]
+    assert "403" not in paths["/api/v1/auth/me"]["get"]["responses"]
+    for action in ("refresh", "logout"):
+        operation = paths[f"/api/v1/auth/{action}"]["post"]
+        assert operation["requestBody"]["required"] is False  # the refresh cookie stands in
+        assert "403" in operation["responses"]
+    assert paths["/api/v1/auth/login"]["post"]["requestBody"]["required"] is True
 
 
 def test_path_and_query_parameters_are_described() -> None:

@@ -182,23 +182,48 @@ def _wait_until(ready: Callable[[], bool], child: ChildProcess, what: str) -> No
     raise StackError(f"{what} did not become ready in {START_TIMEOUT:.0f}s: {_tail(child.log)}")
 
 
-class Postgres:
+class _Service:
+    """A server the stack runs as one child process, logging to `root/<log_name>`."""
+
+    log_name = ""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._child: ChildProcess | None = None
+
+    def exit_code(self) -> int | None:
+        return self._child.exit_code() if self._child else None
+
+    def log_tail(self) -> str:
+        return _tail(self.root / self.log_name)
+
+    def stop(self) -> None:
+        if self._child:
+            self._child.stop()
+
+    def kill(self) -> None:
+        """Stop without a chance to clean up, as a crash would."""
+        if self._child:
+            self._child.kill()
+
+
+class Postgres(_Service):
     """A PostgreSQL cluster under `root/postgres`, created on first start and reused afterwards.
 
     As root the server runs as a service account; when that account cannot reach `root`
     the cluster lives outside the tree and `root/postgres` links to it (`cluster_home.py`)."""
 
     name = "postgres"
+    log_name = "postgres.log"
 
     def __init__(self, root: Path, port: int, durable: bool = True) -> None:
-        self.root = root
+        super().__init__(root)
         self.link = root / "postgres"
         self.data_dir = self.link
         self.port = port
         self.durable = durable
         self.bindir = postgres_bindir()
         self._account = service_account()
-        self._child: ChildProcess | None = None
 
     def url(self, database: str = DB_NAME) -> str:
         return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/{database}"
@@ -235,24 +260,10 @@ class Postgres:
                 str(self.port),
                 *settings,
             ],
-            self.root / "postgres.log",
+            self.root / self.log_name,
             signal.SIGINT,  # "fast shutdown": roll back open transactions, checkpoint, exit
             self._account,
         )
-
-    def exit_code(self) -> int | None:
-        return self._child.exit_code() if self._child else None
-
-    def log_tail(self) -> str:
-        return _tail(self.root / "postgres.log")
-
-    def stop(self) -> None:
-        if self._child:
-            self._child.stop()
-
-    def kill(self) -> None:
-        if self._child:
-            self._child.kill()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
@@ -294,17 +305,17 @@ class Postgres:
         return out.returncode == 0
 
 
-class RedisServer:
+class RedisServer(_Service):
     """redis-server on loopback with its data (AOF) under `root/redis`."""
 
     name = "redis"
+    log_name = "redis.log"
 
     def __init__(self, root: Path, port: int) -> None:
-        self.root = root
+        super().__init__(root)
         self.data_dir = root / "redis"
         self.port = port
         self.binary = redis_server_binary()
-        self._child: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -331,21 +342,7 @@ class RedisServer:
             "--appendfsync", "everysec",
             "--save", "",
         ]  # fmt: skip
-        self._child = ChildProcess("redis-server", argv, self.root / "redis.log", signal.SIGTERM)
-
-    def exit_code(self) -> int | None:
-        return self._child.exit_code() if self._child else None
-
-    def log_tail(self) -> str:
-        return _tail(self.root / "redis.log")
-
-    def stop(self) -> None:
-        if self._child:
-            self._child.stop()
-
-    def kill(self) -> None:
-        if self._child:
-            self._child.kill()
+        self._child = ChildProcess("redis-server", argv, self.root / self.log_name, signal.SIGTERM)
 
     def _answers_ping(self) -> bool:
         try:

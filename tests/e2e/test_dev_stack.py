@@ -60,6 +60,14 @@ def dev_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def devstack(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m gochat_py.devstack ARGS` run to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "gochat_py.devstack", *args], env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def processes_mentioning(text: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -163,10 +171,7 @@ def test_migrate_and_seed_work_against_the_local_stack(data_dir: Path) -> None:
     env = dev_environment(data_dir)
 
     def dev(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gochat_py.devstack", *args], env=env, cwd=ROOT,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return devstack(env, ROOT, *args)
 
     up = dev("migrate", "up")
     assert up.returncode == 0, up.stderr
@@ -250,10 +255,7 @@ async def test_run_as_root_in_a_private_directory_serves_keeps_its_data_and_leak
     link = private_checkout / ".data" / "postgres"
 
     def dev(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "gochat_py.devstack", *args], env=env, cwd=private_checkout,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return devstack(env, private_checkout, *args)
 
     up = dev("migrate", "up")
     assert up.returncode == 0, up.stderr

@@ -10,7 +10,19 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.harness import bearer, create_direct, is_message, next_frame, register, ws_url
+from gochat_py.devstack.services import RedisServer
+from gochat_py.settings import load_settings
+from tests.harness import (
+    bearer,
+    create_direct,
+    is_message,
+    next_frame,
+    poll_until,
+    register,
+    serve_app,
+    server_environment,
+    ws_url,
+)
 
 
 def messages_url(conversation_id: str) -> str:
@@ -161,3 +173,32 @@ async def test_a_stranger_cannot_mark_read_over_rest(
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "conversation_not_found"
+
+
+async def test_a_rest_send_while_redis_is_down_is_a_503_and_a_resend_later_delivers_once(
+    database_url: str, own_redis: RedisServer
+) -> None:
+    settings = load_settings(server_environment(database_url, own_redis.url))
+    async with serve_app(settings) as base_url, httpx.AsyncClient(base_url=base_url) as api:
+        alice, bob = await register(api), await register(api)
+        conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+        url = messages_url(conversation["id"])
+        body = {"content": "through an outage", "client_msg_id": "o-1"}
+        own_redis.stop()
+        try:
+            down = await api.post(url, json=body, headers=bearer(alice["tokens"]))
+        finally:
+            own_redis.start()
+        assert down.status_code == 503
+        assert down.json()["error"]["code"] == "unavailable"
+        assert down.headers["retry-after"] == "1"
+
+        async def resent() -> httpx.Response | None:
+            response = await api.post(url, json=body, headers=bearer(alice["tokens"]))
+            return response if response.status_code in (200, 201) else None
+
+        first = await poll_until(resent, what="the send to succeed once Redis is back")
+        again = await api.post(url, json=body, headers=bearer(alice["tokens"]))
+        history = await api.get(url, headers=bearer(alice["tokens"]))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert [m["id"] for m in history.json()["messages"]] == [first.json()["id"]]

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 
 from gochat_py.devstack.services import LocalStack, RedisServer, free_port
 from gochat_py.settings import Settings, load_settings
-from tests.harness import serve_app, server_environment
+from tests.harness import create_direct, register, serve_app, server_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "gochat_template"
@@ -94,3 +95,11 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for a real uvicorn server running the app on a free port."""
     async with serve_app(settings) as base_url, httpx.AsyncClient(base_url=base_url) as client:
         yield client
+
+
+@pytest.fixture
+async def pair(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Two new users, alice and bob, and the id of their direct conversation."""
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    return alice, bob, conversation["id"]

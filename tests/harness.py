@@ -21,10 +21,13 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 from redis.asyncio import Redis
+from websockets.asyncio.client import connect as plain_connect
+from websockets.typing import Subprotocol
 
 from gochat_py.app import build_app, uvicorn_options
 from gochat_py.redis import keys
 from gochat_py.settings import Settings
+from gochat_py.websocket.negotiation import SUBPROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -169,6 +172,16 @@ class ServerProcess:
 def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:
     base = str(client.base_url).replace("http://", "ws://").rstrip("/")
     return f"{base}/ws" + (f"?token={token}" if token else "")
+
+
+def connect(uri: str, **options: Any) -> plain_connect:
+    """A socket that asks for every frame (the gochat-py.v1 subprotocol), as our own clients
+    do; `plain_connect` is a gochat client that asks for nothing."""
+    return plain_connect(uri, subprotocols=[Subprotocol(SUBPROTOCOL)], **options)
+
+
+async def send_frame(socket: Any, **frame: Any) -> None:
+    await socket.send(json.dumps(frame, default=str))
 
 
 def upgrade_request(url: str, **headers: str) -> bytes:

@@ -29,19 +29,24 @@ class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
+# Every event a conversation's members may be sent; each names itself in `event`.
+Event = TypingEvent | ReadEvent
+
 _encoder = msgspec.json.Encoder()
 
 
 class Announcer:
-    """Publishes an event once on the conversation's channel, naming its recipients; every
-    process holding a socket of one of them hands it on (realtime/hub.py)."""
+    """Publishes an event once on the conversation's channel, naming its recipients and the
+    event; every process holding a socket of one of them hands it on to those of their
+    sockets that asked for that event (realtime/hub.py)."""
 
     def __init__(self, redis: Redis, partitions: int) -> None:
         self._redis = redis
         self._partitions = partitions
 
     async def to_members(
-        self, conversation_id: ConversationId, recipients: Iterable[UserId], event: msgspec.Struct
+        self, conversation_id: ConversationId, recipients: Iterable[UserId], event: Event
     ) -> None:
         channel = keys.conversation_channel(conversation_id, self._partitions)
-        await self._redis.publish(channel, envelope.seal(recipients, _encoder.encode(event)))
+        sealed = envelope.seal(recipients, _encoder.encode(event), event.event)
+        await self._redis.publish(channel, sealed)

@@ -50,6 +50,9 @@ class Subscriber(Protocol):
     def deliver(self, frame: str) -> None:
         """Queue a frame without waiting; a subscriber that cannot keep up closes itself."""
 
+    def accepts(self, event: str) -> bool:
+        """Whether it asked for frames of this event (messages go to every subscriber)."""
+
 
 class Hub:
     def __init__(
@@ -290,7 +293,7 @@ class Hub:
         if channel == _REVOCATION:
             self._revocations.revoked(data.decode())
             return
-        recipients, frame = open_envelope(data)
+        event, recipients, frame = open_envelope(data)
         text: str | None = None  # decoded once per published frame, shared by every socket
         delivered = 0
         for user in recipients:
@@ -298,9 +301,15 @@ class Hub:
             if devices:
                 if text is None:
                     text = frame.decode()
+                if event is None:
+                    for device in devices:
+                        device.deliver(text)
+                    delivered += len(devices)
+                    continue
                 for device in devices:
-                    device.deliver(text)
-                delivered += len(devices)
+                    if device.accepts(event):
+                        device.deliver(text)
+                        delivered += 1
         if delivered:
             self._metrics.deliveries.inc(delivered)
 

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gochat_py.credentials import access_credentials
-from gochat_py.errors import ApiError, Forbidden, Unauthorized
+from gochat_py.errors import ApiError, BadRequest, Forbidden, Unauthorized
 from gochat_py.ids import ConversationId, SessionId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.origins import is_trusted
@@ -41,6 +41,7 @@ from gochat_py.websocket.close_codes import (
     WS_4002_TOKEN_EXPIRED,
 )
 from gochat_py.websocket.frames import (
+    Ack,
     Authenticate,
     FrameError,
     Ping,
@@ -49,6 +50,7 @@ from gochat_py.websocket.frames import (
     SendMessage,
     Typing,
 )
+from gochat_py.websocket.negotiation import Agreement, negotiate
 from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
@@ -76,6 +78,7 @@ class SocketSession:
         metrics: Metrics,
         session_id: SessionId,
         expires_at: int,
+        agreement: Agreement,
     ) -> None:
         self.websocket = websocket
         self._send = send
@@ -83,6 +86,8 @@ class SocketSession:
         self.username = username
         self.session_id = session_id  # the login session it lives on (realtime/revocation.py)
         self.expires_at = expires_at  # when that token expires (realtime/expiry.py)
+        self.subprotocol = agreement.subprotocol
+        self._events = agreement.events  # the optional frames it asked for (negotiation.py)
         self._frames: list[str] = []  # the writer swaps it for a new one when it wakes
         self._queued = 0  # frames delivered and not yet written, the writer's included
         self._limit = queue_size
@@ -106,16 +111,24 @@ class SocketSession:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def reply(
-        self, frame: frames.Ack | frames.Error | Pong | frames.TokenExpiring | frames.AuthOk
-    ) -> None:
+    def accepts(self, event: str) -> bool:
+        return event in self._events
+
+    def reply(self, frame: frames.Reply) -> None:
         self.deliver(frames.encode(frame))
+
+    def acknowledge(self, ack: Ack) -> None:
+        # A gochat client takes any frame with an id for a message: it gets an ack only
+        # when it named its send, and so knows to look for one.
+        if ack.client_msg_id is not None or "ack" in self._events:
+            self.reply(ack)
 
     def session_revoked(self) -> None:
         self._end(WS_4001_SESSION_REVOKED, "session_revoked")
 
     def token_expiring(self, expires_in: int) -> None:
-        self.reply(frames.TokenExpiring(expires_in=expires_in))
+        if "token_expiring" in self._events:
+            self.reply(frames.TokenExpiring(expires_in=expires_in))
 
     def token_expired(self) -> None:
         self._end(WS_4002_TOKEN_EXPIRED, "token_expired")
@@ -175,6 +188,9 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
     auth: Auth = state.auth
     users: Users = state.users
     conversations: Conversations = state.conversations
+    agreement = negotiate(
+        websocket.scope.get("subprotocols", ()), websocket.query_params.get("events")
+    )
     credentials = access_credentials(websocket, query=True)
     if credentials is None:
         raise Unauthorized("missing token", code="missing_token")
@@ -199,13 +215,14 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
         state.metrics,
         claims.session_id,
         claims.exp,
+        agreement,
     )
     return session, listing.get(claims.user_id, [])
 
 
 async def _refuse(websocket: WebSocket, exc: Exception) -> None:
     """Before accept: the handshake is refused (HTTP 403) and the reason is the code."""
-    if isinstance(exc, (Unauthorized, Forbidden)):
+    if isinstance(exc, (Unauthorized, Forbidden, BadRequest)):
         logger.info("socket_refused", reason=exc.code)
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.code)
     else:
@@ -225,7 +242,7 @@ class SocketApp:
 async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
     try:
         session, conversations = await _identify(websocket, send)
-    except (Unauthorized, Forbidden, *DEPENDENCY_DOWN) as exc:
+    except (Unauthorized, Forbidden, BadRequest, *DEPENDENCY_DOWN) as exc:
         await _refuse(websocket, exc)
         return
     state = websocket.state
@@ -250,7 +267,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
                 await session.finish()
                 return
             try:
-                await websocket.accept()
+                await websocket.accept(subprotocol=session.subprotocol)
             except (WebSocketDisconnect, OSError):  # ASGI servers raise an OSError for a gone peer
                 session.log.info("socket_gone_before_accept")
                 return
@@ -329,9 +346,9 @@ def _ref(frame: Any) -> str | None:
     return frame.client_msg_id if isinstance(frame, SendMessage) else None
 
 
-def _ack(sent: Sent) -> frames.Ack:
+def _ack(sent: Sent) -> Ack:
     message = sent.message
-    return frames.Ack(
+    return Ack(
         client_msg_id=message.client_msg_id,
         id=message.id,
         conversation_id=message.conversation_id,
@@ -351,7 +368,7 @@ async def _act(
             sent = await sending.send(
                 session.user, session.username, conversation_id, frame.content, frame.client_msg_id
             )
-            session.reply(_ack(sent))
+            session.acknowledge(_ack(sent))
         case Typing():
             typing_notices: TypingNotices = state.typing_notices
             await typing_notices.notify(

@@ -68,6 +68,7 @@ class Ack(msgspec.Struct, frozen=True, kw_only=True):
 
 class Error(msgspec.Struct, frozen=True, kw_only=True):
     event: Literal["error"] = "error"
+    error: Literal[True] = True  # how gochat's clients tell an error from a message
     code: str
     message: str
     ref: str | None = None  # the client's client_msg_id, so it knows which send failed
@@ -90,6 +91,11 @@ class AuthOk(msgspec.Struct, frozen=True, kw_only=True):
 
     event: Literal["auth_ok"] = "auth_ok"
     expires_in: int
+
+
+# What the server sends a socket in answer to it or about it, beside the frames it
+# publishes to members (messages.Message, realtime/events.py).
+Reply = Ack | Error | Pong | TokenExpiring | AuthOk
 
 
 class FrameError(BadRequest):

@@ -22,7 +22,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from websockets.asyncio.client import connect
 from websockets.protocol import State
 
 from gochat_py.devstack import cluster_home
@@ -31,6 +30,7 @@ from tests.harness import (
     PASSWORD,
     ROOT,
     ServerProcess,
+    connect,
     create_direct,
     next_frame,
     poll_until,

@@ -14,13 +14,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from gochat_py.devstack.services import LocalStack, free_port
 from gochat_py.postgres import migrate
 from tests.harness import (
     ServerProcess,
     bearer,
+    connect,
     create_direct,
     create_group,
     is_message,

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
 from tests.e2e.test_server_process import api_server
-from tests.harness import PASSWORD, bearer, next_frame, register, ws_url
+from tests.harness import PASSWORD, bearer, connect, next_frame, register, ws_url
 
 REVOCATION_DEADLINE = 1.0  # DESIGN invariant 8: within a second, on every process
 

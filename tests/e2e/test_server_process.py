@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from gochat_py.devstack.services import free_port
@@ -22,6 +21,9 @@ from tests.harness import (
     register,
     server_environment,
     upgrade_request,
+)
+from tests.harness import (
+    connect as ws_connect,
 )
 
 

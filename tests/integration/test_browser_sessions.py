@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
@@ -17,6 +16,7 @@ from gochat_py.settings import load_settings
 from tests.harness import (
     PASSWORD,
     bearer,
+    connect,
     next_frame,
     register,
     serve_app,

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 
 from gochat_py.devstack.services import RedisServer
@@ -22,6 +22,7 @@ from gochat_py.redis import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,
+    connect,
     create_direct,
     create_group,
     is_message,

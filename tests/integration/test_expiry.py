@@ -10,12 +10,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from gochat_py.realtime.expiry import warning_lead
 from gochat_py.settings import load_settings
 from gochat_py.websocket.close_codes import WS_4002_TOKEN_EXPIRED
-from tests.harness import next_frame, poll_until, register, serve_app, server_environment, ws_url
+from tests.harness import (
+    connect,
+    next_frame,
+    plain_connect,
+    poll_until,
+    register,
+    serve_app,
+    server_environment,
+    ws_url,
+)
 
 ACCESS_TTL = 6  # seconds: long enough to refresh and renew after the warning, short to wait
 LEAD = warning_lead(ACCESS_TTL)
@@ -67,6 +77,18 @@ async def test_a_socket_is_warned_before_its_token_expires_then_closed_with_4002
     assert expires_at <= closed_at < expires_at + CLOSE_SLACK
     metrics = (await short_lived.get("/metrics")).text
     assert 'gochat_ws_auth_closes_total{reason="token_expired"} 1.0' in metrics
+
+
+async def test_a_gochat_client_is_not_warned_and_its_socket_closes_with_4002(
+    short_lived: httpx.AsyncClient,
+) -> None:
+    token = (await register(short_lived))["tokens"]["access_token"]
+    async with plain_connect(ws_url(short_lived, token)) as socket:
+        # It would take the warning for a chat message: the close is all it gets.
+        with pytest.raises(ConnectionClosed):
+            frame = await next_frame(socket, timeout=ACCESS_TTL + CLOSE_SLACK)
+            pytest.fail(f"a gochat client was sent {frame}")
+    assert socket.close_code == WS_4002_TOKEN_EXPIRED
 
 
 async def test_renewing_on_the_socket_keeps_it_open_past_the_first_tokens_expiry(

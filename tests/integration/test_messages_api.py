@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from gochat_py.devstack.services import RedisServer
 from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,
+    connect,
     create_direct,
     is_message,
     next_frame,
@@ -27,13 +27,6 @@ from tests.harness import (
 
 def messages_url(conversation_id: str) -> str:
     return f"/api/v1/conversations/{conversation_id}/messages"
-
-
-@pytest.fixture
-async def pair(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
-    alice, bob = await register(api), await register(api)
-    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
-    return alice, bob, conversation["id"]
 
 
 async def test_a_message_sent_over_rest_is_delivered_live_and_in_history(

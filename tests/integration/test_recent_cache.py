@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from gochat_py.redis import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
+    connect,
     create_direct,
     next_frame,
     poll_until,

@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
-from tests.harness import PASSWORD, next_frame, poll_until, register, ws_url
+from tests.harness import PASSWORD, connect, next_frame, poll_until, register, ws_url
 
 AUTH_REPLIES = ("auth_ok", "error")
 

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from gochat_py.redis import keys
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
-from tests.harness import PASSWORD, next_frame, poll_until, register, ws_url
+from tests.harness import PASSWORD, connect, next_frame, poll_until, register, ws_url
 
 
 def session_of(tokens: dict[str, Any]) -> str:

@@ -11,32 +11,22 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gochat_py.settings import load_settings
 from tests.harness import (
+    connect,
     create_direct,
     is_message,
     live_subscribers,
     next_frame,
     poll_until,
     register,
+    send_frame,
     serve_app,
     server_environment,
     ws_url,
 )
-
-
-async def send(socket: ClientConnection, **frame: Any) -> None:
-    await socket.send(json.dumps(frame, default=str))
-
-
-@pytest.fixture
-async def pair(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], str]:
-    alice, bob = await register(api), await register(api)
-    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
-    return alice, bob, conversation["id"]
 
 
 async def test_the_gochat_quick_test_flow(api: httpx.AsyncClient) -> None:
@@ -46,7 +36,7 @@ async def test_the_gochat_quick_test_flow(api: httpx.AsyncClient) -> None:
         connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
-        await send(alice_ws, conversation_id=conversation["id"], content="Hey Bob!")
+        await send_frame(alice_ws, conversation_id=conversation["id"], content="Hey Bob!")
         received = await next_frame(bob_ws, is_message)
     assert received["content"] == "Hey Bob!"
     assert received["conversation_id"] == conversation["id"]
@@ -63,7 +53,7 @@ async def test_the_sender_gets_an_ack_and_its_own_message(
 ) -> None:
     alice, _, conversation_id = pair
     async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
-        await send(socket, conversation_id=conversation_id, content="hi", client_msg_id="c-1")
+        await send_frame(socket, conversation_id=conversation_id, content="hi", client_msg_id="c-1")
         # Either may come first: the echo travels by pub/sub, the ack by the send's reply.
         first, second = await next_frame(socket), await next_frame(socket)
     [ack] = [f for f in (first, second) if f.get("event") == "ack"]
@@ -84,7 +74,7 @@ async def test_every_device_of_every_member_receives_the_message(
         connect(ws_url(api, bob_token)) as bob_phone,
         connect(ws_url(api, bob_token)) as bob_laptop,
     ):
-        await send(alice_phone, conversation_id=conversation_id, content="to all devices")
+        await send_frame(alice_phone, conversation_id=conversation_id, content="to all devices")
         for socket in (alice_phone, alice_laptop, bob_phone, bob_laptop):
             frame = await next_frame(socket, is_message)
             assert frame["content"] == "to all devices"
@@ -96,7 +86,7 @@ async def test_the_authorization_header_works_like_the_query_token(
     alice, _, _ = pair
     headers = {"Authorization": f"Bearer {alice['tokens']['access_token']}"}
     async with connect(ws_url(api), additional_headers=headers) as socket:
-        await send(socket, event="ping")
+        await send_frame(socket, event="ping")
         assert (await next_frame(socket))["event"] == "pong"
 
 
@@ -127,9 +117,13 @@ async def test_a_resend_with_the_same_client_msg_id_is_not_a_duplicate(
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
         for _ in range(3):
-            await send(alice_ws, conversation_id=conversation_id, content="once", client_msg_id="k")
+            await send_frame(
+                alice_ws, conversation_id=conversation_id, content="once", client_msg_id="k"
+            )
         acks = [await next_frame(alice_ws, lambda f: f.get("event") == "ack") for _ in range(3)]
-        await send(alice_ws, conversation_id=conversation_id, content="after", client_msg_id="k2")
+        await send_frame(
+            alice_ws, conversation_id=conversation_id, content="after", client_msg_id="k2"
+        )
         first = await next_frame(bob_ws, is_message)
         second = await next_frame(bob_ws, is_message)
     assert len({a["id"] for a in acks}) == 1
@@ -149,7 +143,7 @@ async def test_seq_increases_by_one_per_message_in_a_conversation(
     alice, _, conversation_id = pair
     async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
         for i in range(20):
-            await send(socket, conversation_id=conversation_id, content=f"m{i}")
+            await send_frame(socket, conversation_id=conversation_id, content=f"m{i}")
         acks = [await next_frame(socket, lambda f: f.get("event") == "ack") for _ in range(20)]
     assert [a["seq"] for a in acks] == list(range(1, 21))
 
@@ -188,7 +182,7 @@ async def test_a_bad_frame_gets_an_error_frame_and_the_connection_stays_open(
         assert error["event"] == "error"
         assert error["code"] == code
         assert error["message"]
-        await send(socket, conversation_id=conversation_id, content="still here")
+        await send_frame(socket, conversation_id=conversation_id, content="still here")
         assert (await next_frame(socket, lambda f: f.get("event") == "ack"))["seq"] == 1
 
 
@@ -197,7 +191,9 @@ async def test_an_error_frame_carries_the_client_reference(
 ) -> None:
     alice, _, _ = pair
     async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
-        await send(socket, conversation_id=str(uuid.uuid4()), content="x", client_msg_id="ref-9")
+        await send_frame(
+            socket, conversation_id=str(uuid.uuid4()), content="x", client_msg_id="ref-9"
+        )
         error = await next_frame(socket)
     assert (error["code"], error["ref"]) == ("conversation_not_found", "ref-9")
 
@@ -212,9 +208,9 @@ async def test_a_non_member_cannot_send_and_nothing_is_published(
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
         connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
     ):
-        await send(mallory_ws, conversation_id=conversation_id, content="let me in")
+        await send_frame(mallory_ws, conversation_id=conversation_id, content="let me in")
         error = await next_frame(mallory_ws)
-        await send(alice_ws, conversation_id=conversation_id, content="legit")
+        await send_frame(alice_ws, conversation_id=conversation_id, content="legit")
         first_for_bob = await next_frame(bob_ws, is_message)
     assert error["code"] == "conversation_not_found"
     assert first_for_bob["content"] == "legit"
@@ -226,7 +222,7 @@ async def test_a_frame_over_64_kib_closes_with_1009(
 ) -> None:
     alice, _, conversation_id = pair
     async with connect(ws_url(api, alice["tokens"]["access_token"]), max_size=None) as socket:
-        await send(socket, conversation_id=conversation_id, content="x" * (65 * 1024))
+        await send_frame(socket, conversation_id=conversation_id, content="x" * (65 * 1024))
         with pytest.raises(ConnectionClosed) as closed:
             await next_frame(socket)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
@@ -240,10 +236,10 @@ async def test_typing_reaches_the_other_members_only(
         connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
-        await send(alice_ws, event="typing", conversation_id=conversation_id)
+        await send_frame(alice_ws, event="typing", conversation_id=conversation_id)
         typing = await next_frame(bob_ws)
         # Her message follows on the same channel: an echo of her typing would come first.
-        await send(alice_ws, conversation_id=conversation_id, content="after typing")
+        await send_frame(alice_ws, conversation_id=conversation_id, content="after typing")
         first = await next_frame(alice_ws, lambda f: f.get("event") == "typing" or is_message(f))
         assert is_message(first), first
     assert typing == {
@@ -263,10 +259,10 @@ async def test_a_read_mark_is_stored_and_announced(
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
         for i in range(3):
-            await send(alice_ws, conversation_id=conversation_id, content=f"m{i}")
+            await send_frame(alice_ws, conversation_id=conversation_id, content=f"m{i}")
         for _ in range(3):
             await next_frame(bob_ws, is_message)
-        await send(bob_ws, event="read", conversation_id=conversation_id, seq=2)
+        await send_frame(bob_ws, event="read", conversation_id=conversation_id, seq=2)
         seen = await next_frame(alice_ws, lambda f: f.get("event") == "read")
     assert seen == {"event": "read", "conversation_id": conversation_id,
                     "user_id": bob["user"]["id"], "seq": 2}  # fmt: skip
@@ -298,7 +294,7 @@ async def test_permessage_deflate_is_offered_only_when_switched_on(
         async with connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
             extensions = socket.response.headers.get("Sec-WebSocket-Extensions") or ""
             # Frames both ways, compressed when it was agreed.
-            await send(socket, event="ping", padding="x" * 2000)
+            await send_frame(socket, event="ping", padding="x" * 2000)
             assert (await next_frame(socket))["event"] == "pong"
     assert ("permessage-deflate" in extensions) == (setting == "true")
 
@@ -307,7 +303,7 @@ async def flood(url: str) -> None:
     async with connect(url) as socket:
         for _ in range(400):
             try:
-                await send(socket, event="ping")
+                await send_frame(socket, event="ping")
             except ConnectionClosed:
                 break
         frames: list[dict[str, Any]] = []
@@ -357,10 +353,10 @@ async def test_a_conversations_channel_is_subscribed_once_while_any_members_sock
             connect(ws_url(api, alice["tokens"]["access_token"])),
             connect(ws_url(api, bob["tokens"]["access_token"])),
         ):
-            await send(first, event="ping")
+            await send_frame(first, event="ping")
             await next_frame(first)
             assert await subscribers() == 1  # one subscription per process, not per socket
-        await send(first, event="ping")
+        await send_frame(first, event="ping")
         await next_frame(first)
         assert await subscribers() == 1
     await poll_until(lambda: _equals(subscribers(), 0), what="the last socket to unsubscribe")

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gochat_py.settings import load_settings
 from tests.harness import (
+    connect,
     next_frame,
     register,
     serve_app,

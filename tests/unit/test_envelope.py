@@ -4,6 +4,7 @@ import uuid
 
 from gochat_py.ids import UserId, uuid7
 from gochat_py.redis.envelope import (
+    EVENT_SEPARATOR,
     ID_SEPARATOR,
     SEPARATOR,
     header,
@@ -18,7 +19,11 @@ FRAME = b'{"id":"m1","content":"hi, all\\nsecond line","seq":1}'
 
 
 def test_a_sealed_envelope_opens_to_its_recipients_and_frame() -> None:
-    assert open_envelope(seal([ALICE, BOB], FRAME)) == ([user_key(ALICE), user_key(BOB)], FRAME)
+    assert open_envelope(seal([ALICE, BOB], FRAME)) == (
+        None,
+        [user_key(ALICE), user_key(BOB)],
+        FRAME,
+    )
 
 
 def test_seal_is_the_header_then_the_frame_unchanged() -> None:
@@ -36,33 +41,45 @@ def test_a_user_key_is_the_canonical_id_text() -> None:
 def test_neither_separator_ever_appears_inside_a_user_key() -> None:
     for user in [*(uuid.uuid4() for _ in range(500)), *(uuid7() for _ in range(500))]:
         key = user_key(UserId(user))
-        assert SEPARATOR not in key and ID_SEPARATOR not in key
+        assert SEPARATOR not in key and ID_SEPARATOR not in key and EVENT_SEPARATOR not in key
         assert key.isascii()
 
 
 def test_newlines_and_commas_in_the_frame_stay_in_the_frame() -> None:
     frame = b"\n,line one\nline two, with a comma\n\n"
-    assert open_envelope(seal([ALICE], frame)) == ([user_key(ALICE)], frame)
+    assert open_envelope(seal([ALICE], frame)) == (None, [user_key(ALICE)], frame)
 
 
 def test_thousands_of_recipients_come_back_in_order() -> None:
     recipients = [UserId(uuid7()) for _ in range(5000)]
-    names, frame = open_envelope(seal(recipients, FRAME))
+    _, names, frame = open_envelope(seal(recipients, FRAME))
     assert names == [user_key(user) for user in recipients]
     assert frame == FRAME
 
 
 def test_an_empty_frame_round_trips_as_empty() -> None:
-    assert open_envelope(seal([ALICE, BOB], b"")) == ([user_key(ALICE), user_key(BOB)], b"")
+    assert open_envelope(seal([ALICE, BOB], b"")) == (None, [user_key(ALICE), user_key(BOB)], b"")
 
 
 def test_a_single_recipient_has_no_id_separator() -> None:
     assert ID_SEPARATOR not in header([ALICE])
-    assert open_envelope(seal([ALICE], FRAME)) == ([user_key(ALICE)], FRAME)
+    assert open_envelope(seal([ALICE], FRAME)) == (None, [user_key(ALICE)], FRAME)
 
 
 def test_recipients_may_be_any_iterable_even_a_generator() -> None:
-    assert open_envelope(seal((u for u in [ALICE, BOB]), FRAME))[0] == [
+    assert open_envelope(seal((u for u in [ALICE, BOB]), FRAME))[1] == [
         user_key(ALICE),
         user_key(BOB),
     ]
+
+
+def test_an_event_names_itself_before_the_recipients() -> None:
+    sealed = seal([ALICE, BOB], FRAME, event="typing")
+    assert sealed.startswith(b"typing|0192f0c8")
+    assert open_envelope(sealed) == ("typing", [user_key(ALICE), user_key(BOB)], FRAME)
+
+
+def test_a_bar_inside_the_frame_is_not_taken_for_an_event_name() -> None:
+    frame = b'{"content":"a|b\nc|d"}'
+    assert open_envelope(seal([ALICE], frame)) == (None, [user_key(ALICE)], frame)
+    assert open_envelope(seal([ALICE], frame, event="read")) == ("read", [user_key(ALICE)], frame)

@@ -281,7 +281,7 @@ def test_an_ack_encodes_every_field_as_json() -> None:
 def test_an_error_frame_carries_its_ref_and_retry_after() -> None:
     error = Error(code="rate_limited", message="slow down", ref="c-1", retry_after=0.5)
     assert encode(error) == (
-        '{"event":"error","code":"rate_limited","message":"slow down",'
+        '{"event":"error","error":true,"code":"rate_limited","message":"slow down",'
         '"ref":"c-1","retry_after":0.5}'
     )
 

@@ -1,0 +1,49 @@
+"""Which frames a socket receives, agreed at the handshake.
+
+gochat's clients treat every frame that is not an error or a presence frame as a chat
+message, so a socket that asks for nothing gets only what gochat sends: messages, errors,
+answers to its own requests (`pong`, `auth_ok`), and an ack only for a send that carried a
+`client_msg_id`. A client asks for more the way Zulip's clients register event types:
+
+- the subprotocol `gochat-py.v1` (`new WebSocket(url, ["gochat-py.v1"])`, `wscat -s
+  gochat-py.v1`): every event;
+- `?events=ack,typing` (with or without the subprotocol): exactly those events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from gochat_py.errors import BadRequest
+
+SUBPROTOCOL = "gochat-py.v1"
+# What a client may ask for. Messages, errors and the answers to its own requests always
+# come; naming them in `events` is allowed and changes nothing.
+OPTIONAL_EVENTS = frozenset({"ack", "typing", "read", "token_expiring"})
+ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
+MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated
+
+
+class Agreement(msgspec.Struct, frozen=True):
+    """The subprotocol to answer the handshake with (None: none), and the optional events
+    the socket gets."""
+
+    subprotocol: str | None
+    events: frozenset[str]
+
+
+def negotiate(offered: Sequence[str], events: str | None) -> Agreement:
+    """The agreement for a handshake offering `offered` subprotocols and asking for
+    `events` (the query parameter), or BadRequest naming an event that does not exist."""
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    if events is None:
+        return Agreement(subprotocol, OPTIONAL_EVENTS if subprotocol else frozenset())
+    if len(events) > MAX_EVENTS_PARAM:
+        raise BadRequest("events is too long", code="invalid_events")
+    asked = {name.strip() for name in events.split(",") if name.strip()}
+    unknown = sorted(asked - OPTIONAL_EVENTS - ALWAYS_SENT)
+    if unknown:
+        raise BadRequest(f"unknown event type {unknown[0][:40]!r}", code="invalid_events")
+    return Agreement(subprotocol, frozenset(asked & OPTIONAL_EVENTS))

@@ -1,0 +1,120 @@
+"""docs/websocket.md and docs/websocket.schema.json cover every frame type there is."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import typing
+import uuid
+
+import jsonschema
+import msgspec
+import pytest
+
+from gochat_py import messages
+from gochat_py.realtime import events
+from gochat_py.websocket import frames
+from gochat_py.websocket.frames import ClientFrame
+from gochat_py.websocket.schemas import ServerFrame, frame_types, render
+from tests.harness import ROOT
+
+SCHEMA_FILE = ROOT / "docs" / "websocket.schema.json"
+GUIDE = ROOT / "docs" / "websocket.md"
+ID = uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000001")
+
+
+def event_name(frame: type[msgspec.Struct]) -> str:
+    hints = typing.get_type_hints(frame)
+    return typing.get_args(hints["event"])[0] if "event" in hints else "message"
+
+
+def defined_frames() -> set[type[msgspec.Struct]]:
+    """Every Struct with an `event` field in the modules that define frames, and the message."""
+    found = {messages.Message}
+    for module in (frames, events):
+        for _, member in inspect.getmembers(module, inspect.isclass):
+            if issubclass(member, msgspec.Struct) and member.__module__ == module.__name__:
+                if "event" in member.__struct_fields__ and not member.__name__.startswith("_"):
+                    found.add(member)
+    return found
+
+
+def section(title: str) -> str:
+    text = GUIDE.read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_committed_schema_is_the_generated_one() -> None:
+    assert SCHEMA_FILE.read_text() == render(), (
+        "frames changed: python -m gochat_py.websocket.schemas > docs/websocket.schema.json"
+    )
+
+
+def test_every_frame_type_is_in_a_union_the_schema_covers() -> None:
+    covered = set(frame_types(ClientFrame)) | set(frame_types(ServerFrame))
+    assert defined_frames() - covered == set()
+    definitions = json.loads(SCHEMA_FILE.read_text())["$defs"]
+    assert {frame.__name__ for frame in covered} <= set(definitions)
+
+
+@pytest.mark.parametrize(
+    ("union", "title"), [(ClientFrame, "Client → server"), (ServerFrame, "Server → client")]
+)
+def test_every_frame_type_has_its_heading_in_the_guide(union: object, title: str) -> None:
+    headings = set(re.findall(r"^### `([a-z_]+)`$", section(title), re.MULTILINE))
+    assert {event_name(frame) for frame in frame_types(union)} == headings
+
+
+def server_samples() -> list[msgspec.Struct]:
+    message = messages.Message(
+        id=ID, conversation_id=ID, sender_id=ID, sender_username="alice", content="hi",
+        type="text", sent_at=1, client_msg_id=None, seq=1,
+    )  # fmt: skip
+    return [
+        message,
+        frames.Ack(client_msg_id="c", id=ID, conversation_id=ID, seq=1, sent_at=1, duplicate=False),
+        frames.Error(code="invalid_json", message="no"),
+        frames.Pong(),
+        frames.TokenExpiring(expires_in=5),
+        frames.AuthOk(expires_in=5),
+        events.TypingEvent(conversation_id=ID, user_id=ID, username="bob"),
+        events.ReadEvent(conversation_id=ID, user_id=ID, seq=3),
+    ]
+
+
+def validator(definition: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    return jsonschema.Draft202012Validator(
+        {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    )
+
+
+def test_what_the_server_encodes_matches_the_server_frame_schema() -> None:
+    samples = server_samples()
+    assert {type(s) for s in samples} == set(frame_types(ServerFrame))
+    check = validator("ServerFrame")
+    for sample in samples:
+        check.validate(json.loads(frames.encode(sample)))
+    # Not vacuous: a frame missing a field the server always writes is refused.
+    ack = json.loads(frames.encode(samples[1]))
+    del ack["seq"]
+    assert not check.is_valid(ack)
+
+
+def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
+    check = validator("ClientFrame")
+    samples = [
+        {"conversation_id": str(ID), "content": "hi"},
+        {"event": "typing", "conversation_id": str(ID)},
+        {"event": "read", "conversation_id": str(ID), "seq": 0},
+        {"event": "ping"},
+        {"event": "auth", "token": "x.y.z"},
+    ]
+    for sample in samples:
+        frames.decode(json.dumps(sample))
+        check.validate(sample)
+    assert {type(frames.decode(json.dumps(s))) for s in samples} == set(frame_types(ClientFrame))
+    assert not check.is_valid({"conversation_id": str(ID), "content": ""})

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gochat_py.credentials import REFRESH_COOKIE, Credentials, Source, cookie_token
 from gochat_py.errors import Unauthorized
-from gochat_py.rest.authn import require_claims, require_trusted_origin
+from gochat_py.rest.authn import refuse_foreign_page, require_claims, require_trusted_origin
 from gochat_py.rest.cookies import clear_session_cookies, set_session_cookies
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.auth import (
@@ -44,12 +44,14 @@ async def _refresh_token(request: Request) -> str:
 
 
 async def register(request: Request) -> Response:
+    refuse_foreign_page(request)
     body = await read_json(request, RegisterRequest, FIELD_RULES)
     auth: Auth = request.state.auth
     return _session_response(request, await auth.register(body, _address(request)), 201)
 
 
 async def login(request: Request) -> Response:
+    refuse_foreign_page(request)
     body = await read_json(request, LoginRequest)
     auth: Auth = request.state.auth
     return _session_response(request, await auth.login(body, _address(request)))

@@ -8,7 +8,7 @@ from starlette.requests import HTTPConnection
 from gochat_py.credentials import Credentials
 from gochat_py.credentials import access_credentials as find_access_credentials
 from gochat_py.errors import Forbidden, Unauthorized
-from gochat_py.origins import is_trusted
+from gochat_py.origins import is_trusted, request_origin
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.tokens import Claims
@@ -26,6 +26,17 @@ def require_trusted_origin(connection: HTTPConnection, credentials: Credentials)
         return
     settings: Settings = connection.state.settings
     if not is_trusted(connection, settings.cors_origins, referer=True):
+        raise Forbidden("cross-site request refused", code="csrf_rejected")
+
+
+def refuse_foreign_page(connection: HTTPConnection) -> None:
+    """Refuse a login or registration that a browser sent from a foreign site's page: it
+    would sign the visitor into the foreign site's account (login CSRF). Clients that send
+    no Origin (curl, apps) are not browsers and pass."""
+    settings: Settings = connection.state.settings
+    if request_origin(connection, referer=False) is not None and not is_trusted(
+        connection, settings.cors_origins, referer=False
+    ):
         raise Forbidden("cross-site request refused", code="csrf_rejected")
 
 

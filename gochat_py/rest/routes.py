@@ -65,7 +65,7 @@ routes: list[BaseRoute] = [
             201,
             RegisterRequest,
             auth=False,
-            errors=(409, 429, 503),
+            errors=(403, 409, 429, 503),  # 403: csrf_rejected, from a foreign page
         ),
     ),
     ApiRoute(
@@ -77,7 +77,7 @@ routes: list[BaseRoute] = [
             AuthResult,
             request=LoginRequest,
             auth=False,
-            errors=(401, 429, 503),
+            errors=(401, 403, 429, 503),  # 403: csrf_rejected, from a foreign page
         ),
     ),
     ApiRoute(

@@ -185,6 +185,28 @@ async def test_a_cookie_write_from_elsewhere_is_refused_and_changes_nothing(
     ).status_code == 200
 
 
+async def test_a_login_or_registration_from_a_foreign_page_is_refused_and_sets_nothing(
+    browser: httpx.AsyncClient,
+) -> None:
+    name = unique_name()
+    account = {"email": f"{name}@example.com", "username": name, "password": PASSWORD}
+    foreign = {"Origin": FOREIGN}
+    registered = await browser.post("/api/v1/auth/register", json=account, headers=foreign)
+    assert (registered.status_code, error_code(registered)) == (403, "csrf_rejected")
+    assert "set-cookie" not in registered.headers
+    # Nothing was created: the same registration from this server's page succeeds.
+    own = {"Origin": own_origin(browser)}
+    assert (
+        await browser.post("/api/v1/auth/register", json=account, headers=own)
+    ).status_code == 201
+    credentials = {"email": account["email"], "password": PASSWORD}
+    logged_in = await browser.post(LOGIN, json=credentials, headers=foreign)
+    assert (logged_in.status_code, error_code(logged_in)) == (403, "csrf_rejected")
+    assert "set-cookie" not in logged_in.headers
+    for headers in ({"Origin": PARTNER}, {}):  # a partner's page; an app that sends no Origin
+        assert (await browser.post(LOGIN, json=credentials, headers=headers)).status_code == 200
+
+
 @pytest.mark.parametrize("origin", ["own", PARTNER])
 async def test_a_cookie_write_from_this_server_or_a_cors_origin_succeeds(
     browser: httpx.AsyncClient, origin: str

@@ -81,6 +81,8 @@ class Members:
                 code="too_many_participants",
                 field=field,
             )
+        if not lowered:
+            return []
         found = await self._users.ids_by_email(lowered)
         if len(found) != len(lowered):
             # The same code as an unknown id; 404 because the request named the user by an

@@ -282,7 +282,7 @@ async def _create_group(base_url: str, others: list[uuid.UUID]) -> tuple[str, st
         )
         if created.status_code != 201:
             raise RuntimeError(f"POST /conversations: {created.status_code} {created.text[:200]}")
-        return str(token), str(created.json()["id"])
+        return str(token), str(created.json()["conversation"]["id"])
 
 
 def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:

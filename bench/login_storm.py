@@ -138,7 +138,7 @@ async def connect_echo(
     )
     if response.status_code != 201:
         raise RuntimeError(f"POST /conversations: {response.status_code} {response.text[:200]}")
-    echo = Echo(response.json()["id"])
+    echo = Echo(response.json()["conversation"]["id"])
     url = base_url.replace("http://", "ws://", 1) + f"/ws?token={token}"
     await ws_connect(lambda: echo, url)
     return echo

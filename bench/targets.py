@@ -165,8 +165,8 @@ async def _populate_gochat(base_url: str, redis_url: str, layout: Layout) -> tup
             )
         )
     groups = [
-        Group(conversation["id"], members, members[: layout.senders])
-        for conversation, members in zip(created, members_of, strict=True)
+        Group(item["conversation"]["id"], members, members[: layout.senders])
+        for item, members in zip(created, members_of, strict=True)
     ]
     ws_base = base_url.replace("http://", "ws://", 1)
     urls = [f"{ws_base}/ws?token={token}&events=ack" for token in tokens]

@@ -161,7 +161,7 @@ class Container(containers.DeclarativeContainer):
         recent_max=settings.provided.recent_cache_max,
     )
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
-    members = providers.Singleton(Members, conversations, membership)
+    members = providers.Singleton(Members, conversations, users, membership)
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
     sending = providers.Singleton(Sending, membership, publisher, metrics)

@@ -223,25 +223,27 @@ async def next_frame(
 async def create_direct(
     client: httpx.AsyncClient, tokens: Mapping[str, Any], other_id: str
 ) -> dict[str, Any]:
+    """The pair's conversation: the `conversation` of the answer, whose `id` callers want."""
     response = await client.post(
         "/api/v1/conversations", json={"participant_id": other_id}, headers=bearer(tokens)
     )
     assert response.status_code in (200, 201), response.text
-    body: dict[str, Any] = response.json()
-    return body
+    conversation: dict[str, Any] = response.json()["conversation"]
+    return conversation
 
 
 async def create_group(
     client: httpx.AsyncClient, tokens: Mapping[str, Any], name: str, member_ids: list[str]
 ) -> dict[str, Any]:
+    """The new group: the `conversation` of the answer."""
     response = await client.post(
         "/api/v1/conversations",
         json={"name": name, "participant_ids": member_ids},
         headers=bearer(tokens),
     )
     assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    conversation: dict[str, Any] = response.json()["conversation"]
+    return conversation
 
 
 async def live_subscribers(redis: Redis, conversation_id: str) -> int:

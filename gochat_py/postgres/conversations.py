@@ -13,6 +13,7 @@ from gochat_py import times
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
+from gochat_py.postgres.users import ACTIVE, Email
 
 # Each live frame names every recipient (envelope.py) and each send re-checks the set;
 # rooms of thousands want another design (channels without per-message member lists).
@@ -21,18 +22,25 @@ GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class CreateConversation(msgspec.Struct, frozen=True):
-    """`{participant_id}` for a direct conversation, `{name, participant_ids}` for a group."""
+    """`{participant_id}` or `{participant_email}` for a direct conversation; `{name}` with
+    `participant_ids`, `participant_emails` or both (their union) for a group."""
 
     participant_id: uuid.UUID | None = None
+    participant_email: Email | None = None
     name: GroupName | None = None
     participant_ids: list[uuid.UUID] | None = None
+    participant_emails: list[Email] | None = None
 
 
 class Participant(msgspec.Struct, frozen=True):
+    """A member as the other members see them: no email."""
+
     id: uuid.UUID
     username: str
     role: str
     joined_at: int  # unix milliseconds
+    is_active: bool
+    created_at: int  # the account's, unix milliseconds
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -41,11 +49,19 @@ class Conversation(msgspec.Struct, frozen=True):
     name: str | None
     created_by: uuid.UUID
     created_at: int
+    updated_at: int  # gochat's name for the last activity: equal to last_activity_at
     last_seq: int
     last_activity_at: int
+
+
+class ConversationView(msgspec.Struct, frozen=True):
+    """One conversation as a member sees it, in gochat's shape: the conversation itself
+    beside its participants, last message and the member's unread count."""
+
+    conversation: Conversation
     participants: list[Participant]
-    last_message: Message | None = None
-    unread_count: int = 0
+    last_message: Message | None
+    unread_count: int
 
 
 class ConversationRow(msgspec.Struct, frozen=True):
@@ -119,16 +135,19 @@ class Conversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create_direct(self, creator: UserId, other: UserId) -> tuple[ConversationId, bool]:
-        """The pair's conversation and whether this call created it (either user may ask)."""
+    async def create_direct(
+        self, creator: UserId, other: UserId, field: str = "participant_id"
+    ) -> tuple[ConversationId, bool]:
+        """The pair's conversation and whether this call created it (either user may ask);
+        `field` names where the request gave `other`, for the errors."""
         if creator == other:
             raise ValidationFailed(
                 "a direct conversation needs another user", code="cannot_message_self",
-                field="participant_id",
+                field=field,
             )  # fmt: skip
         low, high = sorted((creator, other))
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._require_users(conn, [other], "participant_id")
+            await self._require_users(conn, [other], field)
             conversation_id = await conn.fetchval(
                 "INSERT INTO conversations"
                 " (id, kind, created_by, direct_user_low, direct_user_high)"
@@ -153,28 +172,34 @@ class Conversations:
         return ConversationId(conversation_id), True
 
     async def create_group(
-        self, creator: UserId, name: str, participant_ids: list[uuid.UUID]
+        self,
+        creator: UserId,
+        name: str,
+        participant_ids: list[uuid.UUID],
+        field: str = "participant_ids",
     ) -> ConversationId:
+        """A group of the creator (its owner) and the participants; `field` names where the
+        request gave them, for the errors."""
         if not name.strip():
             raise ValidationFailed("name must not be blank", code="invalid_name", field="name")
         others = [p for p in participant_ids if p != creator]
         if len(set(others)) != len(others):
             raise ValidationFailed(
-                "participant_ids lists a user twice", code="duplicate_participants",
-                field="participant_ids",
+                f"{field} lists a user twice", code="duplicate_participants",
+                field=field,
             )  # fmt: skip
         if not others:
             raise ValidationFailed(
                 "a group needs at least one other participant", code="no_participants",
-                field="participant_ids",
+                field=field,
             )  # fmt: skip
         if len(others) + 1 > MAX_GROUP_MEMBERS:
             raise ValidationFailed(
                 f"a group has at most {MAX_GROUP_MEMBERS} members", code="too_many_participants",
-                field="participant_ids",
+                field=field,
             )  # fmt: skip
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._require_users(conn, others, "participant_ids")
+            await self._require_users(conn, others, field)
             conversation_id = uuid7()
             await conn.execute(
                 "INSERT INTO conversations (id, kind, name, created_by)"
@@ -278,16 +303,22 @@ class Conversations:
         self, conversation_ids: list[ConversationId]
     ) -> dict[ConversationId, list[Participant]]:
         rows = await self._pool.fetch(
-            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at"
+            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at, u.created_at"
             " FROM conversation_members m JOIN users u ON u.id = m.user_id"
             " WHERE m.conversation_id = ANY($1::uuid[]) ORDER BY m.joined_at, u.username",
             conversation_ids,
         )
         found: dict[ConversationId, list[Participant]] = {c: [] for c in conversation_ids}
         for row in rows:
-            joined_at = times.unix_ms(row["joined_at"])
             found[ConversationId(row["conversation_id"])].append(
-                Participant(row["id"], row["username"], row["role"], joined_at)
+                Participant(
+                    id=row["id"],
+                    username=row["username"],
+                    role=row["role"],
+                    joined_at=times.unix_ms(row["joined_at"]),
+                    is_active=ACTIVE,
+                    created_at=times.unix_ms(row["created_at"]),
+                )
             )
         return found
 

@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from typing import Annotated
 
 import asyncpg
 import msgspec
 
+from gochat_py import times
 from gochat_py.errors import Conflict
 from gochat_py.ids import UserId
 
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an email address"
+    ),
+]
+
+# Nothing deactivates an account, so the table has no column for it: every account is active.
+ACTIVE = True
+
 
 class User(msgspec.Struct, frozen=True):
-    """A user as every client sees it."""
+    """A user as the user themself sees it: the email is shown to no one else."""
 
     id: uuid.UUID
     email: str
     username: str
+    is_active: bool
+    created_at: int  # unix milliseconds
 
 
 class Account(msgspec.Struct, frozen=True):
     user: User
     password_hash: str
-    created_at: datetime
 
 
 _COLUMNS = "id, email, username, password_hash, created_at"
 
 
 def _account(row: asyncpg.Record) -> Account:
-    return Account(
-        user=User(id=row["id"], email=row["email"], username=row["username"]),
-        password_hash=row["password_hash"],
-        created_at=row["created_at"],
+    user = User(
+        id=row["id"],
+        email=row["email"],
+        username=row["username"],
+        is_active=ACTIVE,
+        created_at=times.unix_ms(row["created_at"]),
     )
+    return Account(user=user, password_hash=row["password_hash"])
 
 
 class Users:
@@ -62,6 +77,14 @@ class Users:
             f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)", email
         )
         return _account(row) if row else None
+
+    async def ids_by_email(self, emails: list[str]) -> dict[str, UserId]:
+        """The accounts of those emails that have one, keyed by the email in lower case."""
+        rows = await self._pool.fetch(
+            "SELECT id, lower(email) AS email FROM users WHERE lower(email) = ANY($1::text[])",
+            [email.lower() for email in emails],
+        )
+        return {row["email"]: UserId(row["id"]) for row in rows}
 
     async def by_id(self, user_id: UserId) -> Account | None:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)

@@ -11,12 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gochat_py import cursors, times
-from gochat_py.errors import BadRequest, Unauthorized, ValidationFailed
+from gochat_py.errors import BadRequest, Unauthorized
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.messages import ClientMsgId, Content
 from gochat_py.postgres.conversations import (
-    Conversation,
     ConversationRow,
+    ConversationView,
     CreateConversation,
 )
 from gochat_py.postgres.users import Users
@@ -61,8 +61,15 @@ class SendBody(msgspec.Struct, frozen=True):
 
 
 class ConversationPage(msgspec.Struct, frozen=True):
-    conversations: list[Conversation]
+    conversations: list[ConversationView]
+    count: int  # how many this page holds, as gochat says it
     next_cursor: str | None
+
+
+class CreatedConversation(ConversationView, frozen=True):
+    """The conversation started, or the pair's direct conversation found."""
+
+    is_new: bool  # false: the pair's direct conversation existed already
 
 
 def _limit(request: Request, default: int) -> int:
@@ -83,22 +90,17 @@ async def create(request: Request) -> Response:
     claims = await require_claims(request)
     body = await read_json(request, CreateConversation)
     members: Members = request.state.members
-    if body.participant_id is not None and body.participant_ids is None and body.name is None:
-        conversation_id, created = await members.start_direct(
-            claims.user_id, UserId(body.participant_id)
-        )
-    elif body.participant_id is None and body.participant_ids is not None and body.name is not None:
-        conversation_id = await members.start_group(claims.user_id, body.name, body.participant_ids)
-        created = True
-    else:
-        raise ValidationFailed(
-            "send {participant_id} for a direct conversation or {name, participant_ids} "
-            "for a group",
-            code="invalid_conversation",
-        )
+    conversation_id, created = await members.start(claims.user_id, body)
     views: ConversationViews = request.state.conversation_views
-    conversation = await views.one(claims.user_id, conversation_id)
-    return json_response(conversation, 201 if created else 200)
+    view = await views.one(claims.user_id, conversation_id)
+    answer = CreatedConversation(
+        conversation=view.conversation,
+        participants=view.participants,
+        last_message=view.last_message,
+        unread_count=view.unread_count,
+        is_new=created,
+    )
+    return json_response(answer, 201 if created else 200)
 
 
 async def list_conversations(request: Request) -> Response:
@@ -108,7 +110,9 @@ async def list_conversations(request: Request) -> Response:
     views: ConversationViews = request.state.conversation_views
     page, last = await views.page(claims.user_id, limit, before)
     next_cursor = _encode_list_cursor(last) if last is not None else None
-    return json_response(ConversationPage(conversations=page, next_cursor=next_cursor))
+    return json_response(
+        ConversationPage(conversations=page, count=len(page), next_cursor=next_cursor)
+    )
 
 
 async def details(request: Request) -> Response:

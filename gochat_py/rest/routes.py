@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gochat_py.messages import Message
-from gochat_py.postgres.conversations import Conversation, CreateConversation
+from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
 from gochat_py.rest import auth, conversations, health
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
@@ -118,12 +118,12 @@ routes: list[BaseRoute] = [
         conversations.create,
         "POST",
         Operation(
-            "Start a direct conversation (200 when it exists) or a group",
-            Conversation,
+            "Start a direct conversation (200 when it exists) or a group, by ids or emails",
+            conversations.CreatedConversation,
             201,
             CreateConversation,
-            errors=(503,),
-            also={200: Conversation},
+            errors=(404, 503),
+            also={200: conversations.CreatedConversation},
         ),
     ),
     ApiRoute(
@@ -141,7 +141,7 @@ routes: list[BaseRoute] = [
         CONVERSATION,
         conversations.details,
         "GET",
-        Operation("One conversation with its participants", Conversation, errors=(404, 503)),
+        Operation("One conversation with its participants", ConversationView, errors=(404, 503)),
     ),
     ApiRoute(
         f"{CONVERSATION}/messages",

@@ -10,18 +10,12 @@ from loguru import logger
 
 from gochat_py.errors import Unauthorized
 from gochat_py.ids import SessionId, UserId
-from gochat_py.postgres.users import User, Users
+from gochat_py.postgres.users import Email, User, Users
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.sessions import Rotation, Sessions
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.tokens import Claims, TokenCodec, TokenPair
 
-Email = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an email address"
-    ),
-]
 Username = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{3,32}$")]
 # The upper bound keeps a single request from making argon2 hash megabytes.
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]

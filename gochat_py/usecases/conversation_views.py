@@ -12,6 +12,7 @@ from gochat_py.postgres.conversations import (
     Conversation,
     ConversationRow,
     Conversations,
+    ConversationView,
 )
 from gochat_py.realtime.membership import NotAMember
 from gochat_py.redis.recent import RecentCache
@@ -24,14 +25,14 @@ class ConversationViews:
 
     async def page(
         self, user: UserId, limit: int, before: tuple[datetime, uuid.UUID] | None
-    ) -> tuple[list[Conversation], ConversationRow | None]:
+    ) -> tuple[list[ConversationView], ConversationRow | None]:
         """Up to `limit` of the user's conversations, most recently active first, and the
         row to continue after when there are more."""
         rows = await self._conversations.page(user, limit + 1, before)
         page = rows[:limit]
         return await self.present(user, page), page[-1] if len(rows) > limit else None
 
-    async def one(self, user: UserId, conversation_id: ConversationId) -> Conversation:
+    async def one(self, user: UserId, conversation_id: ConversationId) -> ConversationView:
         """NotAMember for a conversation the user is not in, or that does not exist."""
         row = await self._conversations.one(user, conversation_id)
         if row is None:
@@ -39,7 +40,7 @@ class ConversationViews:
         [conversation] = await self.present(user, [row])
         return conversation
 
-    async def present(self, user: UserId, rows: list[ConversationRow]) -> list[Conversation]:
+    async def present(self, user: UserId, rows: list[ConversationRow]) -> list[ConversationView]:
         """Rows as clients see them, with what the worker has not persisted yet folded in."""
         ids = [ConversationId(row.id) for row in rows]
         participants = await self._conversations.participants(ids)
@@ -51,17 +52,22 @@ class ConversationViews:
             unread_newer = sum(
                 1 for m in newer if m.sender_id != user and m.seq > row.last_read_seq
             )
+            last_activity_at = max(
+                [times.unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]
+            )
+            conversation = Conversation(
+                id=row.id,
+                type=row.kind,
+                name=row.name,
+                created_by=row.created_by,
+                created_at=times.unix_ms(row.created_at),
+                updated_at=last_activity_at,
+                last_seq=max([row.last_seq, *(m.seq for m in newer)]),
+                last_activity_at=last_activity_at,
+            )
             result.append(
-                Conversation(
-                    id=row.id,
-                    type=row.kind,
-                    name=row.name,
-                    created_by=row.created_by,
-                    created_at=times.unix_ms(row.created_at),
-                    last_seq=max([row.last_seq, *(m.seq for m in newer)]),
-                    last_activity_at=max(
-                        [times.unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]
-                    ),
+                ConversationView(
+                    conversation=conversation,
                     participants=participants[ConversationId(row.id)],
                     last_message=newer[0] if newer else row.last_message,
                     unread_count=min(UNREAD_CAP, row.unread_count + unread_newer),

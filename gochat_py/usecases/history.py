@@ -33,6 +33,7 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields
 class Page(msgspec.Struct, frozen=True):
     messages: list[Message]
     next_cursor: str | None
+    has_more: bool  # gochat's flag: exactly when next_cursor is not null
 
 
 class History:
@@ -60,4 +61,4 @@ class History:
         ordered = sorted(merged.values(), key=lambda m: m.seq, reverse=direction == "before")
         page, more = ordered[:limit], len(ordered) > limit
         next_cursor = cursors.encode(Cursor(direction, page[-1].seq)) if more and page else None
-        return Page(messages=page, next_cursor=next_cursor)
+        return Page(messages=page, next_cursor=next_cursor, has_more=next_cursor is not None)

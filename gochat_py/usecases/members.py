@@ -5,31 +5,90 @@ from __future__ import annotations
 
 import uuid
 
+from gochat_py.errors import NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.conversations import MAX_GROUP_MEMBERS, Conversations, CreateConversation
+from gochat_py.postgres.users import Users
 from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
+
+# One wording whichever address it was: the answer tells no more than that one is unknown.
+UNKNOWN_EMAIL = "no account has an email given"
 
 
 class Members:
-    def __init__(self, conversations: Conversations, membership: Membership) -> None:
+    def __init__(self, conversations: Conversations, users: Users, membership: Membership) -> None:
         self._conversations = conversations
+        self._users = users
         self._membership = membership
 
-    async def start_direct(self, creator: UserId, other: UserId) -> tuple[ConversationId, bool]:
-        """The pair's one direct conversation, and whether this call created it."""
-        conversation_id, created = await self._conversations.create_direct(creator, other)
+    async def start(
+        self, creator: UserId, request: CreateConversation
+    ) -> tuple[ConversationId, bool]:
+        """A direct conversation or a group, and whether this call created it (a direct
+        conversation exists once per pair)."""
+        one = [x for x in (request.participant_id, request.participant_email) if x is not None]
+        lists = request.participant_ids is not None or request.participant_emails is not None
+        if len(one) == 1 and request.name is None and not lists:
+            return await self._start_direct(creator, one[0])
+        if not one and request.name is not None and lists:
+            return await self._start_group(creator, request.name, request), True
+        raise ValidationFailed(
+            "send {participant_id} or {participant_email} for a direct conversation, or "
+            "{name} with participant_ids, participant_emails or both for a group",
+            code="invalid_conversation",
+        )
+
+    async def _start_direct(
+        self, creator: UserId, participant: uuid.UUID | str
+    ) -> tuple[ConversationId, bool]:
+        """With the other user named by id, or by email (a str)."""
+        if isinstance(participant, str):
+            field = "participant_email"
+            [other] = await self._accounts_of([participant], field)
+        else:
+            other, field = UserId(participant), "participant_id"
+        conversation_id, created = await self._conversations.create_direct(creator, other, field)
         if created:
             await self._announce(conversation_id, added=[creator, other])
         return conversation_id, created
 
-    async def start_group(
-        self, creator: UserId, name: str, participant_ids: list[uuid.UUID]
+    async def _start_group(
+        self, creator: UserId, name: str, request: CreateConversation
     ) -> ConversationId:
-        conversation_id = await self._conversations.create_group(creator, name, participant_ids)
+        # Ids and emails may name the same user: the group is their union.
+        ids: list[uuid.UUID] = list(request.participant_ids or [])
+        listed = set(ids)
+        emails = request.participant_emails or []
+        ids += [u for u in await self._accounts_of(emails, "participant_emails") if u not in listed]
+        field = "participant_ids" if request.participant_ids is not None else "participant_emails"
+        conversation_id = await self._conversations.create_group(creator, name, ids, field)
         # The creator may list themself too.
-        joined = {creator, *(UserId(p) for p in participant_ids)}
+        joined = {creator, *(UserId(p) for p in ids)}
         await self._announce(conversation_id, added=list(joined))
         return conversation_id
+
+    async def _accounts_of(self, emails: list[str], field: str) -> list[UserId]:
+        """The account of each email (case-insensitive), in order; NotFound if any has none."""
+        lowered = [email.lower() for email in emails]
+        if len(set(lowered)) != len(lowered):
+            raise ValidationFailed(
+                f"{field} lists an email twice", code="duplicate_participants", field=field
+            )
+        # Checked before the lookup, so no request makes one query of thousands of emails.
+        if len(lowered) > MAX_GROUP_MEMBERS:
+            raise ValidationFailed(
+                f"a group has at most {MAX_GROUP_MEMBERS} members",
+                code="too_many_participants",
+                field=field,
+            )
+        if not lowered:
+            return []
+        found = await self._users.ids_by_email(lowered)
+        if len(found) != len(lowered):
+            # The same code as an unknown id; 404 because the request named the user by an
+            # address, and which of several addresses it was stays untold.
+            raise NotFound(UNKNOWN_EMAIL, code="unknown_users", field=field)
+        return [found[email] for email in lowered]
 
     async def add(
         self, actor: UserId, conversation_id: ConversationId, user_ids: list[uuid.UUID]

@@ -8,6 +8,7 @@ import httpx
 import jwt
 import pytest
 
+from gochat_py import times
 from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
 from gochat_py.usecases.tokens import TokenCodec
@@ -27,16 +28,23 @@ def error_code(response: httpx.Response) -> str:
     return code
 
 
-async def test_register_returns_the_user_and_a_token_pair(api: httpx.AsyncClient) -> None:
+async def test_register_returns_the_user_and_a_token_pair(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     name = unique_name()
     response = await api.post(
         REGISTER, json={"email": f"{name}@example.com", "username": name, "password": PASSWORD}
     )
     assert response.status_code == 201
     body = response.json()
+    assert set(body["user"]) == {"id", "email", "username", "is_active", "created_at"}
     assert body["user"]["email"] == f"{name}@example.com"
     assert body["user"]["username"] == name
-    uuid.UUID(body["user"]["id"])
+    assert body["user"]["is_active"] is True
+    created = await db.fetchval(
+        "SELECT created_at FROM users WHERE id = $1", uuid.UUID(body["user"]["id"])
+    )
+    assert body["user"]["created_at"] == times.unix_ms(created)
     assert set(body["tokens"]) == {"access_token", "refresh_token", "expires_in"}
     assert body["tokens"]["expires_in"] == 900
 
@@ -72,6 +80,7 @@ async def test_me_returns_the_caller(api: httpx.AsyncClient) -> None:
     response = await api.get(ME, headers=bearer(registered["tokens"]))
     assert response.status_code == 200
     assert response.json() == registered["user"]
+    assert {"is_active", "created_at"} <= set(response.json())
 
 
 async def test_duplicate_email_in_any_case_is_a_conflict(api: httpx.AsyncClient) -> None:

@@ -11,6 +11,23 @@ from tests.harness import bearer, create_direct, create_group, register
 CONVERSATIONS = "/api/v1/conversations"
 
 
+CONVERSATION_FIELDS = {
+    "id", "type", "name", "created_by", "created_at", "updated_at", "last_seq",
+    "last_activity_at",
+}  # fmt: skip
+PARTICIPANT_FIELDS = {"id", "username", "role", "joined_at", "is_active", "created_at"}
+
+
+def assert_item_shape(item: dict[str, Any]) -> None:
+    """gochat's conversation item: the conversation beside what a member sees of it."""
+    assert set(item) >= {"conversation", "participants", "last_message", "unread_count"}
+    assert set(item["conversation"]) == CONVERSATION_FIELDS
+    assert item["conversation"]["updated_at"] == item["conversation"]["last_activity_at"]
+    for participant in item["participants"]:
+        assert set(participant) == PARTICIPANT_FIELDS  # no email among them
+        assert participant["is_active"] is True
+
+
 async def test_a_direct_conversation_is_the_same_whoever_starts_it(api: httpx.AsyncClient) -> None:
     alice, bob = await register(api), await register(api)
     first = await api.post(
@@ -23,23 +40,166 @@ async def test_a_direct_conversation_is_the_same_whoever_starts_it(api: httpx.As
         CONVERSATIONS, json={"participant_id": alice["user"]["id"]}, headers=bearer(bob["tokens"])
     )
     assert (first.status_code, again.status_code, reverse.status_code) == (201, 200, 200)
-    assert first.json()["id"] == again.json()["id"] == reverse.json()["id"]
+    assert [r.json()["is_new"] for r in (first, again, reverse)] == [True, False, False]
+    ids = {r.json()["conversation"]["id"] for r in (first, again, reverse)}
+    assert len(ids) == 1
     body = first.json()
-    assert body["type"] == "direct"
-    assert body["name"] is None
+    assert set(body) == {"conversation", "participants", "last_message", "unread_count", "is_new"}
+    assert_item_shape(body)
+    assert body["conversation"]["type"] == "direct"
+    assert body["conversation"]["name"] is None
+    assert body["conversation"]["created_by"] == alice["user"]["id"]
+    assert body["conversation"]["last_seq"] == 0
     assert {p["id"] for p in body["participants"]} == {alice["user"]["id"], bob["user"]["id"]}
-    assert body["last_message"] is None and body["unread_count"] == 0 and body["last_seq"] == 0
+    assert body["last_message"] is None and body["unread_count"] == 0
 
 
 async def test_a_group_includes_its_creator(api: httpx.AsyncClient) -> None:
     alice, bob, carol = await register(api), await register(api), await register(api)
-    group = await create_group(
-        api, alice["tokens"], "Team", [bob["user"]["id"], carol["user"]["id"]]
+    response = await api.post(
+        CONVERSATIONS,
+        json={"name": "Team", "participant_ids": [bob["user"]["id"], carol["user"]["id"]]},
+        headers=bearer(alice["tokens"]),
     )
-    assert group["type"] == "group" and group["name"] == "Team"
+    assert response.status_code == 201 and response.json()["is_new"] is True
+    group = response.json()
+    assert_item_shape(group)
+    assert group["conversation"]["type"] == "group" and group["conversation"]["name"] == "Team"
     roles = {p["id"]: p["role"] for p in group["participants"]}
     assert roles == {alice["user"]["id"]: "owner", bob["user"]["id"]: "member",
                      carol["user"]["id"]: "member"}  # fmt: skip
+
+
+async def test_participants_carry_their_account_but_not_its_email(
+    api: httpx.AsyncClient,
+) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    response = await api.get(
+        f"{CONVERSATIONS}/{conversation['id']}", headers=bearer(alice["tokens"])
+    )
+    assert bob["user"]["email"] not in response.text
+    assert alice["user"]["email"] not in response.text
+    accounts = {p["id"]: (p["username"], p["is_active"], p["created_at"])
+                for p in response.json()["participants"]}  # fmt: skip
+    assert accounts == {
+        u["id"]: (u["username"], True, u["created_at"]) for u in (alice["user"], bob["user"])
+    }
+
+
+async def test_one_conversation_and_the_list_have_the_same_item_shape(
+    api: httpx.AsyncClient,
+) -> None:
+    alice, bob, carol = await register(api), await register(api), await register(api)
+    direct = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    group = await create_group(api, alice["tokens"], "g", [carol["user"]["id"]])
+    sent = await api.post(
+        f"{CONVERSATIONS}/{direct['id']}/messages",
+        json={"content": "hi"},
+        headers=bearer(bob["tokens"]),
+    )
+    listed = (await api.get(CONVERSATIONS, headers=bearer(alice["tokens"]))).json()
+    assert set(listed) == {"conversations", "count", "next_cursor"}
+    assert listed["count"] == len(listed["conversations"]) == 2
+    by_id = {item["conversation"]["id"]: item for item in listed["conversations"]}
+    assert set(by_id) == {direct["id"], group["id"]}
+    for conversation_id, item in by_id.items():
+        assert_item_shape(item)
+        one = await api.get(f"{CONVERSATIONS}/{conversation_id}", headers=bearer(alice["tokens"]))
+        assert one.json() == item
+    item = by_id[direct["id"]]
+    assert item["last_message"] == sent.json() and item["unread_count"] == 1
+    assert item["conversation"]["updated_at"] == sent.json()["sent_at"]
+    assert item["conversation"]["last_seq"] == 1
+
+
+async def test_the_list_counts_the_items_of_each_page(api: httpx.AsyncClient) -> None:
+    alice = await register(api)
+    for _ in range(3):
+        await create_direct(api, alice["tokens"], (await register(api))["user"]["id"])
+    first = (await api.get(CONVERSATIONS, params={"limit": "2"},
+                           headers=bearer(alice["tokens"]))).json()  # fmt: skip
+    rest = (await api.get(CONVERSATIONS, params={"cursor": first["next_cursor"]},
+                          headers=bearer(alice["tokens"]))).json()  # fmt: skip
+    assert (first["count"], rest["count"], rest["next_cursor"]) == (2, 1, None)
+
+
+async def test_a_direct_conversation_starts_by_email_in_any_case(api: httpx.AsyncClient) -> None:
+    alice, bob = await register(api), await register(api)
+    shouted = bob["user"]["email"].upper()
+    first = await api.post(
+        CONVERSATIONS, json={"participant_email": shouted}, headers=bearer(alice["tokens"])
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["is_new"] is True
+    assert {p["id"] for p in first.json()["participants"]} == {
+        alice["user"]["id"],
+        bob["user"]["id"],
+    }
+    assert bob["user"]["email"] not in first.text.lower()
+    by_id = await api.post(
+        CONVERSATIONS, json={"participant_id": bob["user"]["id"]}, headers=bearer(alice["tokens"])
+    )
+    assert (by_id.status_code, by_id.json()["is_new"]) == (200, False)
+    assert by_id.json()["conversation"]["id"] == first.json()["conversation"]["id"]
+
+
+async def test_a_group_starts_from_emails_and_ids_together(api: httpx.AsyncClient) -> None:
+    alice, bob, carol, dave = [await register(api) for _ in range(4)]
+    response = await api.post(
+        CONVERSATIONS,
+        json={
+            "name": "mixed",
+            "participant_ids": [bob["user"]["id"]],
+            # bob twice (by id and by email) and alice herself: one member each.
+            "participant_emails": [carol["user"]["email"].upper(), dave["user"]["email"],
+                                   bob["user"]["email"], alice["user"]["email"]],
+        },
+        headers=bearer(alice["tokens"]),
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    roles = {p["id"]: p["role"] for p in response.json()["participants"]}
+    assert roles == {alice["user"]["id"]: "owner", bob["user"]["id"]: "member",
+                     carol["user"]["id"]: "member", dave["user"]["id"]: "member"}  # fmt: skip
+    by_emails = await api.post(
+        CONVERSATIONS,
+        json={"name": "emails", "participant_emails": [carol["user"]["email"]]},
+        headers=bearer(alice["tokens"]),
+    )
+    assert by_emails.status_code == 201, by_emails.text
+    assert {p["id"] for p in by_emails.json()["participants"]} == {
+        alice["user"]["id"],
+        carol["user"]["id"],
+    }
+
+
+async def test_an_unknown_email_is_404_and_tells_nothing_else(api: httpx.AsyncClient) -> None:
+    alice, bob, carol = await register(api), await register(api), await register(api)
+    ghost = f"ghost-{uuid.uuid4().hex}@example.com"
+    direct = await api.post(
+        CONVERSATIONS, json={"participant_email": ghost}, headers=bearer(alice["tokens"])
+    )
+    assert direct.status_code == 404
+    assert direct.json()["error"]["code"] == "unknown_users"
+    assert ghost not in direct.text
+    # Which of several addresses is unknown does not change the answer.
+    answers = []
+    for emails in ([ghost, bob["user"]["email"], carol["user"]["email"]],
+                   [bob["user"]["email"], carol["user"]["email"], ghost]):  # fmt: skip
+        group = await api.post(
+            CONVERSATIONS,
+            json={"name": "g", "participant_emails": emails},
+            headers=bearer(alice["tokens"]),
+        )
+        assert group.status_code == 404
+        answers.append(group.json())
+        for email in emails:
+            assert email not in group.text
+    assert answers[0] == answers[1]
+    assert answers[0]["error"]["code"] == "unknown_users"
+    # Nothing was created by the refused requests.
+    listed = (await api.get(CONVERSATIONS, headers=bearer(alice["tokens"]))).json()
+    assert listed["conversations"] == []
 
 
 async def test_talking_to_yourself_is_refused(api: httpx.AsyncClient) -> None:
@@ -81,15 +241,37 @@ async def test_unknown_users_are_named_in_the_error(api: httpx.AsyncClient) -> N
         ({}, "invalid_conversation"),
         ({"participant_id": "not-a-uuid"}, "validation_failed"),
         ({"name": "g", "participant_ids": "{bob}"}, "validation_failed"),
+        ({"participant_id": "{bob}", "participant_email": "{bob_email}"}, "invalid_conversation"),
+        (
+            {"participant_email": "{bob_email}", "participant_ids": ["{bob}"]},
+            "invalid_conversation",
+        ),
+        ({"participant_emails": ["{bob_email}"]}, "invalid_conversation"),
+        ({"participant_email": "not-an-address"}, "validation_failed"),
+        ({"participant_email": "{alice_email}"}, "cannot_message_self"),
+        (
+            {"name": "g", "participant_emails": ["{bob_email}", "{BOB_EMAIL}"]},
+            "duplicate_participants",
+        ),
+        ({"name": "g", "participant_emails": []}, "no_participants"),
+        ({"name": "g", "participant_ids": [], "participant_emails": []}, "no_participants"),
+        (
+            {"name": "g", "participant_emails": [f"x{n}@example.com" for n in range(257)]},
+            "too_many_participants",
+        ),
     ],
 )
 async def test_bad_create_requests_get_a_clear_422(
     api: httpx.AsyncClient, body: dict[str, Any], code: str
 ) -> None:
     alice, bob = await register(api), await register(api)
+    names = {
+        "bob": bob["user"]["id"], "bob_email": bob["user"]["email"],
+        "BOB_EMAIL": bob["user"]["email"].upper(), "alice_email": alice["user"]["email"],
+    }  # fmt: skip
     filled = {
-        k: [x.format(bob=bob["user"]["id"]) for x in v] if isinstance(v, list)
-        else v.format(bob=bob["user"]["id"]) if isinstance(v, str) else v
+        k: [x.format(**names) for x in v] if isinstance(v, list)
+        else v.format(**names) if isinstance(v, str) else v
         for k, v in body.items()
     }  # fmt: skip
     response = await api.post(CONVERSATIONS, json=filled, headers=bearer(alice["tokens"]))
@@ -139,7 +321,7 @@ async def test_the_list_is_paged_by_cursor_without_repeats(api: httpx.AsyncClien
     while True:
         params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
         page = (await api.get(CONVERSATIONS, params=params, headers=bearer(alice["tokens"]))).json()
-        seen += [c["id"] for c in page["conversations"]]
+        seen += [c["conversation"]["id"] for c in page["conversations"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break

@@ -67,6 +67,7 @@ async def all_pages(
         assert response.status_code == 200, response.text
         body = response.json()
         messages += body["messages"]
+        assert body["has_more"] is (body["next_cursor"] is not None)
         if body["next_cursor"] is None:
             return messages
         query = {"limit": params.get("limit", "50"), "cursor": body["next_cursor"]}
@@ -119,7 +120,7 @@ async def test_the_last_page_has_no_cursor_and_an_empty_conversation_is_empty(
 ) -> None:
     alice, _, conversation_id = chat
     body = (await api.get(PATH.format(conversation_id), headers=bearer(alice["tokens"]))).json()
-    assert body == {"messages": [], "next_cursor": None}
+    assert body == {"messages": [], "next_cursor": None, "has_more": False}
 
 
 async def test_after_seq_pages_forward_to_fill_a_gap(
@@ -131,6 +132,33 @@ async def test_after_seq_pages_forward_to_fill_a_gap(
     await publish(redis, database_url, conversation_id, alice["user"], 20)
     messages = await all_pages(api, bob["tokens"], conversation_id, after_seq="90", limit="7")
     assert [m["seq"] for m in messages] == list(range(91, 121))
+
+
+@pytest.mark.parametrize(
+    ("params", "more"),
+    [
+        pytest.param({"limit": "4"}, True, id="newest first, older ones left"),
+        pytest.param({"limit": "5"}, False, id="newest first, the whole history"),
+        pytest.param({"cursor": "WyJiZWZvcmUiLDVd", "limit": "3"}, True, id="before 5, 1 left"),
+        pytest.param({"cursor": "WyJiZWZvcmUiLDVd", "limit": "4"}, False, id="before 5, to 1"),
+        pytest.param({"after_seq": "1", "limit": "3"}, True, id="after 1, one left"),
+        pytest.param({"after_seq": "1", "limit": "4"}, False, id="after 1, up to the newest"),
+        pytest.param({"after_seq": "5"}, False, id="after the newest"),
+    ],
+)
+async def test_has_more_says_whether_another_page_follows_in_either_direction(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, database_url: str,
+    chat: tuple[dict[str, Any], dict[str, Any], str], params: dict[str, str], more: bool,
+) -> None:  # fmt: skip
+    alice, bob, conversation_id = chat
+    # Three stored, two only in the cache: the flag must count both sides.
+    await persist(db, conversation_id, alice["user"]["id"], range(1, 4))
+    await publish(redis, database_url, conversation_id, alice["user"], 2)
+    response = await api.get(
+        PATH.format(conversation_id), params=params, headers=bearer(bob["tokens"])
+    )
+    body = response.json()
+    assert (body["has_more"], body["next_cursor"] is not None) == (more, more), body
 
 
 @pytest.mark.parametrize(
@@ -178,8 +206,11 @@ async def test_the_list_shows_the_last_message_and_unread_count_before_persisten
     listed = (await api.get("/api/v1/conversations", headers=bearer(bob["tokens"]))).json()
     [item] = listed["conversations"]
     assert item["last_message"]["content"] == "live1"
-    assert item["last_seq"] == 5
+    assert item["conversation"]["last_seq"] == 5
     assert item["unread_count"] == 5
+    # The cached message is the newest activity, in both gochat's name and ours.
+    newest = item["last_message"]["sent_at"]
+    assert item["conversation"]["updated_at"] == item["conversation"]["last_activity_at"] == newest
     own = (await api.get("/api/v1/conversations", headers=bearer(alice["tokens"]))).json()
     assert own["conversations"][0]["unread_count"] == 0  # your own messages are not unread
 
@@ -197,4 +228,4 @@ async def test_the_list_orders_by_recent_activity(
         uuid.UUID(ids[0]),
     )
     listed = (await api.get("/api/v1/conversations", headers=bearer(alice["tokens"]))).json()
-    assert [c["id"] for c in listed["conversations"]] == [ids[0], ids[2], ids[1]]
+    assert [c["conversation"]["id"] for c in listed["conversations"]] == [ids[0], ids[2], ids[1]]

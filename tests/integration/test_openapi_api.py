@@ -77,7 +77,27 @@ async def test_live_responses_fit_their_documented_schemas(api: httpx.AsyncClien
         headers=bearer(alice["tokens"]),
     )
     check_response(document, "post", f"{API}/conversations", created)
-    conversation_id = created.json()["id"]
+    again = await api.post(
+        f"{API}/conversations",
+        json={"participant_email": bob["user"]["email"]},
+        headers=bearer(alice["tokens"]),
+    )
+    assert again.status_code == 200
+    check_response(document, "post", f"{API}/conversations", again)
+    unknown = await api.post(
+        f"{API}/conversations",
+        json={"participant_email": "nobody@example.com"},
+        headers=bearer(alice["tokens"]),
+    )
+    assert unknown.status_code == 404
+    check_response(document, "post", f"{API}/conversations", unknown)
+    conversation_id = created.json()["conversation"]["id"]
+    check_response(
+        document,
+        "get",
+        f"{API}/auth/me",
+        await api.get(f"{API}/auth/me", headers=bearer(bob["tokens"])),
+    )
     messages = f"{API}/conversations/{{conversation_id}}/messages"
 
     sent = await api.post(
@@ -99,6 +119,12 @@ async def test_live_responses_fit_their_documented_schemas(api: httpx.AsyncClien
         headers=bearer(bob["tokens"]),
     )
     check_response(document, "post", f"{API}/conversations/{{conversation_id}}/read", read)
+
+    listed = await api.get(f"{API}/conversations", headers=bearer(bob["tokens"]))
+    assert listed.json()["count"] == 1
+    check_response(document, "get", f"{API}/conversations", listed)
+    one = await api.get(f"{API}/conversations/{conversation_id}", headers=bearer(bob["tokens"]))
+    check_response(document, "get", f"{API}/conversations/{{conversation_id}}", one)
 
     refused = await api.get(f"{API}/conversations", headers={"Authorization": "Bearer x"})
     check_response(document, "get", f"{API}/conversations", refused)

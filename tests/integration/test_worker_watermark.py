@@ -67,9 +67,9 @@ async def history(
 async def listed(api: httpx.AsyncClient, tokens: dict[str, Any]) -> tuple[int, int, int]:
     """The one conversation in the list: its last_seq, last message's seq, unread count."""
     response = await api.get("/api/v1/conversations", headers=bearer(tokens))
-    [conversation] = response.json()["conversations"]
-    last = conversation["last_message"]["seq"]
-    return conversation["last_seq"], last, conversation["unread_count"]
+    [item] = response.json()["conversations"]
+    last = item["last_message"]["seq"]
+    return item["conversation"]["last_seq"], last, item["unread_count"]
 
 
 async def cached_seqs(redis: Redis, conversation_id: str) -> list[int]:

@@ -9,7 +9,7 @@ from gochat_py.credentials import REFRESH_COOKIE, Credentials, Source, cookie_to
 from gochat_py.errors import Unauthorized
 from gochat_py.rest.authn import refuse_foreign_page, require_claims, require_trusted_origin
 from gochat_py.rest.cookies import clear_session_cookies, set_session_cookies
-from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.rest.jsonio import decode_json, json_response, read_body, read_json
 from gochat_py.usecases.auth import (
     FIELD_RULES,
     Auth,
@@ -32,10 +32,12 @@ def _session_response(request: Request, result: AuthResult, status: int = 200) -
 
 
 async def _refresh_token(request: Request) -> str:
-    """The refresh token of a JSON body, or, when the request has no Content-Type (a
-    browser's bodiless POST), of the refresh cookie, whose use is checked for CSRF."""
-    if request.headers.get("content-type", "").strip():
-        return (await read_json(request, RefreshRequest)).refresh_token
+    """The refresh token of a JSON body, or, when the body is empty (a browser's bodiless
+    POST, whatever Content-Type its client library adds), of the refresh cookie, whose use
+    is checked for CSRF."""
+    body = await read_body(request)
+    if body.strip():
+        return decode_json(request, body, RefreshRequest).refresh_token
     token = cookie_token(request, REFRESH_COOKIE)
     if token is None:
         raise Unauthorized("missing refresh token", code="missing_token")

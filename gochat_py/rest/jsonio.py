@@ -52,10 +52,16 @@ async def read_json(
 
     `field_messages` replaces msgspec's wording for a field with one a user can act on.
     """
+    return decode_json(request, await read_body(request), into, field_messages)
+
+
+def decode_json(
+    request: Request, body: bytes, into: type[T], field_messages: Mapping[str, str] | None = None
+) -> T:
+    """`body`, already read from `request`, decoded as read_json does."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
-    body = await read_body(request)
     try:
         return msgspec.json.decode(body, type=into)
     except msgspec.ValidationError as exc:

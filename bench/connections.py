@@ -258,7 +258,7 @@ def start_gochat(bench: BenchStack, connections: int) -> Target:
     ws_base = base_url.replace("http://", "ws://", 1)
     members = tuple(range(GROUP_SIZE))
     population = Population(
-        urls=[f"{ws_base}/ws?token={token}&events=ack" for token in tokens],
+        urls=[f"{ws_base}/ws?token={token}&events=ack,echo" for token in tokens],
         groups=[Group(conversation_id, members, members[:1])],
         acks=True,
     )

@@ -169,7 +169,7 @@ async def _populate_gochat(base_url: str, redis_url: str, layout: Layout) -> tup
         for item, members in zip(created, members_of, strict=True)
     ]
     ws_base = base_url.replace("http://", "ws://", 1)
-    urls = [f"{ws_base}/ws?token={token}&events=ack" for token in tokens]
+    urls = [f"{ws_base}/ws?token={token}&events=ack,echo" for token in tokens]
     redis = Redis.from_url(redis_url)
     try:
         redis_pid = int((await redis.info("server"))["process_id"])

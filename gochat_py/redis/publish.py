@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gochat_py import messages, times
 from gochat_py.errors import Backlogged
-from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.ids import ConversationId, MessageId, UserId, uuid7
 from gochat_py.messages import Message
 from gochat_py.redis import envelope, keys, stream_entries
 from gochat_py.redis.pipelining import Pipeliner
@@ -84,10 +84,13 @@ class Publisher:
         sender_username: str,
         content: str,
         client_msg_id: str | None,
+        message_id: MessageId | None = None,
     ) -> Sent:
+        """`message_id`: the id to give the message, when the caller needs to know it
+        before the message is published; by default a new one."""
         now_ms = times.now_ms()
         draft = Message(
-            id=uuid7(now_ms),
+            id=message_id or uuid7(now_ms),
             conversation_id=conversation_id,
             sender_id=sender_id,
             sender_username=sender_username,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gochat_py.errors import ValidationFailed
-from gochat_py.ids import ConversationId, UserId
+from gochat_py.ids import ConversationId, MessageId, UserId
 from gochat_py.metrics import Metrics
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher, Sent
@@ -22,6 +22,7 @@ class Sending:
         conversation_id: ConversationId,
         content: str,
         client_msg_id: str | None = None,
+        message_id: MessageId | None = None,
     ) -> Sent:
         """The message as stored and delivered, once it is durable in the stream.
 
@@ -36,7 +37,7 @@ class Sending:
             )
         members = await self._membership.require(conversation_id, sender)
         sent = await self._publisher.send(
-            conversation_id, members, sender, sender_username, content, client_msg_id
+            conversation_id, members, sender, sender_username, content, client_msg_id, message_id
         )
         if not sent.duplicate:
             self._metrics.messages_sent.inc()

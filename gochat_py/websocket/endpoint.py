@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gochat_py.credentials import access_credentials
 from gochat_py.errors import ApiError, BadRequest, Forbidden, Unauthorized
-from gochat_py.ids import ConversationId, SessionId, UserId
+from gochat_py.ids import ConversationId, MessageId, SessionId, UserId, uuid7
 from gochat_py.metrics import Metrics
 from gochat_py.origins import is_trusted
 from gochat_py.outages import DEPENDENCY_DOWN
@@ -58,6 +58,10 @@ ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
 ABUSE_LIMIT = 100  # throttled frames in one window that mark a flood, not an eager client
 CLOSE_TIMEOUT = 5.0  # a peer that does not answer our close frame in time is dropped
 DRAIN_TIMEOUT = 2.0  # how long queued frames may take to go out before a policy close
+# Own sends whose copy has not come back; a copy lost with a pub/sub outage never does, so
+# past this the oldest are forgotten (a gochat client then sees one such message twice).
+UNECHOED_MAX = 64
+_ID_SLICE = slice(len('{"id":"'), len('{"id":"') + 36)
 
 
 class SocketSession:
@@ -88,6 +92,8 @@ class SocketSession:
         self.expires_at = expires_at  # when that token expires (realtime/expiry.py)
         self.subprotocol = agreement.subprotocol
         self._events = agreement.events  # the optional frames it asked for (negotiation.py)
+        self.echoes = "echo" in agreement.events
+        self._unechoed: set[str] = set()  # ids of its own sends, when it wants no echo
         self._frames: list[str] = []  # the writer swaps it for a new one when it wakes
         self._queued = 0  # frames delivered and not yet written, the writer's included
         self._limit = queue_size
@@ -99,6 +105,10 @@ class SocketSession:
 
     def deliver(self, frame: str) -> None:
         if self._closing is not None:
+            return
+        # A message frame begins with its id (messages.Message), at a fixed offset.
+        if self._unechoed and frame[_ID_SLICE] in self._unechoed:
+            self._unechoed.discard(frame[_ID_SLICE])
             return
         if self._queued >= self._limit:
             self._metrics.ws_slow_consumers.inc()
@@ -116,6 +126,15 @@ class SocketSession:
 
     def reply(self, frame: frames.Reply) -> None:
         self.deliver(frames.encode(frame))
+
+    def expect_own(self, message_id: MessageId) -> None:
+        """Its send of `message_id` is under way: do not hand the copy back to it."""
+        if len(self._unechoed) >= UNECHOED_MAX:
+            self._unechoed.clear()
+        self._unechoed.add(str(message_id))
+
+    def forget_own(self, message_id: MessageId) -> None:
+        self._unechoed.discard(str(message_id))
 
     def acknowledge(self, ack: Ack) -> None:
         # A gochat client takes any frame with an id for a message: it gets an ack only
@@ -358,17 +377,36 @@ def _ack(sent: Sent) -> Ack:
     )
 
 
+async def _send(session: SocketSession, sending: Sending, frame: SendMessage) -> Sent:
+    """Send, holding the message's own copy back from a socket that wants no echo."""
+    message_id = None
+    if not session.echoes:
+        message_id = MessageId(uuid7())
+        session.expect_own(message_id)
+    try:
+        sent = await sending.send(
+            session.user,
+            session.username,
+            ConversationId(frame.conversation_id),
+            frame.content,
+            frame.client_msg_id,
+            message_id,
+        )
+    except BaseException:
+        if message_id is not None:
+            session.forget_own(message_id)
+        raise
+    if message_id is not None and sent.message.id != message_id:
+        session.forget_own(message_id)  # a resend: the first send's copy went out long ago
+    return sent
+
+
 async def _act(
     session: SocketSession, state: State, renewal: Renewal, frame: frames.ClientFrame
 ) -> None:
     match frame:
         case SendMessage():
-            sending: Sending = state.sending
-            conversation_id = ConversationId(frame.conversation_id)
-            sent = await sending.send(
-                session.user, session.username, conversation_id, frame.content, frame.client_msg_id
-            )
-            session.acknowledge(_ack(sent))
+            session.acknowledge(_ack(await _send(session, state.sending, frame)))
         case Typing():
             typing_notices: TypingNotices = state.typing_notices
             await typing_notices.notify(

@@ -1,9 +1,10 @@
 """Which frames a socket receives, agreed at the handshake.
 
 gochat's clients treat every frame that is not an error or a presence frame as a chat
-message, so a socket that asks for nothing gets only what gochat sends: messages, errors,
-answers to its own requests (`pong`, `auth_ok`), and an ack only for a send that carried a
-`client_msg_id`. A client asks for more the way Zulip's clients register event types:
+message, and show their own sends at once, so a socket that asks for nothing gets only what
+gochat sends: every member's messages but its own sends, errors, answers to its own
+requests (`pong`, `auth_ok`), and an ack only for a send that carried a `client_msg_id`.
+A client asks for more the way Zulip's clients register event types:
 
 - the subprotocol `gochat-py.v1` (`new WebSocket(url, ["gochat-py.v1"])`, `wscat -s
   gochat-py.v1`): every event;
@@ -21,7 +22,9 @@ from gochat_py.errors import BadRequest
 SUBPROTOCOL = "gochat-py.v1"
 # What a client may ask for. Messages, errors and the answers to its own requests always
 # come; naming them in `events` is allowed and changes nothing.
-OPTIONAL_EVENTS = frozenset({"ack", "typing", "read", "token_expiring"})
+# `echo` is the sending socket's own copy of its message: gochat's client shows a send at
+# once and would show the copy as a second message.
+OPTIONAL_EVENTS = frozenset({"ack", "echo", "typing", "read", "token_expiring"})
 ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
 MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated
 

@@ -29,16 +29,34 @@ async def test_a_gochat_client_gets_messages_only_never_typing_read_or_unasked_a
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
         assert gochat_ws.subprotocol is None
-        await send_frame(gochat_ws, conversation_id=conversation_id, content="one")
-        await next_frame(bob_ws, is_message)
+        await send_frame(bob_ws, conversation_id=conversation_id, content="one")
         await send_frame(bob_ws, event="typing", conversation_id=conversation_id)
         await send_frame(bob_ws, event="read", conversation_id=conversation_id, seq=1)
         await next_frame(bob_ws, lambda f: f.get("event") == "typing" or f.get("event") == "read")
+        await send_frame(gochat_ws, conversation_id=conversation_id, content="mine")
+        await next_frame(bob_ws, lambda f: f.get("content") == "mine")
         await send_frame(bob_ws, conversation_id=conversation_id, content="two")
         # Everything above travels before "two" on the same channel, or is answered before
         # it on this socket: whatever she was sent arrives first.
         frames = [json.loads(await gochat_ws.recv()) for _ in range(2)]
     assert [(f.get("event"), f.get("content")) for f in frames] == [(None, "one"), (None, "two")]
+
+
+async def test_a_gochat_clients_own_send_comes_back_to_its_other_devices_only(
+    api: httpx.AsyncClient, pair: tuple[dict[str, Any], dict[str, Any], str]
+) -> None:
+    alice, _, conversation_id = pair
+    url = ws_url(api, alice["tokens"]["access_token"])
+    async with plain_connect(url) as phone, plain_connect(url) as laptop:
+        await send_frame(phone, conversation_id=conversation_id, content="from the phone")
+        await send_frame(laptop, conversation_id=conversation_id, content="from the laptop")
+        on_laptop = await next_frame(laptop)
+        on_phone = await next_frame(phone)
+        # Each device shows its own send already: the other's is all it is handed.
+        await send_frame(phone, event="ping")
+        assert (await next_frame(phone))["event"] == "pong"
+    assert on_laptop["content"] == "from the phone"
+    assert on_phone["content"] == "from the laptop"
 
 
 async def test_a_gochat_client_that_names_its_send_gets_the_ack(
@@ -83,7 +101,7 @@ async def test_events_narrows_to_what_is_named(
     api: httpx.AsyncClient, pair: tuple[dict[str, Any], dict[str, Any], str]
 ) -> None:
     alice, bob, conversation_id = pair
-    url = ws_url(api, alice["tokens"]["access_token"]) + "&events=read"
+    url = ws_url(api, alice["tokens"]["access_token"]) + "&events=read,echo"
     async with (
         connect(url) as alice_ws,
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,

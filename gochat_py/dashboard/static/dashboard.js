@@ -5,6 +5,7 @@
 (function () {
   const POLL_MS = 2500;
   const HISTORY = 120; // points kept per chart: 5 minutes at one poll every 2.5 s
+  const MIN_SPAN = 24; // a fresh page's charts span one minute, then widen up to HISTORY
   const SVG = "http://www.w3.org/2000/svg";
   const token = new URLSearchParams(window.location.search).get("token");
   const history = {};
@@ -75,9 +76,12 @@
     let max = 0;
     for (const s of seriesList) for (const v of s) if (v !== null && v > max) max = v;
     if (max === 0) max = 1;
-    const step = w / (HISTORY - 1);
+    let longest = 0;
+    for (const s of seriesList) longest = Math.max(longest, s.length);
+    const span = Math.max(longest, MIN_SPAN);
+    const step = w / (span - 1);
     seriesList.forEach(function (series, index) {
-      const offset = HISTORY - series.length;
+      const offset = span - series.length;
       let d = "", first = null, last = null;
       series.forEach(function (v, i) {
         if (v === null) return;

@@ -81,6 +81,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "expiry": await _resolved(container.expiry()),
                 "renewal": await _resolved(container.renewal()),
                 "throttle": container.throttle(),
+                "dashboard": await _resolved(container.dashboard()),
+                "dashboard_assets": container.dashboard_assets(),
             }
         finally:
             await _resolved(container.shutdown_resources())

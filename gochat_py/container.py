@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import asyncpg
 from dependency_injector import containers, providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from gochat_py.dashboard.assets import load_assets
+from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
@@ -21,6 +23,7 @@ from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
 from gochat_py.redis.sessions import Sessions
+from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.conversation_views import ConversationViews
@@ -92,6 +95,20 @@ async def running_expiry(access_ttl: float) -> AsyncIterator[Expiry]:
         yield expiry
     finally:
         await expiry.stop()
+
+
+def _dashboard(
+    hub: Hub,
+    metrics: Metrics,
+    redis: Redis,
+    recent: RecentCache,
+    pg_pool: asyncpg.Pool,
+    settings: Settings,
+) -> Dashboard:
+    def probe() -> Awaitable[dict[str, str]]:
+        return readiness_checks(pg_pool, redis)
+
+    return Dashboard(hub, metrics, redis, recent, settings.stream_partitions, probe)
 
 
 def _passwords(settings: Settings) -> Iterator[Passwords]:
@@ -167,3 +184,5 @@ class Container(containers.DeclarativeContainer):
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
+    dashboard_assets = providers.Singleton(load_assets)

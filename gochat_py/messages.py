@@ -32,8 +32,15 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=False):
     seq: int  # last field: the send script appends its value to the encoded prefix
 
 
+class _Stamp(msgspec.Struct):
+    """Just the send time of a frame; 0 for a frame that carries none (an event)."""
+
+    sent_at: int = 0
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
+_stamp_decoder = msgspec.json.Decoder(_Stamp)
 _SEQ_PLACEHOLDER = b',"seq":0}'
 
 
@@ -50,6 +57,14 @@ def encode_without_seq(message: Message) -> bytes:
 
 def decode(payload: bytes | str) -> Message:
     return _decoder.decode(payload)
+
+
+def sent_at_of(frame: bytes) -> int:
+    """A live frame's `sent_at` (unix ms), 0 when it has none: decodes that field only."""
+    try:
+        return _stamp_decoder.decode(frame).sent_at
+    except msgspec.DecodeError:
+        return 0
 
 
 def encode(message: Message) -> bytes:

@@ -16,6 +16,9 @@ KNOWN_ENVIRONMENTS = DEV_ENVIRONMENTS | {"staging", "prod", "production"}
 # Public on purpose: anyone can forge tokens signed with it, so only dev may use it.
 DEFAULT_JWT_SECRET = "gochat-py-dev-secret-do-not-use-in-production"
 MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2)
+# Who may open GET /dashboard (rest/dashboard.py): anyone, a holder of DASHBOARD_TOKEN, nobody.
+DASHBOARD_MODES = ("open", "token", "off")
+MIN_DASHBOARD_TOKEN_CHARS = 16  # a shared secret short enough to guess is no access control
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -76,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Origins, besides the server's own, whose pages may use its cookies (CORS with
     # credentials, the CSRF and WebSocket origin checks). Normalized by origins.py.
     cors_origins: tuple[str, ...] = ()
+    # The live dashboard. load_settings picks the default: open in dev/local/test, token
+    # when DASHBOARD_TOKEN is set, off otherwise.
+    dashboard: str = "off"
+    dashboard_token: str | None = None
 
     @property
     def is_dev(self) -> bool:
@@ -197,11 +204,20 @@ def _redis_url(env: Mapping[str, str], default: str) -> str:
     return f"redis://{auth}{host}:{port}/{db}"
 
 
+def _dashboard_default(environment: str, token: str | None) -> str:
+    """Behind the token when one is given, else open on a developer's machine and off
+    elsewhere: a production server shows its figures to nobody until told to."""
+    if token is not None:
+        return "token"
+    return "open" if environment in DEV_ENVIRONMENTS else "off"
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Read and check every variable; raise SettingsError naming the first bad one."""
     d = Settings()
     environment = _read(env, "ENV", _choice(*sorted(KNOWN_ENVIRONMENTS)), d.env)
     database_url = env.get("DATABASE_URL", "").strip() or d.database_url
+    token = env.get("DASHBOARD_TOKEN", "").strip() or d.dashboard_token
     if not database_url.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL", "must start with postgresql:// or postgres://")
     settings = Settings(
@@ -255,6 +271,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         cookie_domain=env.get("COOKIE_DOMAIN", "").strip() or d.cookie_domain,
         cors_origins=_read(env, "CORS_ORIGINS", _origins, d.cors_origins),
+        dashboard=_read(
+            env, "DASHBOARD", _choice(*DASHBOARD_MODES), _dashboard_default(environment, token)
+        ),
+        dashboard_token=token,
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
@@ -263,6 +283,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if settings.cookie_samesite == "none" and not settings.cookie_secure:
         # Browsers drop a SameSite=None cookie that is not Secure.
         raise SettingsError("COOKIE_SAMESITE", "none requires COOKIE_SECURE=true")
+    if settings.dashboard == "token":
+        if settings.dashboard_token is None:
+            raise SettingsError("DASHBOARD_TOKEN", "must be set with DASHBOARD=token")
+        if len(settings.dashboard_token) < MIN_DASHBOARD_TOKEN_CHARS:
+            raise SettingsError(
+                "DASHBOARD_TOKEN", f"must be at least {MIN_DASHBOARD_TOKEN_CHARS} characters"
+            )
     if not settings.is_dev:
         if settings.jwt_secret == DEFAULT_JWT_SECRET:
             raise SettingsError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gochat_py.ids import ConversationId, UserId
+from gochat_py.messages import sent_at_of
 from gochat_py.metrics import Metrics
 from gochat_py.realtime.membership import Membership, MembershipChange, decode_change
 from gochat_py.realtime.revocation import Revocations
@@ -37,6 +39,9 @@ RECONNECT_BACKOFF_MAX = 5.0
 # anyway.
 SUBSCRIBE_CONFIRM_TIMEOUT = 2.0
 STOP_TIMEOUT = 2.0
+# At most one published frame per this many seconds has its delivery latency measured: a
+# clock read per frame is the whole cost of the frames in between, whatever the fan-out.
+LATENCY_SAMPLE_INTERVAL = 0.01
 _MEMBERSHIP = keys.MEMBERSHIP_CHANNEL.encode()
 _REVOCATION = keys.REVOCATION_CHANNEL.encode()
 
@@ -52,6 +57,9 @@ class Subscriber(Protocol):
 
     def accepts(self, event: str) -> bool:
         """Whether it asked for frames of this event (messages go to every subscriber)."""
+
+    def time_delivery(self, sent_at: int) -> None:
+        """Measure the frame just delivered: from `sent_at` (unix ms) to its write."""
 
 
 class Hub:
@@ -71,6 +79,8 @@ class Hub:
         self._conversations_of = conversations_of
         self._partitions = partitions
         self._devices: dict[bytes, set[Subscriber]] = {}  # by envelope.user_key
+        self._sockets = 0  # subscribers attached, across every user
+        self._next_sample = 0.0  # time.monotonic() from which a frame's latency is measured
         self._routes: dict[bytes, set[str]] = {}  # channels held for each local user
         self._holders: dict[str, set[bytes]] = {}  # local users holding each channel
         self._confirmations: dict[str, asyncio.Future[None]] = {}
@@ -105,17 +115,29 @@ class Hub:
         user = user_key(subscriber.user)
         devices = self._devices.setdefault(user, set())
         devices.add(subscriber)
+        self._sockets += 1
         self._metrics.ws_connections.inc()
         try:
             await self._hold(user, [self._channel(c) for c in conversations])
             yield
         finally:
+            self._sockets -= 1
             self._metrics.ws_connections.dec()
             devices.discard(subscriber)
             if not devices and self._devices.get(user) is devices:
                 del self._devices[user]
                 await self._unsubscribe(self._drop_routes(user, list(self._routes.get(user, ()))))
                 self._routes.pop(user, None)
+
+    @property
+    def sockets(self) -> int:
+        """Sockets open on this process."""
+        return self._sockets
+
+    @property
+    def users(self) -> int:
+        """Distinct users with a socket open on this process."""
+        return len(self._devices)
 
     async def apply_change(self, change: MembershipChange) -> None:
         """Route the conversation to local users who joined it; stop for those who left."""
@@ -296,6 +318,7 @@ class Hub:
         event, recipients, frame = open_envelope(data)
         text: str | None = None  # decoded once per published frame, shared by every socket
         delivered = 0
+        last: Subscriber | None = None
         for user in recipients:
             devices = self._devices.get(user)
             if devices:
@@ -304,6 +327,7 @@ class Hub:
                 if event is None:
                     for device in devices:
                         device.deliver(text)
+                        last = device  # only messages are timed: they carry sent_at
                     delivered += len(devices)
                     continue
                 for device in devices:
@@ -312,6 +336,15 @@ class Hub:
                         delivered += 1
         if delivered:
             self._metrics.deliveries.inc(delivered)
+        if last is not None:
+            now = time.monotonic()
+            if now >= self._next_sample:
+                # The last device queued: its write comes after the others' (writers wake in
+                # the order they were handed frames), so this is the fan-out's latency.
+                sent_at = sent_at_of(frame)
+                if sent_at:
+                    self._next_sample = now + LATENCY_SAMPLE_INTERVAL
+                    last.time_delivery(sent_at)
 
     def _on_change(self, data: bytes) -> None:
         try:

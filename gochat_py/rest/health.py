@@ -59,13 +59,18 @@ async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) ->
     return name, "ok"
 
 
-async def ready(request: Request) -> Response:
-    checks = dict(
+async def readiness_checks(pg_pool: asyncpg.Pool, redis: Redis) -> Checks:
+    """Ping both dependencies at once, each bounded by PROBE_TIMEOUT."""
+    return dict(
         await asyncio.gather(
-            _check("postgres", asyncio.ensure_future(_ping_postgres(request.state.pg_pool))),
-            _check("redis", asyncio.ensure_future(_ping_redis(request.state.redis))),
+            _check("postgres", asyncio.ensure_future(_ping_postgres(pg_pool))),
+            _check("redis", asyncio.ensure_future(_ping_redis(redis))),
         )
     )
+
+
+async def ready(request: Request) -> Response:
+    checks = await readiness_checks(request.state.pg_pool, request.state.redis)
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:
         body = error_body("not_ready", f"{' and '.join(down)} unavailable")

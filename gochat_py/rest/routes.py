@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
-from gochat_py.rest import auth, conversations, health
+from gochat_py.rest import auth, conversations, dashboard, health
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
@@ -23,6 +24,11 @@ def _limit(default: int) -> QueryParam:
     schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default}
     return QueryParam("limit", schema, "how many to return")
 
+
+DASHBOARD = "/dashboard"
+DASHBOARD_TOKEN = QueryParam(
+    "token", {"type": "string"}, "DASHBOARD_TOKEN, when DASHBOARD=token (or a bearer header)"
+)
 
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
 AFTER_SEQ = QueryParam(
@@ -54,6 +60,47 @@ routes: list[BaseRoute] = [
         health.metrics,
         "GET",
         Operation("Prometheus metrics", str, auth=False, media_type="text/plain; version=0.0.4"),
+    ),
+    ApiRoute(
+        DASHBOARD,
+        dashboard.page,
+        "GET",
+        Operation(
+            "The live dashboard page (401 in plain text without the token when DASHBOARD=token)",
+            str,
+            query=(DASHBOARD_TOKEN,),
+            auth=False,
+            errors=(404,),
+            media_type="text/html",
+        ),
+    ),
+    ApiRoute(
+        f"{DASHBOARD}/stats",
+        dashboard.stats,
+        "GET",
+        Operation(
+            "The figures the dashboard polls: sockets, delivery latency, backlog, health",
+            DashboardStats,
+            query=(DASHBOARD_TOKEN,),
+            auth=False,
+            errors=(401, 404),
+        ),
+    ),
+    ApiRoute(
+        f"{DASHBOARD}/dashboard.css",
+        dashboard.stylesheet,
+        "GET",
+        Operation(
+            "The dashboard's stylesheet", str, auth=False, errors=(404,), media_type="text/css"
+        ),
+    ),
+    ApiRoute(
+        f"{DASHBOARD}/dashboard.js",
+        dashboard.script,
+        "GET",
+        Operation(
+            "The dashboard's script", str, auth=False, errors=(404,), media_type="text/javascript"
+        ),
     ),
     ApiRoute(
         f"{API}/auth/register",

@@ -98,6 +98,7 @@ class SocketSession:
         self._queued = 0  # frames delivered and not yet written, the writer's included
         self._limit = queue_size
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
+        self._timed = 0  # sent_at (unix ms) of a queued frame whose write is to be timed
         self._drained: asyncio.Future[None] | None = None  # a draining close waits on it
         self._metrics = metrics
         self._closing: asyncio.Task[None] | None = None
@@ -123,6 +124,9 @@ class SocketSession:
 
     def accepts(self, event: str) -> bool:
         return event in self._events
+
+    def time_delivery(self, sent_at: int) -> None:
+        self._timed = sent_at
 
     def reply(self, frame: frames.Reply) -> None:
         self.deliver(frames.encode(frame))
@@ -194,9 +198,13 @@ class SocketSession:
             # Everything queued meanwhile goes without a trip through the scheduler: a send
             # into a writable transport does not suspend.
             batch, self._frames = self._frames, []
+            timed, self._timed = self._timed, 0  # the timed frame is in this batch
             for frame in batch:
                 await send({"type": "websocket.send", "text": frame})
                 self._queued -= 1  # after the send: a frame in flight still counts as queued
+            if timed:
+                latency = time.time() - timed / 1000
+                self._metrics.delivery_latency.observe(max(latency, 0.0))
 
 
 async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, list[ConversationId]]:

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from gochat_py.ids import uuid7
-from gochat_py.messages import Message, decode, encode, encode_without_seq
+from gochat_py.messages import Message, decode, encode, encode_without_seq, sent_at_of
 
 
 def message(**overrides: object) -> Message:
@@ -78,3 +78,11 @@ def test_every_field_is_in_the_encoding_in_declared_order_seq_last() -> None:
 def test_a_payload_with_a_wrong_type_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError):
         decode(spliced(message(), 1).replace(b'"type":"text"', b'"type":"video"'))
+
+
+def test_sent_at_is_read_from_a_message_frame_and_zero_for_an_event() -> None:
+    assert sent_at_of(b'{"id": "x", "content": "hi", "sent_at": 1700000000123, "seq": 1}') == (
+        1700000000123
+    )
+    assert sent_at_of(b'{"event": "typing", "conversation_id": "c"}') == 0
+    assert sent_at_of(b"not json") == 0

@@ -133,3 +133,28 @@ def test_a_cors_origin_that_is_no_origin_is_refused(value: str) -> None:
     with pytest.raises(SettingsError) as refused:
         load_settings({"CORS_ORIGINS": f"https://ok.example.com,{value}"})
     assert refused.value.variable == "CORS_ORIGINS"
+
+
+@pytest.mark.parametrize(("env", "mode"), [("dev", "open"), ("test", "open"), ("prod", "off")])
+def test_the_dashboard_is_open_in_development_and_off_elsewhere(env: str, mode: str) -> None:
+    settings = load_settings({"ENV": env, "JWT_SECRET": STRONG_SECRET})
+    assert settings.dashboard == mode
+
+
+def test_a_dashboard_token_puts_the_dashboard_behind_it_by_default() -> None:
+    token = "a-dashboard-token-0123456789"
+    env = {"ENV": "prod", "JWT_SECRET": STRONG_SECRET, "DASHBOARD_TOKEN": token}
+    settings = load_settings(env)
+    assert (settings.dashboard, settings.dashboard_token) == ("token", token)
+    assert load_settings({**env, "DASHBOARD": "off"}).dashboard == "off"
+
+
+@pytest.mark.parametrize("token", ["", "short"])
+def test_token_mode_needs_a_long_enough_token(token: str) -> None:
+    with pytest.raises(SettingsError, match="DASHBOARD_TOKEN"):
+        load_settings({"DASHBOARD": "token", "DASHBOARD_TOKEN": token})
+
+
+def test_an_unknown_dashboard_mode_is_refused() -> None:
+    with pytest.raises(SettingsError, match="DASHBOARD"):
+        load_settings({"DASHBOARD": "public"})

@@ -1,0 +1,1 @@
+"""The live dashboard: the figures it shows (stats.py, latency.py) and its page (static/)."""

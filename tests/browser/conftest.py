@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gochat_py.settings import Settings
 from tests.harness import ROOT, serve_app
@@ -39,6 +39,13 @@ def chromium_path() -> str:
     if not Path(path).exists():
         pytest.fail(f"no Chromium at {path}: run `make system-deps` or set CHROMIUM")
     return path
+
+
+async def new_context(browser: Browser, width: int = 1200, height: int = 760) -> BrowserContext:
+    """A fresh browser profile (its own cookies) with a window of this size."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    return context
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, Route, expect
 
-from tests.browser.conftest import ACTION_TIMEOUT_MS, Screenshot
+from tests.browser.conftest import Screenshot, new_context
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
@@ -14,8 +14,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 async def test_docs_render_every_operation_with_only_the_server_reachable(
     base_url: str, browser: Browser, screenshot: Screenshot
 ) -> None:
-    context = await browser.new_context(viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context = await new_context(browser, height=900)
     blocked: list[str] = []
 
     async def local_only(route: Route) -> None:

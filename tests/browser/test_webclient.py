@@ -10,10 +10,18 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser.conftest import ACTION_TIMEOUT_MS, Screenshot
-from tests.harness import PASSWORD, bearer, create_direct, register, unique_name
+from gochat_py.settings import load_settings
+from tests.browser.conftest import Screenshot, new_context
+from tests.harness import (
+    PASSWORD,
+    bearer,
+    create_direct,
+    register,
+    serve_app,
+    server_environment,
+    unique_name,
+)
 
-VIEWPORT = {"width": 1200, "height": 760}
 # The client's first history page (js/sync.js PAGE_SIZE).
 PAGE_SIZE = 30
 
@@ -21,9 +29,7 @@ PAGE_SIZE = 30
 @pytest.fixture
 async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
     """Two separate browser profiles (cookies and all), one per person."""
-    made = [await browser.new_context(viewport=VIEWPORT) for _ in range(2)]
-    for context in made:
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
+    made = [await new_context(browser) for _ in range(2)]
     yield made
     for context in made:
         await context.close()
@@ -196,4 +202,120 @@ async def test_scrolling_up_loads_older_pages_in_order(
     await expect(page.locator(".older")).to_have_text("This is the beginning of the conversation")
     await assert_no_empty_or_duplicate_bubbles(page)
     await screenshot(page, "all-pages")
+    assert errors == []
+
+
+async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
+    base_url: str, contexts: list[BrowserContext], screenshot: Screenshot
+) -> None:
+    alice_name, bob_name, carol_name = (unique_name(n) for n in ("alice", "bob", "carol"))
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        await register(client, alice_name)
+        bob = await register(client, bob_name)
+        carol = await register(client, carol_name)
+        page = await open_client(contexts[0], base_url, errors)
+        await log_in_in_ui(page, alice_name)
+
+        await page.click("[data-action=new]")
+        await page.click("[data-tab=group]")
+        await page.fill("input[name=group-name]", "Weekend plans")
+        await page.fill("textarea[name=people]", f"{bob['user']['id']}, {carol['user']['id']}")
+        await page.click(".dialog-form button[type=submit]")
+        await expect(page.locator(".chat-title")).to_have_text("Weekend plans")
+        await expect(page.locator(".chat-subtitle")).to_contain_text("3 members")
+
+        conversation_id = await page.get_attribute(".conversation.active", "data-id")
+        for text in ("Hi all! Saturday hike?", "I'll bring snacks"):
+            response = await client.post(
+                f"/api/v1/conversations/{conversation_id}/messages",
+                json={"content": text},
+                headers=bearer(bob["tokens"]),
+            )
+            assert response.status_code == 201, response.text
+    # One sender's run shows the name once, on its first bubble.
+    await expect(page.locator(".message.theirs .sender")).to_have_text([bob_name])
+    await send(page, "Count me in!")
+    await expect(page.locator(".message.mine:not(.pending) .content")).to_have_text(
+        ["Count me in!"]
+    )
+    await screenshot(page, "group")
+
+    await page.click("[data-action=members]")
+    members = page.locator(".member-list .member-name")
+    await expect(members).to_have_count(3)
+    await page.locator(".member", has_text=carol_name).get_by_role("button").click()
+    await expect(members).to_have_count(2)
+    await page.fill("input[name=user-ids]", carol["user"]["id"])
+    await page.click(".add-member button[type=submit]")
+    await expect(members).to_have_count(3)
+    await screenshot(page, "group-members")
+    await page.keyboard.press("Escape")
+    await expect(page.locator(".chat-subtitle")).to_contain_text("3 members")
+    assert errors == []
+
+
+async def test_on_a_narrow_screen_the_list_and_the_chat_take_turns(
+    base_url: str, browser: Browser, screenshot: Screenshot
+) -> None:
+    context = await new_context(browser, width=390)
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        alice_name = unique_name("alice")
+        alice = await register(client, alice_name)
+        bob = await register(client)
+        await create_direct(client, alice["tokens"], bob["user"]["id"])
+    page = await open_client(context, base_url, errors)
+    await log_in_in_ui(page, alice_name)
+    await expect(page.locator(".chat-pane")).to_be_hidden()
+    await page.click(".conversation")
+    await expect(page.locator(".sidebar")).to_be_hidden()
+    await send(page, "Sent from my phone")
+    await expect(page.locator(".message.mine:not(.pending)")).to_have_count(1)
+    await screenshot(page, "phone-chat")
+    await page.click(".chat-header .back")
+    await expect(page.locator(".conversation .preview")).to_have_text("You: Sent from my phone")
+    await screenshot(page, "phone-list")
+    await context.close()
+    assert errors == []
+
+
+async def test_the_socket_is_renewed_before_its_token_expires_and_stays_open(
+    database_url: str, redis_url: str, browser: Browser
+) -> None:
+    # A 4 s token: token_expiring comes 1 s ahead of the close, and the cookies expire too.
+    env = server_environment(database_url, redis_url, JWT_ACCESS_EXPIRY="4s")
+    context = await new_context(browser)
+    errors: list[str] = []
+    sockets: list[str] = []
+    alice_name, bob_name = unique_name("alice"), unique_name("bob")
+    async with (
+        serve_app(load_settings(env)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
+        await register(client, alice_name)
+        await register(client, bob_name)
+        page = await open_client(context, base_url, errors)
+        await log_in_in_ui(page, alice_name)
+        alice_id = await page.get_attribute(".my-id", "data-user-id")
+        page.on("websocket", lambda socket: sockets.append(socket.url))
+        # Two lifetimes of the first token: renewed at least twice on the open socket.
+        await page.wait_for_timeout(8_000)
+        await expect(page.locator(".status-pill")).to_have_attribute("data-status", "connected")
+
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": f"{bob_name}@example.com", "password": PASSWORD}
+        )
+        bob_tokens = login.json()["tokens"]
+        conversation = await create_direct(client, bob_tokens, alice_id or "")
+        conversation_id = (conversation.get("conversation") or conversation)["id"]
+        response = await client.post(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"content": "Still there?"},
+            headers=bearer(bob_tokens),
+        )
+        assert response.status_code == 201, response.text
+        await expect(page.locator(".conversation .preview")).to_have_text("Still there?")
+    assert sockets == [], "the socket was closed and opened again"
+    await context.close()
     assert errors == []

@@ -6,7 +6,8 @@ import { store } from "./store.js";
 export const PAGE_SIZE = 30;
 const CATCH_UP_PAGE = 100;
 const TYPING_SHOWN_MS = 5_000;
-// The server answers at most one typing notice per few seconds anyway; sending fewer saves frames.
+// A notice keeps "typing…" lit on the others' screens for TYPING_SHOWN_MS: one every 3 s
+// while typing is enough, instead of a frame per keystroke.
 const TYPING_EVERY_MS = 3_000;
 
 let socket = null;
@@ -113,6 +114,8 @@ export function send(id, content) {
     state: "pending",
   };
   store.thread(id).pending.set(pending.client_msg_id, pending);
+  // The next message's first keystroke is news again.
+  lastTypingSent.delete(id);
   store.emit("thread", id);
   transmit(pending);
 }
@@ -164,6 +167,8 @@ export function sendFailed(frame) {
 // A message from the socket (or our own acknowledged send).
 export function received(message) {
   const id = message.conversation_id;
+  // Whoever wrote has stopped typing.
+  if (store.typing.get(id)?.delete(message.sender_id)) store.emit("typing", id);
   const conversation = store.conversations.get(id);
   if (!conversation) {
     // Someone just added us: the list brings the conversation and its preview.
@@ -173,7 +178,6 @@ export function received(message) {
   const thread = store.thread(id);
   const before = thread.lastSeq;
   const added = thread.add(message);
-  store.typing.get(id)?.delete(message.sender_id);
   store.noteMessage(conversation, message);
   if (added && message.sender_id !== store.me.id && id !== visibleConversation()) {
     conversation.unread_count += 1;

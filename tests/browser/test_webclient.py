@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
 from gochat_py.settings import load_settings
 from tests.browser.conftest import Screenshot, new_context
@@ -252,6 +252,13 @@ async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
     await screenshot(page, "group-members")
     await page.keyboard.press("Escape")
     await expect(page.locator(".chat-subtitle")).to_contain_text("3 members")
+
+    # Logging out ends the session: the cookies are gone, a reload shows the login card.
+    await page.click("[data-action=logout]")
+    await expect(page.locator("form.auth-form")).to_be_visible()
+    await page.reload()
+    await expect(page.locator("form.auth-form")).to_be_visible()
+    assert not [c for c in await page.context.cookies() if c["name"].endswith("_token")]
     assert errors == []
 
 
@@ -318,4 +325,49 @@ async def test_the_socket_is_renewed_before_its_token_expires_and_stays_open(
         await expect(page.locator(".conversation .preview")).to_have_text("Still there?")
     assert sockets == [], "the socket was closed and opened again"
     await context.close()
+    assert errors == []
+
+
+async def test_a_message_lost_on_the_way_is_fetched_when_the_next_one_skips_its_seq(
+    base_url: str, contexts: list[BrowserContext]
+) -> None:
+    lost = "lost in transit"
+    errors: list[str] = []
+    dropped: list[str] = []
+
+    def drop_one_message(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def to_page(frame: str | bytes) -> None:
+            if isinstance(frame, str) and f'"content":"{lost}"' in frame:
+                dropped.append(frame)
+            else:
+                socket.send(frame)
+
+        server.on_message(to_page)
+
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        alice = await register(client)
+        bob_name = unique_name("bob")
+        bob = await register(client, bob_name)
+        conversation = await create_direct(client, alice["tokens"], bob["user"]["id"])
+        conversation_id = (conversation.get("conversation") or conversation)["id"]
+        page = await contexts[0].new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.route_web_socket("**/ws", drop_one_message)
+        await page.goto(f"{base_url}/")
+        await log_in_in_ui(page, bob_name)
+        await page.click(".conversation")
+        await expect(page.locator(".older")).to_have_text("")  # the (empty) history is loaded
+        texts = ["one", lost, "three"]
+        for text in texts:
+            response = await client.post(
+                f"/api/v1/conversations/{conversation_id}/messages",
+                json={"content": text},
+                headers=bearer(alice["tokens"]),
+            )
+            assert response.status_code == 201, response.text
+    await expect(bubbles(page)).to_have_text(texts)
+    assert len(dropped) == 1
+    await assert_no_empty_or_duplicate_bubbles(page)
     assert errors == []

@@ -112,13 +112,14 @@ async function boot() {
   document.addEventListener("visibilitychange", () => {
     if (store.activeId) sync.markRead(store.activeId);
   });
-  api.onSessionLost(signedOut);
   let user = null;
   try {
     user = await api.me();
   } catch {
     user = null;
   }
+  // From here on, a session that cannot be refreshed returns to the login card.
+  api.onSessionLost(signedOut);
   if (user) await start(user);
   else renderAuth(root, start);
 }

@@ -184,7 +184,7 @@ export function received(message) {
   }
   // A hole between what we held and this message (frames lost while the connection
   // was failing): fetch it from history.
-  if (thread.loaded && before && message.seq > before + 1) catchUp(id, before);
+  if (thread.loaded && message.seq > before + 1) catchUp(id, before);
   store.emit("thread", id);
   store.emit("conversations");
   markRead(id);

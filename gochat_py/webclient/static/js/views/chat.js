@@ -96,7 +96,10 @@ export function createChat({ onBack, onMembers }) {
     const typists = store.typists(c.id);
     typingLine.textContent = typists.length ? `${listOfNames(typists)} ${typists.length > 1 ? "are" : "is"} typing…` : "";
     typingLine.classList.toggle("visible", typists.length > 0);
-    if (c.type === "group") {
+    subtitle.classList.toggle("typing", typists.length > 0);
+    if (typists.length) {
+      subtitle.textContent = c.type === "group" ? `${listOfNames(typists)} typing…` : "typing…";
+    } else if (c.type === "group") {
       subtitle.textContent = `${c.participants.length} members · ${c.participants.map((p) => p.username).join(", ")}`;
     } else {
       subtitle.textContent = "Direct message";

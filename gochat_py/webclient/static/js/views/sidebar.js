@@ -57,7 +57,8 @@ export function createSidebar({ onOpen, onNew, onLogout }) {
     const typists = store.typists(c.id);
     let preview;
     if (typists.length) {
-      preview = h("span", { class: "preview typing-text", text: `${listOfNames(typists)} typing…` });
+      const who = c.type === "group" ? `${listOfNames(typists)} ` : "";
+      preview = h("span", { class: "preview typing-text", text: `${who}typing…` });
     } else if (c.last_message) {
       const m = c.last_message;
       const who = m.sender_id === store.me.id ? "You: " : c.type === "group" ? `${m.sender_username}: ` : "";

@@ -12,7 +12,17 @@ import { openMembers } from "./views/members.js";
 import { createSidebar } from "./views/sidebar.js";
 
 const root = document.getElementById("app");
+// A catch-up that failed (the server answers the socket but not yet REST) is tried again.
+const CATCH_UP_RETRY_MS = 2_000;
 let socket = null;
+
+function catchUp() {
+  sync.catchUpAll().catch(() => {
+    setTimeout(() => {
+      if (socket?.isOpen) catchUp();
+    }, CATCH_UP_RETRY_MS);
+  });
+}
 
 function frame(f) {
   switch (f.event) {
@@ -74,7 +84,7 @@ async function start(user) {
   socket = new ChatSocket({
     onFrame: frame,
     onOpen: ({ reconnected }) => {
-      if (reconnected) sync.catchUpAll().catch(() => {});
+      if (reconnected) catchUp();
       else sync.resendPending();
       if (store.activeId) sync.markRead(store.activeId);
     },

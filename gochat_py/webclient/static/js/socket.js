@@ -20,6 +20,8 @@ export class ChatSocket {
     this.onStatus = onStatus;
     this.onSessionLost = onSessionLost;
     this.ws = null;
+    this.status = null;
+    this.everOpened = false; // a later open is a reconnect: catch up on what was missed
     this.failures = 0;
     this.stopped = true;
     this.timers = {};
@@ -73,7 +75,7 @@ export class ChatSocket {
     this.ws = ws;
     ws.onopen = () => {
       opened = true;
-      const reconnected = this.everOpened === true;
+      const reconnected = this.everOpened;
       this.everOpened = true;
       this.failures = 0;
       if (ws.protocol) this.protocolConfirmed = true;

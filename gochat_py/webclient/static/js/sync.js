@@ -172,7 +172,7 @@ export function received(message) {
   const conversation = store.conversations.get(id);
   if (!conversation) {
     // Someone just added us: the list brings the conversation and its preview.
-    refreshConversations();
+    refreshConversations().catch(() => {});
     return;
   }
   const thread = store.thread(id);
@@ -184,7 +184,7 @@ export function received(message) {
   }
   // A hole between what we held and this message (frames lost while the connection
   // was failing): fetch it from history.
-  if (thread.loaded && message.seq > before + 1) catchUp(id, before);
+  if (thread.loaded && message.seq > before + 1) catchUp(id, before).catch(() => {});
   store.emit("thread", id);
   store.emit("conversations");
   markRead(id);

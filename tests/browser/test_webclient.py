@@ -36,9 +36,16 @@ async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
 
 
 async def open_client(context: BrowserContext, base_url: str, errors: list[str]) -> Page:
-    """The client in a new tab; uncaught script errors are collected in `errors`."""
+    """The client in a new tab; uncaught script errors and anything the page's
+    Content-Security-Policy refused are collected in `errors`."""
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     await page.goto(f"{base_url}/")
     return page
 

@@ -25,11 +25,15 @@ export class ChatSocket {
     this.failures = 0;
     this.stopped = true;
     this.timers = {};
-    // Chromium refuses a handshake whose answer names no subprotocol when one was
-    // offered, so a server that does not speak PROTOCOLS can only be reached without
-    // offering it. Tried after a failed handshake, and never again once one succeeded.
+    // Whether the server speaks PROTOCOLS: "unknown" until a handshake tells. Chromium
+    // fails a handshake whose answer names no subprotocol when one was offered, so a
+    // server that does not speak it (an older one) is reachable only without the offer,
+    // and a failed handshake alone cannot tell "down" from "does not speak it". While
+    // unknown, attempts alternate; a bare socket that opens proves the server is up, and
+    // one more attempt with the offer then decides ("probing").
+    this.protocol = "unknown";
     this.offerProtocol = true;
-    this.protocolConfirmed = false;
+    this.probing = false;
     this.online = () => this.reconnectNow();
     this.offline = () => this.drop("offline");
   }
@@ -75,10 +79,12 @@ export class ChatSocket {
     this.ws = ws;
     ws.onopen = () => {
       opened = true;
+      if (ws.protocol) this.protocol = "spoken";
+      else if (this.protocol === "unknown") return this.probe(ws);
+      this.probing = false;
       const reconnected = this.everOpened;
       this.everOpened = true;
       this.failures = 0;
-      if (ws.protocol) this.protocolConfirmed = true;
       this.setStatus("connected");
       this.schedulePing();
       this.onOpen({ reconnected });
@@ -124,9 +130,27 @@ export class ChatSocket {
     }
   }
 
+  // The server is up but answered the bare socket: close it and offer PROTOCOLS at once.
+  probe(bare) {
+    this.ws = null;
+    bare.onclose = null;
+    bare.onmessage = null;
+    bare.close(1000);
+    this.probing = true;
+    this.offerProtocol = true;
+    this.connect();
+  }
+
   async closed(code, opened) {
     this.clearTimers();
     if (this.stopped) return;
+    if (this.probing && !opened) {
+      // Up a moment ago, yet the offer failed: this server does not speak PROTOCOLS.
+      this.probing = false;
+      this.protocol = "unspoken";
+      this.offerProtocol = false;
+      return this.connect();
+    }
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_SESSION_REVOKED || !opened) {
       // A refused handshake may be an expired access cookie: renew it before retrying.
       try {
@@ -134,7 +158,7 @@ export class ChatSocket {
       } catch (error) {
         if (error.status === 401) return this.onSessionLost();
       }
-      if (!opened && !this.protocolConfirmed) this.offerProtocol = !this.offerProtocol;
+      if (!opened && this.protocol === "unknown") this.offerProtocol = !this.offerProtocol;
     }
     this.failures += 1;
     this.setStatus(navigator.onLine ? "reconnecting" : "offline");

@@ -22,6 +22,7 @@ from gochat_py.rest.error_responses import EXCEPTION_HANDLERS
 from gochat_py.rest.openapi import document_route
 from gochat_py.rest.routes import SOCKET_PATH, routes
 from gochat_py.rest.swagger import docs_routes
+from gochat_py.rest.webclient import webclient_routes
 from gochat_py.settings import Settings, load_settings
 from gochat_py.websocket.endpoint import SocketApp
 from gochat_py.websocket.frames import MAX_FRAME_BYTES
@@ -105,7 +106,7 @@ def build_app(settings: Settings) -> SocketsFirst:
     # The document and the page describing the table are built here, once per app.
     openapi = document_route(routes, version("gochat-py"))
     app = Starlette(
-        routes=[*routes, openapi, *docs_routes(openapi.path)],
+        routes=[*routes, openapi, *docs_routes(openapi.path), *webclient_routes()],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

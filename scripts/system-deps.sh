@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the local stack's server binaries exist: redis-server and PostgreSQL's
-# initdb/postgres. Installs them with apt-get where it can; otherwise says what to install.
-# Skips whatever the environment points elsewhere (REDIS_URL/REDIS_ADDR, DATABASE_URL).
+# initdb/postgres, and Chromium for the browser tests (tests/browser). Installs them with
+# apt-get where it can; otherwise says what to install. Skips whatever the environment
+# points elsewhere (REDIS_URL/REDIS_ADDR, DATABASE_URL, CHROMIUM).
 set -euo pipefail
 
 have_postgres() {
@@ -10,12 +11,27 @@ have_postgres() {
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 
+have_chromium() {
+  if [ -n "${CHROMIUM:-}" ]; then
+    [ -x "$CHROMIUM" ] || command -v "$CHROMIUM" >/dev/null 2>&1
+    return
+  fi
+  command -v chromium >/dev/null 2>&1
+}
+
 missing=()
 if [ -z "${REDIS_URL:-}${REDIS_ADDR:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
 fi
 if [ -z "${DATABASE_URL:-}" ] && ! have_postgres; then
   missing+=(postgresql)
+fi
+if ! have_chromium; then
+  if [ -n "${CHROMIUM:-}" ]; then
+    echo "CHROMIUM=$CHROMIUM is not an executable browser" >&2
+    exit 1
+  fi
+  missing+=(chromium)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -37,5 +53,6 @@ if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" 
   exit 0
 fi
 echo "missing: ${missing[*]}. Install them (Debian/Ubuntu: apt-get install ${missing[*]};" \
-     "macOS: brew install redis postgresql) or set REDIS_URL / DATABASE_URL to servers you run." >&2
+     "macOS: brew install redis postgresql, and a Chromium) or set REDIS_URL / DATABASE_URL" \
+     "to servers you run and CHROMIUM to a Chromium or Chrome binary." >&2
 exit 1

@@ -1,0 +1,1 @@
+"""The browser chat client's files (static/), served by rest/webclient.py."""

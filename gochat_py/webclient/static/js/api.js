@@ -1,0 +1,167 @@
+// The REST API. The session lives in httpOnly cookies the server sets at login, register
+// and refresh: this module never sees a token except to hand a fresh one to the socket.
+// A 401 is answered once by a quiet refresh (the refresh cookie) and a retry.
+
+const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+let sessionLost = () => {};
+let refreshing = null;
+
+export function onSessionLost(callback) {
+  sessionLost = callback;
+}
+
+async function call(method, path, body) {
+  const init = { method, credentials: "include", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(API + path, init);
+  if (response.status === 204) return { response, data: null };
+  const data = await response.json().catch(() => null);
+  return { response, data };
+}
+
+function failure(response, data) {
+  const error = data?.error ?? {};
+  return new ApiError(
+    response.status,
+    error.code ?? `http_${response.status}`,
+    error.message ?? response.statusText ?? "request failed",
+    error.field,
+  );
+}
+
+// Several requests may see 401 at once: they share one refresh, since each refresh
+// spends the refresh token and a second one would present a spent token.
+export function refresh() {
+  refreshing ??= call("POST", "/auth/refresh")
+    .then(({ response, data }) => {
+      if (!response.ok) throw failure(response, data);
+      return data;
+    })
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+async function request(method, path, body) {
+  let { response, data } = await call(method, path, body);
+  if (response.status === 401) {
+    try {
+      await refresh();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) sessionLost();
+      throw error;
+    }
+    ({ response, data } = await call(method, path, body));
+    if (response.status === 401) sessionLost();
+  }
+  if (!response.ok) throw failure(response, data);
+  return data;
+}
+
+async function unauthenticated(method, path, body) {
+  const { response, data } = await call(method, path, body);
+  if (!response.ok) throw failure(response, data);
+  return data;
+}
+
+// --- shapes -------------------------------------------------------------------------
+// A conversation item is `{conversation: {...}, participants, last_message, unread_count}`;
+// the client keeps one flat form.
+export function toConversation(item) {
+  const c = item.conversation;
+  return {
+    id: c.id,
+    type: c.type,
+    name: c.name ?? null,
+    created_by: c.created_by,
+    created_at: c.created_at,
+    last_seq: c.last_seq,
+    last_activity_at: c.last_activity_at,
+    participants: item.participants.filter((p) => p.is_active),
+    last_message: item.last_message,
+    unread_count: item.unread_count,
+  };
+}
+
+export function toPage(body) {
+  return { messages: body.messages, nextCursor: body.next_cursor, hasMore: body.has_more };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+// "bob@example.com, 6f1c…" → {ids, emails}: people are named by user id or by email.
+export function splitPeople(text) {
+  const ids = [];
+  const emails = [];
+  for (const word of text.split(/[\s,;]+/).filter(Boolean)) {
+    if (UUID.test(word)) ids.push(word.toLowerCase());
+    else emails.push(word);
+  }
+  return { ids, emails };
+}
+
+// --- auth ---------------------------------------------------------------------------
+export const register = (email, username, password) =>
+  unauthenticated("POST", "/auth/register", { email, username, password });
+export const login = (email, password) =>
+  unauthenticated("POST", "/auth/login", { email, password });
+export const logout = () => unauthenticated("POST", "/auth/logout");
+export const me = () => request("GET", "/auth/me");
+
+// --- conversations ------------------------------------------------------------------
+export async function conversations(limit = 100) {
+  const all = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    const body = await request("GET", `/conversations?${query}`);
+    all.push(...body.conversations.map(toConversation));
+    cursor = body.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+export const conversation = async (id) =>
+  toConversation(await request("GET", `/conversations/${id}`));
+
+export async function startDirect(person) {
+  const { ids, emails } = splitPeople(person);
+  const body = ids.length ? { participant_id: ids[0] } : { participant_email: emails[0] };
+  return toConversation(await request("POST", "/conversations", body));
+}
+
+export async function createGroup(name, people) {
+  const { ids, emails } = splitPeople(people);
+  const body = { name, participant_ids: ids };
+  if (emails.length) body.participant_emails = emails;
+  return toConversation(await request("POST", "/conversations", body));
+}
+
+export const addMembers = (id, userIds) =>
+  request("POST", `/conversations/${id}/members`, { user_ids: userIds });
+export const removeMember = (id, userId) =>
+  request("DELETE", `/conversations/${id}/members/${userId}`);
+
+// --- messages -----------------------------------------------------------------------
+export async function messages(id, { cursor, afterSeq, limit } = {}) {
+  const query = new URLSearchParams();
+  if (limit) query.set("limit", String(limit));
+  if (cursor) query.set("cursor", cursor);
+  else if (afterSeq !== undefined) query.set("after_seq", String(afterSeq));
+  return toPage(await request("GET", `/conversations/${id}/messages?${query}`));
+}

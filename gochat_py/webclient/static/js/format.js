@@ -1,0 +1,69 @@
+// How names, times and people look: initials, avatar colours, clock and day labels.
+import { h } from "./dom.js";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function initials(name) {
+  const parts = (name || "?").replace(/[_.-]+/g, " ").trim().split(/\s+/);
+  // "ann_lee" → AL; "bob_9170bf" → B: a part that starts with a digit is no name.
+  if (parts.length > 1 && !/^\d/.test(parts[1])) return (parts[0][0] + parts[1][0]).toUpperCase();
+  return parts[0][0].toUpperCase();
+}
+
+// A stable hue per id or name, so a person keeps their colour everywhere.
+export function hue(key) {
+  let hash = 0;
+  for (const ch of String(key)) hash = (hash * 31 + ch.codePointAt(0)) | 0;
+  return Math.abs(hash) % 360;
+}
+
+export function avatar(name, key, size = "md") {
+  return h("span", {
+    class: `avatar avatar-${size}`,
+    style: { "--hue": String(hue(key ?? name)) },
+    "aria-hidden": "true",
+    text: initials(name),
+  });
+}
+
+function startOfDay(ms) {
+  const d = new Date(ms);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+export function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+export function dayLabel(ms) {
+  const days = Math.round((startOfDay(Date.now()) - startOfDay(ms)) / DAY_MS);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  const sameYear = new Date(ms).getFullYear() === new Date().getFullYear();
+  return new Date(ms).toLocaleDateString([], {
+    weekday: days < 7 ? "long" : undefined,
+    day: "numeric",
+    month: "long",
+    year: sameYear ? undefined : "numeric",
+  });
+}
+
+export function sameDay(a, b) {
+  return startOfDay(a) === startOfDay(b);
+}
+
+// The conversation list's time: the clock today, the weekday this week, else the date.
+export function listTime(ms) {
+  if (!ms) return "";
+  const days = Math.round((startOfDay(Date.now()) - startOfDay(ms)) / DAY_MS);
+  if (days === 0) return clock(ms);
+  if (days === 1) return "Yesterday";
+  if (days < 7) return new Date(ms).toLocaleDateString([], { weekday: "short" });
+  return new Date(ms).toLocaleDateString([], { day: "numeric", month: "short" });
+}
+
+export function listOfNames(names) {
+  if (names.length <= 2) return names.join(" and ");
+  return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+}

@@ -1,0 +1,250 @@
+// Keeping the store in step with the server: conversation list, history pages, the
+// catch-up after a reconnect or a gap, sending with acknowledgement, read marks.
+import * as api from "./api.js";
+import { store } from "./store.js";
+
+export const PAGE_SIZE = 30;
+const CATCH_UP_PAGE = 100;
+const TYPING_SHOWN_MS = 5_000;
+// A notice keeps "typing…" lit on the others' screens for TYPING_SHOWN_MS: one every 3 s
+// while typing is enough, instead of a frame per keystroke.
+const TYPING_EVERY_MS = 3_000;
+
+let socket = null;
+const readSent = new Map(); // conversation id → the seq last sent in a read frame
+const lastTypingSent = new Map();
+const catchingUp = new Map(); // conversation id → the running catch-up
+
+export function useSocket(chatSocket) {
+  socket = chatSocket;
+}
+
+export async function refreshConversations() {
+  store.setConversations(await api.conversations());
+}
+
+export async function loadNewest(id) {
+  const thread = store.thread(id);
+  const page = await api.messages(id, { limit: PAGE_SIZE });
+  for (const m of page.messages) thread.add(m);
+  // Newest first: its cursor walks to older messages. Messages that arrived live while
+  // the page was on its way are kept; the page only adds.
+  if (!thread.loaded) {
+    thread.olderCursor = page.nextCursor;
+    thread.hasOlder = page.hasMore;
+  }
+  thread.loaded = true;
+  store.emit("thread", id);
+}
+
+export async function loadOlder(id) {
+  const thread = store.thread(id);
+  if (!thread.hasOlder || thread.loadingOlder) return false;
+  thread.loadingOlder = true;
+  try {
+    const page = await api.messages(id, { cursor: thread.olderCursor, limit: PAGE_SIZE });
+    for (const m of page.messages) thread.add(m);
+    thread.olderCursor = page.nextCursor;
+    thread.hasOlder = page.hasMore;
+  } finally {
+    thread.loadingOlder = false;
+  }
+  store.emit("thread", id);
+  return true;
+}
+
+// Every message after `afterSeq` (default: the newest held), oldest first, page by page.
+// One catch-up per conversation at a time; a second request waits for it and then runs.
+export function catchUp(id, afterSeq) {
+  const previous = catchingUp.get(id) ?? Promise.resolve();
+  const run = previous
+    .catch(() => {})
+    .then(async () => {
+      const thread = store.thread(id);
+      let cursor = null;
+      let after = afterSeq ?? thread.lastSeq;
+      let added = 0;
+      do {
+        const page = await api.messages(id, { cursor, afterSeq: after, limit: CATCH_UP_PAGE });
+        for (const m of page.messages) if (thread.add(m)) added += 1;
+        cursor = page.nextCursor;
+        after = undefined;
+      } while (cursor);
+      const conversation = store.conversations.get(id);
+      if (conversation && thread.ordered.length) store.noteMessage(conversation, thread.ordered.at(-1));
+      if (added) store.emit("thread", id);
+      store.emit("conversations");
+    })
+    .finally(() => {
+      if (catchingUp.get(id) === run) catchingUp.delete(id);
+    });
+  catchingUp.set(id, run);
+  return run;
+}
+
+// After a reconnect: the list (a conversation may have started meanwhile) and every
+// conversation whose messages the page holds.
+export async function catchUpAll() {
+  await refreshConversations();
+  const loaded = [...store.threads.entries()].filter(([, t]) => t.loaded).map(([id]) => id);
+  await Promise.all(loaded.map((id) => catchUp(id)));
+  resendPending();
+}
+
+function newClientMsgId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export function send(id, content) {
+  const text = content.trim();
+  if (!text) return;
+  const pending = {
+    client_msg_id: newClientMsgId(),
+    conversation_id: id,
+    sender_id: store.me.id,
+    sender_username: store.me.username,
+    content: text,
+    sent_at: Date.now(),
+    state: "pending",
+  };
+  store.thread(id).pending.set(pending.client_msg_id, pending);
+  // The next message's first keystroke is news again.
+  lastTypingSent.delete(id);
+  store.emit("thread", id);
+  transmit(pending);
+}
+
+function transmit(pending) {
+  pending.state = "pending";
+  socket?.send({
+    event: "message",
+    conversation_id: pending.conversation_id,
+    content: pending.content,
+    client_msg_id: pending.client_msg_id,
+  });
+  // Not sent now (no connection): resendPending() sends it once the socket is back. The
+  // server keeps one message per client_msg_id, so sending twice delivers once.
+}
+
+export function retry(id, clientMsgId) {
+  const pending = store.thread(id).pending.get(clientMsgId);
+  if (pending) {
+    transmit(pending);
+    store.emit("thread", id);
+  }
+}
+
+export function resendPending() {
+  for (const thread of store.threads.values())
+    for (const pending of thread.pending.values()) if (pending.state === "pending") transmit(pending);
+}
+
+export function acknowledged(ack) {
+  const thread = store.thread(ack.conversation_id);
+  const pending = thread.pending.get(ack.client_msg_id);
+  if (!pending) return;
+  const { state, ...fields } = pending;
+  received({ ...fields, id: ack.id, seq: ack.seq, sent_at: ack.sent_at, type: "text" });
+}
+
+export function sendFailed(frame) {
+  for (const [id, thread] of store.threads) {
+    const pending = frame.ref && thread.pending.get(frame.ref);
+    if (!pending) continue;
+    pending.state = "failed";
+    pending.error = frame.message;
+    store.emit("thread", id);
+    if (frame.retry_after) setTimeout(() => retry(id, frame.ref), frame.retry_after * 1000);
+  }
+}
+
+// A message from the socket (or our own acknowledged send).
+export function received(message) {
+  const id = message.conversation_id;
+  // Whoever wrote has stopped typing.
+  if (store.typing.get(id)?.delete(message.sender_id)) store.emit("typing", id);
+  const conversation = store.conversations.get(id);
+  if (!conversation) {
+    // Someone just added us: the list brings the conversation and its preview.
+    refreshConversations().catch(() => {});
+    return;
+  }
+  const thread = store.thread(id);
+  const before = thread.lastSeq;
+  const added = thread.add(message);
+  store.noteMessage(conversation, message);
+  if (added && message.sender_id !== store.me.id && id !== visibleConversation()) {
+    conversation.unread_count += 1;
+  }
+  // A hole between what we held and this message (frames lost while the connection
+  // was failing): fetch it from history.
+  if (thread.loaded && message.seq > before + 1) catchUp(id, before).catch(() => {});
+  store.emit("thread", id);
+  store.emit("conversations");
+  markRead(id);
+}
+
+export function typingSeen(frame) {
+  if (frame.user_id === store.me.id) return;
+  const id = frame.conversation_id;
+  if (!store.typing.has(id)) store.typing.set(id, new Map());
+  store.typing.get(id).set(frame.user_id, {
+    username: frame.username ?? "someone",
+    until: Date.now() + TYPING_SHOWN_MS,
+  });
+  store.emit("typing", id);
+  setTimeout(() => store.emit("typing", id), TYPING_SHOWN_MS + 50);
+}
+
+export function readSeen(frame) {
+  const id = frame.conversation_id;
+  if (frame.user_id === store.me.id) {
+    // Read on another device of mine.
+    const conversation = store.conversations.get(id);
+    if (conversation && frame.seq >= conversation.last_seq) {
+      conversation.unread_count = 0;
+      store.emit("conversations");
+    }
+    return;
+  }
+  if (!store.readBy.has(id)) store.readBy.set(id, new Map());
+  const marks = store.readBy.get(id);
+  marks.set(frame.user_id, Math.max(marks.get(frame.user_id) ?? 0, frame.seq));
+  store.emit("thread", id);
+}
+
+export function typing(id) {
+  const now = Date.now();
+  if (now - (lastTypingSent.get(id) ?? 0) < TYPING_EVERY_MS) return;
+  if (socket?.send({ event: "typing", conversation_id: id })) lastTypingSent.set(id, now);
+}
+
+function visibleConversation() {
+  return document.visibilityState === "visible" ? store.activeId : null;
+}
+
+// Tell the server (and so the other members) how far we have read: the newest seq of the
+// conversation on screen, once per new seq.
+export function markRead(id) {
+  if (id !== visibleConversation()) return;
+  const seq = store.thread(id).lastSeq;
+  const conversation = store.conversations.get(id);
+  if (conversation && conversation.unread_count) {
+    conversation.unread_count = 0;
+    store.emit("conversations");
+  }
+  if (!seq || (readSent.get(id) ?? 0) >= seq) return;
+  if (socket?.send({ event: "read", conversation_id: id, seq })) readSent.set(id, seq);
+}
+
+export function forgetSession() {
+  readSent.clear();
+  lastTypingSent.clear();
+  catchingUp.clear();
+}

@@ -1,0 +1,86 @@
+"""Browser tests: the real server over real HTTP on a free port, driven by the system's
+Chromium through Playwright (no browser download: scripts/system-deps.sh installs it).
+Screenshots are saved under .artifacts/screenshots/ and listed at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from gochat_py.settings import Settings
+from tests.harness import ROOT, serve_app
+
+SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # required when the tests run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # No calls home (updates, field trials, sync): on a closed network they only fail.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Playwright's own default is 30 s per action; a step of these tests takes well under one.
+ACTION_TIMEOUT_MS = 10_000
+
+_saved: list[Path] = []
+
+Screenshot = Callable[[Page, str], Awaitable[Path]]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(f"no Chromium at {path}: run `make system-deps` or set CHROMIUM")
+    return path
+
+
+async def new_context(browser: Browser, width: int = 1200, height: int = 760) -> BrowserContext:
+    """A fresh browser profile (its own cookies) with a window of this size."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    return context
+
+
+@pytest.fixture
+async def base_url(settings: Settings) -> AsyncIterator[str]:
+    async with serve_app(settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Screenshot:
+    """Save a page's screenshot as a test artifact: .artifacts/screenshots/<test>/<name>.png."""
+    folder = SCREENSHOTS / request.node.name
+
+    async def take(page: Page, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        await page.screenshot(path=path)
+        _saved.append(path)
+        return path
+
+    return take
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _saved:
+        terminalreporter.write_sep("-", "browser screenshots")
+        for path in _saved:
+            terminalreporter.write_line(str(path.relative_to(ROOT)))

@@ -57,30 +57,46 @@ async def test_all_migrations_give_the_schema_in_schema_sql(
     assert schema_dump(stack, empty_database) == schema_dump(stack, database_url)
 
 
+SHIPPED = [f"{m.version:04d}_{m.name}" for m in migrate.discover()]
+
+
 async def test_up_down_up_round_trips(stack: LocalStack, empty_database: str) -> None:
-    assert await migrate.run(empty_database, "up", None) == ["up 0001_init"]
+    assert await migrate.run(empty_database, "up", None) == [f"up {m}" for m in SHIPPED]
     after_up = schema_dump(stack, empty_database)
     assert {"users", "conversations", "conversation_members", "messages"} <= await tables(
         empty_database
     )
-    assert await migrate.run(empty_database, "down", 0) == ["down 0001_init"]
+    downs = await migrate.run(empty_database, "down", 0)
+    assert downs == [f"down {m}" for m in reversed(SHIPPED)]
     assert await tables(empty_database) == {"schema_migrations"}
-    assert await migrate.run(empty_database, "up", None) == ["up 0001_init"]
+    assert await migrate.run(empty_database, "up", None) == [f"up {m}" for m in SHIPPED]
     assert schema_dump(stack, empty_database) == after_up
+
+
+async def test_each_migration_goes_down_to_the_one_before(
+    stack: LocalStack, empty_database: str
+) -> None:
+    dumps = []
+    for version in range(1, len(SHIPPED) + 1):
+        await migrate.run(empty_database, "up", version)
+        dumps.append(schema_dump(stack, empty_database))
+    for version in range(len(SHIPPED) - 1, 0, -1):
+        await migrate.run(empty_database, "down", version)
+        assert schema_dump(stack, empty_database) == dumps[version - 1], SHIPPED[version]
 
 
 async def test_a_second_run_has_nothing_to_do(empty_database: str) -> None:
     await migrate.run(empty_database, "up", None)
     assert await migrate.run(empty_database, "up", None) == []
-    assert await migrate.run(empty_database, "status", None) == ["applied 0001_init"]
+    assert await migrate.run(empty_database, "status", None) == [f"applied {m}" for m in SHIPPED]
 
 
 async def test_concurrent_runners_apply_each_migration_once(empty_database: str) -> None:
     results = await asyncio.gather(*(migrate.run(empty_database, "up", None) for _ in range(4)))
-    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    assert sorted(len(r) for r in results) == [0, 0, 0, len(SHIPPED)]
     conn = await asyncpg.connect(empty_database)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 1
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(SHIPPED)
     finally:
         await conn.close()
 

@@ -1,0 +1,10 @@
+DROP TABLE notifications;
+DROP TABLE blocks;
+DROP TABLE contacts;
+DROP TABLE contact_requests;
+ALTER TABLE users
+    DROP COLUMN last_seen_at,
+    DROP COLUMN show_presence,
+    DROP COLUMN dm_policy,
+    DROP COLUMN bio,
+    DROP COLUMN display_name;

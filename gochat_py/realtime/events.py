@@ -44,6 +44,11 @@ class Announcer:
         self._redis = redis
         self._partitions = partitions
 
+    async def to_user(self, user: UserId, event: Event) -> None:
+        """Every socket of `user` that asked for the event, on every process."""
+        sealed = envelope.seal([user], _encoder.encode(event), event.event)
+        await self._redis.publish(keys.user_channel(user), sealed)
+
     async def to_members(
         self, conversation_id: ConversationId, recipients: Iterable[UserId], event: Event
     ) -> None:

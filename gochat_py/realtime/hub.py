@@ -1,14 +1,15 @@
 """Delivery: one pub/sub connection per process fans frames out to the local sockets.
 
 A process subscribes the channel of every conversation that a user with a socket here
-belongs to, once however many of its members are here, and drops it when the last of
-them goes. Each frame arrives once per process in an envelope naming its recipients
-(envelope.py) and goes to every local device of each. Joins and leaves reach every
-process as membership changes. After a lost connection the listener reconnects,
-subscribes every channel again and reloads the local users' conversations; frames
-published meanwhile are missed, and clients fill the gap from history by seq. Revoked
-sessions arrive on a process-wide channel too; ones announced while disconnected are found
-by asking Redis about every local session once the channel is subscribed again.
+belongs to, and that user's own channel (events meant for them alone), once however many
+of its holders are here, and drops it when the last of them goes. Each frame arrives once
+per process in an envelope naming its recipients (envelope.py) and goes to every local
+device of each. Joins and leaves reach every process as membership changes. After a lost
+connection the listener reconnects, subscribes every channel again and reloads the local
+users' conversations; frames published meanwhile are missed, and clients fill the gap
+from history by seq. Revoked sessions arrive on a process-wide channel too; ones announced
+while disconnected are found by asking Redis about every local session once the channel is
+subscribed again.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class Hub:
         self._sockets += 1
         self._metrics.ws_connections.inc()
         try:
-            await self._hold(user, [self._channel(c) for c in conversations])
+            await self._hold(user, self._channels_of(subscriber.user, conversations))
             yield
         finally:
             self._sockets -= 1
@@ -153,6 +154,10 @@ class Hub:
 
     def _channel(self, conversation_id: ConversationId) -> str:
         return keys.conversation_channel(conversation_id, self._partitions)
+
+    def _channels_of(self, user: UserId, conversations: Iterable[ConversationId]) -> list[str]:
+        """What a user's sockets hear: their conversations' channels and their own."""
+        return [keys.user_channel(user), *map(self._channel, conversations)]
 
     async def _hold(self, user: bytes, channels: list[str]) -> None:
         await self._subscribe(self._add_routes(user, channels))
@@ -280,7 +285,7 @@ class Hub:
         for key, user in users.items():
             if key not in self._devices:
                 continue  # left while the listing loaded
-            wanted = {self._channel(c) for c in listing.get(user, [])}
+            wanted = set(self._channels_of(user, listing.get(user, [])))
             routes = self._routes.get(key, set())
             gone += self._drop_routes(key, routes - wanted)
             fresh += self._add_routes(key, wanted - routes)

@@ -74,6 +74,14 @@ def conversation_channel(conversation_id: uuid.UUID, partitions: int) -> str:
     return f"{PREFIX}:{_tag(conversation_id, partitions)}:conversation:{conversation_id}"
 
 
+def user_channel(user_id: uuid.UUID) -> str:
+    """Pub/sub channel of one user: the events meant for them alone (presence, notifications,
+    contacts), subscribed by each process that holds one of their sockets, for as long as it
+    does. Publishing to a user with no socket costs Redis one lookup and no delivery. Tagged
+    by the user, so sharded pub/sub spreads users over the slots."""
+    return f"{PREFIX}:user:{{{user_id}}}:events"
+
+
 def session_refresh(session_id: str) -> str:
     """The id (jti) of the one refresh token of a login session that may still be used."""
     return f"{PREFIX}:session:{{{session_id}}}:refresh"

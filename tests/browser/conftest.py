@@ -8,9 +8,10 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
 from gochat_py.settings import Settings
 from tests.harness import ROOT, serve_app
@@ -26,6 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # Playwright's own default is 30 s per action; a step of these tests takes well under one.
 ACTION_TIMEOUT_MS = 10_000
 
@@ -46,6 +48,22 @@ async def new_context(browser: Browser, width: int = 1200, height: int = 760) ->
     context = await browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     return context
+
+
+async def server_only(context: BrowserContext) -> list[str]:
+    """Abort every request of the context to another host than the server's; returns the
+    list the refused addresses are added to."""
+    blocked: list[str] = []
+
+    async def local_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
+            await route.continue_()
+        else:
+            blocked.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", local_only)
+    return blocked
 
 
 @pytest.fixture

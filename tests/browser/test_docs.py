@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from playwright.async_api import Browser, expect
 
-from playwright.async_api import Browser, Route, expect
-
-from tests.browser.conftest import Screenshot, new_context
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+from tests.browser.conftest import Screenshot, new_context, server_only
 
 
 async def test_docs_render_every_operation_with_only_the_server_reachable(
     base_url: str, browser: Browser, screenshot: Screenshot
 ) -> None:
-    context = await new_context(browser, height=900)
-    blocked: list[str] = []
-
-    async def local_only(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
-            await route.continue_()
-        else:
-            blocked.append(route.request.url)
-            await route.abort()
-
-    await context.route("**/*", local_only)
+    context = await new_context(browser)
+    blocked = await server_only(context)
     page = await context.new_page()
     async with page.expect_response(lambda r: r.url.endswith("/openapi.json")) as document:
         await page.goto(f"{base_url}/docs")

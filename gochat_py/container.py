@@ -13,6 +13,7 @@ from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
+from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.expiry import Expiry, warning_lead
@@ -29,6 +30,7 @@ from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
+from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
@@ -178,9 +180,11 @@ class Container(containers.DeclarativeContainer):
         recent_max=settings.provided.recent_cache_max,
     )
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
-    members = providers.Singleton(Members, conversations, users, membership)
-    conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
+    stored_notifications = providers.Singleton(StoredNotifications, pg_pool)
+    notifications = providers.Singleton(Notifications, stored_notifications, announcer, metrics)
+    members = providers.Singleton(Members, conversations, users, membership, notifications)
+    conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)

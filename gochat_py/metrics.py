@@ -75,6 +75,19 @@ class Metrics:
             buckets=DELIVERY_BUCKETS,
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "gochat_notifications",
+            "Notifications stored, by type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.user_event_failures = Counter(
+            "gochat_user_event_failures",
+            "Events to one user's devices (notification, notifications_read) that could not be "
+            "published because Redis failed; what they announce is stored all the same.",
+            ["event"],
+            registry=self.registry,
+        )
         self.pubsub_disconnects = Counter(
             "gochat_pubsub_disconnects",
             "Times the pub/sub connection was lost and reconnected.",

@@ -1,5 +1,5 @@
-"""What the server announces live to a conversation's members beside its messages, and the
-one way such an announcement is published."""
+"""What the server announces live beside messages, to a conversation's members or to one
+user's devices, and the one way such an announcement is published."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from gochat_py.ids import ConversationId, UserId
+from gochat_py.notifications import Notification
 from gochat_py.redis import envelope, keys
 
 
@@ -29,8 +30,24 @@ class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
-# Every event a conversation's members may be sent; each names itself in `event`.
-Event = TypingEvent | ReadEvent
+class NotificationEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A new notification, to every device of its recipient."""
+
+    event: Literal["notification"] = "notification"
+    notification: Notification
+
+
+class NotificationsReadEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """The user marked notifications read (on any device): to every device of theirs."""
+
+    event: Literal["notifications_read"] = "notifications_read"
+    ids: list[uuid.UUID]  # those this marking changed; empty when `all`
+    all: bool  # every notification up to now is read
+    unread_count: int
+
+
+# Every event the server announces; each names itself in `event`.
+Event = TypingEvent | ReadEvent | NotificationEvent | NotificationsReadEvent
 
 _encoder = msgspec.json.Encoder()
 

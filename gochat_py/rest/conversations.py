@@ -20,6 +20,7 @@ from gochat_py.postgres.conversations import (
     CreateConversation,
 )
 from gochat_py.postgres.users import Users
+from gochat_py.rest import query
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
@@ -73,13 +74,7 @@ class CreatedConversation(ConversationView, frozen=True):
 
 
 def _limit(request: Request, default: int) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    # isdigit() alone also admits digits int() refuses, such as "\u00b2".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
-    return int(raw)
+    return query.limit(request, default, MAX_PAGE)
 
 
 def _conversation_id(request: Request) -> ConversationId:

@@ -8,8 +8,9 @@ from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
-from gochat_py.rest import auth, conversations, dashboard, health
+from gochat_py.rest import auth, conversations, dashboard, health, notifications
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
+from gochat_py.usecases import notifications as notices
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
 
@@ -20,8 +21,8 @@ SOCKET_PATH = "/ws"
 CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
 
 
-def _limit(default: int) -> QueryParam:
-    schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default}
+def _limit(default: int, maximum: int = MAX_PAGE) -> QueryParam:
+    schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
     return QueryParam("limit", schema, "how many to return")
 
 
@@ -35,6 +36,9 @@ AFTER_SEQ = QueryParam(
     "after_seq",
     {"type": "integer", "minimum": 0},
     "the messages after this seq, oldest first (not with `cursor`)",
+)
+UNREAD_ONLY = QueryParam(
+    "unread_only", {"type": "boolean", "default": False}, "only the unread ones"
 )
 
 routes: list[BaseRoute] = [
@@ -245,6 +249,28 @@ routes: list[BaseRoute] = [
             None,
             204,
             errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/notifications",
+        notifications.list_notifications,
+        "GET",
+        Operation(
+            "Your notifications, newest first, with how many are unread",
+            notices.NotificationPage,
+            query=(_limit(notices.DEFAULT_PAGE, notices.MAX_PAGE), UNREAD_ONLY, CURSOR),
+            errors=(400, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/notifications/read",
+        notifications.mark_notifications_read,
+        "POST",
+        Operation(
+            "Mark some of your notifications ({ids}) or all of them ({all: true}) read",
+            notices.Marked,
+            request=notifications.MarkNotificationsRead,
+            errors=(503,),
         ),
     ),
 ]

@@ -1,5 +1,11 @@
 """Starting conversations and changing who is in them; every change is announced to every
-server process, so delivery follows it at once (realtime/membership.py)."""
+server process, so delivery follows it at once (realtime/membership.py), and those a manager
+added to a group or removed from it are notified (usecases/notifications.py).
+
+A committed change is notified, then announced, and announced even when notifying fails:
+a notification stored first outlives a Redis outage that fails the announcement (and the
+request, after the commit), and an announcement still made keeps delivery true to the
+change when PostgreSQL fails the notification."""
 
 from __future__ import annotations
 
@@ -7,19 +13,28 @@ import uuid
 
 from gochat_py.errors import NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
+from gochat_py.notifications import ConversationNotice
 from gochat_py.postgres.conversations import MAX_GROUP_MEMBERS, Conversations, CreateConversation
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
+from gochat_py.usecases.notifications import Notifications
 
 # One wording whichever address it was: the answer tells no more than that one is unknown.
 UNKNOWN_EMAIL = "no account has an email given"
 
 
 class Members:
-    def __init__(self, conversations: Conversations, users: Users, membership: Membership) -> None:
+    def __init__(
+        self,
+        conversations: Conversations,
+        users: Users,
+        membership: Membership,
+        notifications: Notifications,
+    ) -> None:
         self._conversations = conversations
         self._users = users
         self._membership = membership
+        self._notifications = notifications
 
     async def start(
         self, creator: UserId, request: CreateConversation
@@ -64,7 +79,13 @@ class Members:
         conversation_id = await self._conversations.create_group(creator, name, ids, field)
         # The creator may list themself too.
         joined = {creator, *(UserId(p) for p in ids)}
-        await self._announce(conversation_id, added=list(joined))
+        notice = ConversationNotice(conversation_id=conversation_id, conversation_name=name.strip())
+        try:
+            await self._notifications.notify_many(
+                sorted(joined - {creator}), "added_to_conversation", creator, notice
+            )
+        finally:
+            await self._announce(conversation_id, added=list(joined))
         return conversation_id
 
     async def _accounts_of(self, emails: list[str], field: str) -> list[UserId]:
@@ -95,14 +116,31 @@ class Members:
     ) -> list[UserId]:
         """Those newly added (owner or admin only)."""
         added = await self._conversations.add_members(actor, conversation_id, user_ids)
-        await self._announce(conversation_id, added=added)
+        try:
+            if added:  # never the actor: a manager is a member already
+                notice = await self._notice(actor, conversation_id)
+                await self._notifications.notify_many(added, "added_to_conversation", actor, notice)
+        finally:
+            await self._announce(conversation_id, added=added)
         return added
 
     async def remove(self, actor: UserId, conversation_id: ConversationId, user: UserId) -> None:
-        """Leave a group, or remove someone from it as its owner or an admin."""
+        """Leave a group (nobody is notified), or remove someone from it as its owner or an
+        admin (they are)."""
         if not await self._conversations.remove_member(actor, conversation_id, user):
             raise NotAMember("conversation not found")
-        await self._announce(conversation_id, removed=[user])
+        try:
+            if user != actor:
+                notice = await self._notice(actor, conversation_id)
+                await self._notifications.notify(user, "removed_from_conversation", actor, notice)
+        finally:
+            await self._announce(conversation_id, removed=[user])
+
+    async def _notice(self, member: UserId, conversation_id: ConversationId) -> ConversationNotice:
+        """What a notification about the conversation says of it, read as `member` sees it."""
+        row = await self._conversations.one(member, conversation_id)
+        name = row.name if row is not None else None
+        return ConversationNotice(conversation_id=conversation_id, conversation_name=name)
 
     async def _announce(
         self,

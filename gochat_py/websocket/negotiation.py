@@ -23,8 +23,11 @@ SUBPROTOCOL = "gochat-py.v1"
 # What a client may ask for. Messages, errors and the answers to its own requests always
 # come; naming them in `events` is allowed and changes nothing.
 # `echo` is the sending socket's own copy of its message: gochat's client shows a send at
-# once and would show the copy as a second message.
-OPTIONAL_EVENTS = frozenset({"ack", "echo", "typing", "read", "token_expiring"})
+# once and would show the copy as a second message. A gochat client would likewise take a
+# notification frame for a message.
+OPTIONAL_EVENTS = frozenset(
+    {"ack", "echo", "typing", "read", "token_expiring", "notification", "notifications_read"}
+)
 ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
 MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated
 

@@ -84,17 +84,6 @@ async def group_of_two(
         yield alice_ws, bob_ws, group["id"], bob["user"]["id"]
 
 
-@pytest.fixture
-async def two_servers(settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async with (
-        serve_app(settings) as first_url,
-        serve_app(settings) as second_url,
-        httpx.AsyncClient(base_url=first_url) as first,
-        httpx.AsyncClient(base_url=second_url) as second,
-    ):
-        yield first, second
-
-
 async def test_a_removed_member_is_refused_at_once_where_removed_and_within_a_second_elsewhere(
     two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:

@@ -12,7 +12,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from gochat_py import messages
+from gochat_py import messages, notifications
 from gochat_py.realtime import events
 from gochat_py.websocket import frames
 from gochat_py.websocket.frames import ClientFrame
@@ -82,6 +82,17 @@ def server_samples() -> list[msgspec.Struct]:
         frames.AuthOk(expires_in=5),
         events.TypingEvent(conversation_id=ID, user_id=ID, username="bob"),
         events.ReadEvent(conversation_id=ID, user_id=ID, seq=3),
+        events.NotificationEvent(
+            notification=notifications.Notification(
+                id=ID,
+                type="added_to_conversation",
+                actor=notifications.Actor(ID, "alice"),
+                data={"conversation_id": str(ID), "conversation_name": "g"},
+                created_at=1,
+                read_at=None,
+            )
+        ),
+        events.NotificationsReadEvent(ids=[ID], all=False, unread_count=0),
     ]
 
 

@@ -16,10 +16,14 @@ from gochat_py.redis.sessions import Rotation, Sessions
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.tokens import Claims, TokenCodec, TokenPair
 
+# No control characters: PostgreSQL's text cannot hold U+0000, and no address has one.
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f]+"
 Email = Annotated[
     str,
     msgspec.Meta(
-        max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an email address"
+        max_length=254,
+        pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
+        description="an email address",
     ),
 ]
 Username = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]{3,32}$")]
@@ -35,7 +39,8 @@ class RegisterRequest(msgspec.Struct, frozen=True):
 
 
 class LoginRequest(msgspec.Struct, frozen=True):
-    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    # Looked up, not validated as an address; U+0000 cannot reach PostgreSQL's text.
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254, pattern=r"^[^\x00]*$")]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 

@@ -101,6 +101,7 @@ async def test_duplicate_username_in_any_case_is_a_conflict(api: httpx.AsyncClie
         ("email", "not-an-email"),
         ("email", "a@b"),
         ("email", 42),
+        ("email", "nul\u0000@example.com"),  # PostgreSQL's text cannot hold it: was a 500
         ("username", "ab"),
         ("username", "x" * 33),
         ("username", "bad name!"),
@@ -124,6 +125,14 @@ async def test_register_rejects_an_invalid_field_with_422_naming_it(
     assert response.status_code == 422
     assert error_code(response) == "validation_failed"
     assert response.json()["error"]["field"] == field
+
+
+async def test_login_with_a_nul_in_the_email_is_422_not_a_server_error(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.post(LOGIN, json={"email": "nul\u0000@example.com", "password": "x"})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "email"
 
 
 async def test_register_with_a_missing_field_is_422(api: httpx.AsyncClient) -> None:

@@ -120,6 +120,9 @@ def decode(data: str | bytes) -> ClientFrame:
         raise FrameError("invalid_frame", _describe(exc)) from None
     except msgspec.DecodeError:
         raise FrameError("invalid_json", "frame is not a JSON object") from None
+    except RecursionError:
+        # msgspec decodes nested values recursively: ~1000 levels exhaust the stack.
+        raise FrameError("invalid_frame", "frame is nested too deeply") from None
     ref = envelope.client_msg_id if isinstance(envelope.client_msg_id, str) else None
     decoder = _decoders.get(envelope.event)
     if decoder is None:
@@ -128,6 +131,8 @@ def decode(data: str | bytes) -> ClientFrame:
         frame = decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise FrameError(_code_for(exc), _describe(exc), ref) from None
+    except RecursionError:
+        raise FrameError("invalid_frame", "frame is nested too deeply", ref) from None
     return frame
 
 

@@ -105,6 +105,19 @@ def test_json_that_is_not_a_frame_is_invalid_frame_and_says_where(data: str, mes
     assert (error.code, error.message, error.ref) == ("invalid_frame", message, None)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"content": "hi", "conversation_id": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"event": "ping", "extra": ' + "[" * 5000 + "]" * 5000 + "}",  # a field skipped
+        '{"event": "auth", "token": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}",
+    ],
+)
+def test_a_frame_nested_too_deeply_is_invalid_frame_not_a_crash(data: str) -> None:
+    error = refused(data)
+    assert (error.code, error.message) == ("invalid_frame", "frame is nested too deeply")
+
+
 def test_an_unknown_event_is_named_in_the_error_cut_to_40_characters() -> None:
     assert refused(frame(event="dance")).message == "unknown event 'dance'"
     error = refused(frame(event="x" * 100))

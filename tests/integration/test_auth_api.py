@@ -150,6 +150,17 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient) -> None:
     assert error_code(response) == "malformed_json"
 
 
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000])
+async def test_json_nested_too_deeply_is_400_not_a_server_error(
+    api: httpx.AsyncClient, nested: str
+) -> None:
+    body = '{"email": "x@example.com", "password": "x", "extra": ' + nested + "}"
+    response = await api.post(LOGIN, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert error_code(response) == "malformed_json"
+    assert response.json()["error"]["message"] == "JSON is nested too deeply"
+
+
 async def test_a_json_array_instead_of_an_object_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(REGISTER, json=["alice"])
     assert response.status_code == 422

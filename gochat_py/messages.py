@@ -16,6 +16,10 @@ Direction = Literal["before", "after"]
 
 Content = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+# PostgreSQL's bigint: no conversation comes near it, but a client may name a larger seq,
+# and a query given one fails.
+MAX_SEQ = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gochat_py.messages import Message
+from gochat_py.messages import MAX_SEQ, Message
 from gochat_py.postgres.conversations import Conversation, CreateConversation
 from gochat_py.postgres.users import User
 from gochat_py.rest import auth, conversations, health
@@ -27,7 +27,7 @@ def _limit(default: int) -> QueryParam:
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
 AFTER_SEQ = QueryParam(
     "after_seq",
-    {"type": "integer", "minimum": 0},
+    {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
     "the messages after this seq, oldest first (not with `cursor`)",
 )
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from gochat_py.errors import BadRequest
-from gochat_py.messages import ClientMsgId, Content
+from gochat_py.messages import ClientMsgId, Content, Seq
 
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
 
@@ -33,7 +33,7 @@ class Typing(msgspec.Struct, frozen=True):
 class Read(msgspec.Struct, frozen=True):
     event: Literal["read"]
     conversation_id: uuid.UUID
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
 
 
 class Ping(msgspec.Struct, frozen=True):

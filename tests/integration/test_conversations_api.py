@@ -173,6 +173,9 @@ async def test_the_read_mark_only_moves_forward(api: httpx.AsyncClient) -> None:
     assert first.json()["last_read_seq"] == 5 and back.json()["last_read_seq"] == 5
     bad = await api.post(path, json={"seq": -1}, headers=bearer(bob["tokens"]))
     assert bad.status_code == 422
+    # Past PostgreSQL's bigint: refused as a bad field, where it used to fail the query (500).
+    huge = await api.post(path, json={"seq": 2**63}, headers=bearer(bob["tokens"]))
+    assert (huge.status_code, huge.json()["error"]["field"]) == (422, "seq")
 
 
 async def test_the_owner_adds_and_removes_members_and_others_may_not(

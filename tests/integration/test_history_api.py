@@ -146,6 +146,11 @@ async def test_after_seq_pages_forward_to_fill_a_gap(
         pytest.param({"after_seq": "-1"}, "invalid_parameter", id="a negative after_seq"),
         pytest.param({"after_seq": "x"}, "invalid_parameter", id="an after_seq in letters"),
         pytest.param(
+            {"after_seq": str(2**63)},
+            "invalid_parameter",
+            id="an after_seq past PostgreSQL's bigint",
+        ),
+        pytest.param(
             {"after_seq": "\u00b2"}, "invalid_parameter", id="an after_seq in a digit int() refuses"
         ),
         pytest.param(

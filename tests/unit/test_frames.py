@@ -152,6 +152,11 @@ def test_a_frame_without_a_required_field_is_missing_field(data: str, message: s
             "Expected int >= 0 - at $.seq",
         ),
         (
+            # Past PostgreSQL's bigint: the read mark's query failed, and the socket with 1011.
+            frame(event="read", conversation_id=str(CONVERSATION), seq=2**63),
+            f"Expected int <= {2**63 - 1} - at $.seq",
+        ),
+        (
             frame(event="read", conversation_id=str(CONVERSATION), seq="1"),
             "Expected int, got str - at $.seq",
         ),

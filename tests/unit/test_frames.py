@@ -147,6 +147,8 @@ def test_a_frame_without_a_required_field_is_missing_field(data: str, message: s
         (frame(conversation_id="nope", content="hi"), "Invalid UUID - at $.conversation_id"),
         (send(5), "Expected str, got int - at $.content"),
         (send(None), "Expected str, got null - at $.content"),
+        # PostgreSQL's text cannot hold U+0000: acked, it could never be stored.
+        (send("nul \u0000 byte"), r"Expected str matching regex '^[^\\x00]*$' - at $.content"),
         (
             frame(event="read", conversation_id=str(CONVERSATION), seq=-1),
             "Expected int >= 0 - at $.seq",

@@ -74,6 +74,8 @@ async def test_unknown_users_are_named_in_the_error(api: httpx.AsyncClient) -> N
         ({"name": "", "participant_ids": ["{bob}"]}, "validation_failed"),
         ({"name": "   ", "participant_ids": ["{bob}"]}, "invalid_name"),
         ({"name": "x" * 101, "participant_ids": ["{bob}"]}, "validation_failed"),
+        # PostgreSQL's text cannot hold U+0000: the insert failed with a 500.
+        ({"name": "nul \u0000", "participant_ids": ["{bob}"]}, "validation_failed"),
         ({"name": "dupes", "participant_ids": ["{bob}", "{bob}"]}, "duplicate_participants"),
         ({"name": "alone", "participant_ids": []}, "no_participants"),
         ({"name": "no ids"}, "invalid_conversation"),

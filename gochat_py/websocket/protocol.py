@@ -346,7 +346,8 @@ class WebSocketProtocol(asyncio.Protocol):
         still be sending: closing now would answer its bytes with a TCP reset, which can
         destroy our close frame before the peer reads it. Half-close instead, discard what
         still comes, and close when the peer does or after CLOSE_TIMEOUT."""
-        transport.write_eof()
+        if transport.can_write_eof():  # not over TLS: the peer then sees our close frame only
+            transport.write_eof()
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()

@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed
 COMPOSE ?= docker compose
 ACTION ?= up
 VERSION ?=
+# Examples per REST operation or frame family in `make fuzz` (`make test` draws 25).
+GOCHAT_FUZZ_EXAMPLES ?= 500
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps dev run test bench lint fmt migrate seed docker-up docker-down docker-build clean
+.PHONY: help venv system-deps dev run test fuzz bench lint fmt migrate seed docker-up docker-down docker-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +35,9 @@ run: venv system-deps ## the same without hot reload
 
 test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redis)
 	$(BIN)/python -m pytest
+
+fuzz: venv system-deps ## the fuzz tests (tests/fuzz/) with many new examples: GOCHAT_FUZZ_EXAMPLES=500
+	GOCHAT_FUZZ_EXAMPLES=$(GOCHAT_FUZZ_EXAMPLES) GOCHAT_FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/fuzz
 
 bench: venv system-deps ## every benchmark against its baselines (docs/BENCHMARKS.md), ~15 min
 	$(BIN)/python -m bench

@@ -14,8 +14,15 @@ MAX_CLIENT_MSG_ID = 64
 # Which way a page walks a conversation's log: to older seqs, or to newer ones.
 Direction = Literal["before", "after"]
 
-Content = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS)]
+# No U+0000: PostgreSQL's text cannot hold it, and an acked message must be storable.
+Content = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=r"^[^\x00]*$")
+]
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+# PostgreSQL's bigint: no conversation comes near it, but a client may name a larger seq,
+# and a query given one fails.
+MAX_SEQ = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=False):

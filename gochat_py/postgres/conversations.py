@@ -18,7 +18,8 @@ from gochat_py.postgres.users import ACTIVE, Email
 # Each live frame names every recipient (envelope.py) and each send re-checks the set;
 # rooms of thousands want another design (channels without per-message member lists).
 MAX_GROUP_MEMBERS = 256
-GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+# No U+0000: PostgreSQL's text cannot hold it.
+GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
 
 
 class CreateConversation(msgspec.Struct, frozen=True):

@@ -12,10 +12,14 @@ from gochat_py import times
 from gochat_py.errors import Conflict
 from gochat_py.ids import UserId
 
+# No control characters: PostgreSQL's text cannot hold U+0000, and no address has one.
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f]+"
 Email = Annotated[
     str,
     msgspec.Meta(
-        max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an email address"
+        max_length=254,
+        pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
+        description="an email address",
     ),
 ]
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from gochat_py import cursors, times
 from gochat_py.errors import BadRequest, Unauthorized
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.messages import ClientMsgId, Content
+from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, Seq
 from gochat_py.postgres.conversations import (
     ConversationRow,
     ConversationView,
@@ -33,7 +33,7 @@ LIST_DEFAULT_PAGE = 20
 
 
 class MarkRead(msgspec.Struct, frozen=True):
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
 
 
 class AddMembers(msgspec.Struct, frozen=True):
@@ -156,8 +156,10 @@ def _message_cursor(request: Request) -> Cursor | None:
     if cursor is not None and after is not None:
         raise BadRequest("give cursor or after_seq, not both", code="invalid_parameter")
     if after is not None:
-        if not (after.isascii() and after.isdigit()):
-            raise BadRequest("after_seq must be a whole number", code="invalid_parameter")
+        if not (after.isascii() and after.isdigit()) or int(after) > MAX_SEQ:
+            raise BadRequest(
+                f"after_seq must be a whole number up to {MAX_SEQ}", code="invalid_parameter"
+            )
         return Cursor("after", int(after))
     return cursors.decode(cursor, Cursor) if cursor is not None else None
 

@@ -48,7 +48,8 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 async def read_json(
     request: Request, into: type[T], field_messages: Mapping[str, str] | None = None
 ) -> T:
-    """Decode the body into `into`: 415 not JSON, 400 malformed, 422 a field is wrong.
+    """Decode the body into `into`: 415 not JSON, 400 malformed (or nested too deeply), 422
+    a field is wrong.
 
     `field_messages` replaces msgspec's wording for a field with one a user can act on.
     """
@@ -72,3 +73,6 @@ def decode_json(
         raise ValidationFailed(friendly or _PATH.sub("", message), field=field) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+    except RecursionError:
+        # msgspec decodes nested values recursively: ~1000 levels exhaust the stack.
+        raise BadRequest("JSON is nested too deeply", code="malformed_json") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gochat_py.dashboard.stats import DashboardStats
-from gochat_py.messages import Message
+from gochat_py.messages import MAX_SEQ, Message
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
 from gochat_py.rest import auth, conversations, dashboard, health, notifications
@@ -34,7 +34,7 @@ DASHBOARD_TOKEN = QueryParam(
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
 AFTER_SEQ = QueryParam(
     "after_seq",
-    {"type": "integer", "minimum": 0},
+    {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
     "the messages after this seq, oldest first (not with `cursor`)",
 )
 UNREAD_ONLY = QueryParam(

@@ -29,7 +29,8 @@ class RegisterRequest(msgspec.Struct, frozen=True):
 
 
 class LoginRequest(msgspec.Struct, frozen=True):
-    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    # Looked up, not validated as an address; U+0000 cannot reach PostgreSQL's text.
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254, pattern=r"^[^\x00]*$")]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 

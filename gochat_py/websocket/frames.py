@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from gochat_py.errors import BadRequest
-from gochat_py.messages import ClientMsgId, Content
+from gochat_py.messages import ClientMsgId, Content, Seq
 
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
 
@@ -33,7 +33,7 @@ class Typing(msgspec.Struct, frozen=True):
 class Read(msgspec.Struct, frozen=True):
     event: Literal["read"]
     conversation_id: uuid.UUID
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
 
 
 class Ping(msgspec.Struct, frozen=True):
@@ -126,6 +126,9 @@ def decode(data: str | bytes) -> ClientFrame:
         raise FrameError("invalid_frame", _describe(exc)) from None
     except msgspec.DecodeError:
         raise FrameError("invalid_json", "frame is not a JSON object") from None
+    except RecursionError:
+        # msgspec decodes nested values recursively: ~1000 levels exhaust the stack.
+        raise FrameError("invalid_frame", "frame is nested too deeply") from None
     ref = envelope.client_msg_id if isinstance(envelope.client_msg_id, str) else None
     decoder = _decoders.get(envelope.event)
     if decoder is None:
@@ -134,6 +137,8 @@ def decode(data: str | bytes) -> ClientFrame:
         frame = decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise FrameError(_code_for(exc), _describe(exc), ref) from None
+    except RecursionError:
+        raise FrameError("invalid_frame", "frame is nested too deeply", ref) from None
     return frame
 
 

@@ -177,7 +177,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._push_disconnect(
                 close.code if close else WS_1006_ABNORMAL, close.reason if close else ""
             )
-            self._transport.close()
+            if self._close_timer is None:  # not lingering (see _flush)
+                self._transport.close()
 
     def eof_received(self) -> bool | None:
         self._conn.receive_eof()
@@ -335,7 +336,22 @@ class WebSocketProtocol(asyncio.Protocol):
             if self._close_timer is not None:
                 self._close_timer.cancel()
                 self._close_timer = None
-            transport.close()
+            if self._conn.close_rcvd is None and not transport.is_closing():
+                self._linger(transport)
+            else:
+                transport.close()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """We failed the connection (a frame too big, text not UTF-8) while the peer may
+        still be sending: closing now would answer its bytes with a TCP reset, which can
+        destroy our close frame before the peer reads it. Half-close instead, discard what
+        still comes, and close when the peer does or after CLOSE_TIMEOUT."""
+        if transport.can_write_eof():  # not over TLS: the peer then sees our close frame only
+            transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.close)
 
     def _refuse(self, status: int, text: str) -> None:
         """Answer the handshake with an HTTP error instead of 101, and hang up."""

@@ -110,6 +110,7 @@ async def test_duplicate_username_in_any_case_is_a_conflict(api: httpx.AsyncClie
         ("email", "not-an-email"),
         ("email", "a@b"),
         ("email", 42),
+        ("email", "nul\u0000@example.com"),  # PostgreSQL's text cannot hold it: was a 500
         ("username", "ab"),
         ("username", "x" * 33),
         ("username", "bad name!"),
@@ -135,6 +136,14 @@ async def test_register_rejects_an_invalid_field_with_422_naming_it(
     assert response.json()["error"]["field"] == field
 
 
+async def test_login_with_a_nul_in_the_email_is_422_not_a_server_error(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.post(LOGIN, json={"email": "nul\u0000@example.com", "password": "x"})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "email"
+
+
 async def test_register_with_a_missing_field_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post(REGISTER, json={"email": "x@example.com", "password": PASSWORD})
     assert response.status_code == 422
@@ -148,6 +157,17 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 400
     assert error_code(response) == "malformed_json"
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000])
+async def test_json_nested_too_deeply_is_400_not_a_server_error(
+    api: httpx.AsyncClient, nested: str
+) -> None:
+    body = '{"email": "x@example.com", "password": "x", "extra": ' + nested + "}"
+    response = await api.post(LOGIN, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert error_code(response) == "malformed_json"
+    assert response.json()["error"]["message"] == "JSON is nested too deeply"
 
 
 async def test_a_json_array_instead_of_an_object_is_422(api: httpx.AsyncClient) -> None:

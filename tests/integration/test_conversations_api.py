@@ -234,6 +234,8 @@ async def test_unknown_users_are_named_in_the_error(api: httpx.AsyncClient) -> N
         ({"name": "", "participant_ids": ["{bob}"]}, "validation_failed"),
         ({"name": "   ", "participant_ids": ["{bob}"]}, "invalid_name"),
         ({"name": "x" * 101, "participant_ids": ["{bob}"]}, "validation_failed"),
+        # PostgreSQL's text cannot hold U+0000: the insert failed with a 500.
+        ({"name": "nul \u0000", "participant_ids": ["{bob}"]}, "validation_failed"),
         ({"name": "dupes", "participant_ids": ["{bob}", "{bob}"]}, "duplicate_participants"),
         ({"name": "alone", "participant_ids": []}, "no_participants"),
         ({"name": "no ids"}, "invalid_conversation"),
@@ -355,6 +357,9 @@ async def test_the_read_mark_only_moves_forward(api: httpx.AsyncClient) -> None:
     assert first.json()["last_read_seq"] == 5 and back.json()["last_read_seq"] == 5
     bad = await api.post(path, json={"seq": -1}, headers=bearer(bob["tokens"]))
     assert bad.status_code == 422
+    # Past PostgreSQL's bigint: refused as a bad field, where it used to fail the query (500).
+    huge = await api.post(path, json={"seq": 2**63}, headers=bearer(bob["tokens"]))
+    assert (huge.status_code, huge.json()["error"]["field"]) == (422, "seq")
 
 
 async def test_the_owner_adds_and_removes_members_and_others_may_not(

@@ -174,6 +174,11 @@ async def test_has_more_says_whether_another_page_follows_in_either_direction(
         pytest.param({"after_seq": "-1"}, "invalid_parameter", id="a negative after_seq"),
         pytest.param({"after_seq": "x"}, "invalid_parameter", id="an after_seq in letters"),
         pytest.param(
+            {"after_seq": str(2**63)},
+            "invalid_parameter",
+            id="an after_seq past PostgreSQL's bigint",
+        ),
+        pytest.param(
             {"after_seq": "\u00b2"}, "invalid_parameter", id="an after_seq in a digit int() refuses"
         ),
         pytest.param(

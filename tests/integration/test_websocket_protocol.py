@@ -142,6 +142,20 @@ async def test_a_protocol_violation_closes_with_its_code(
         assert (await next_frame(ws))["event"] == "pong"
 
 
+async def test_a_client_still_sending_a_frame_far_over_the_limit_reads_the_1009(
+    api: httpx.AsyncClient, token: str
+) -> None:
+    # The server fails the socket after the first 64 KiB while the rest is on its way:
+    # closing TCP at once would answer it with a reset that destroys the close frame.
+    socket, _ = await RawSocket.handshake(ws_url(api, token))
+    try:
+        socket.send(TEXT, b"x" * (4 * 1024 * 1024))
+        assert await socket.close_code() == 1009
+        assert await socket.at_eof()
+    finally:
+        socket.close()
+
+
 async def test_an_unmasked_client_frame_closes_with_1002(
     api: httpx.AsyncClient, token: str
 ) -> None:

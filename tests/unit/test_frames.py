@@ -105,6 +105,19 @@ def test_json_that_is_not_a_frame_is_invalid_frame_and_says_where(data: str, mes
     assert (error.code, error.message, error.ref) == ("invalid_frame", message, None)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"content": "hi", "conversation_id": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"event": "ping", "extra": ' + "[" * 5000 + "]" * 5000 + "}",  # a field skipped
+        '{"event": "auth", "token": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}",
+    ],
+)
+def test_a_frame_nested_too_deeply_is_invalid_frame_not_a_crash(data: str) -> None:
+    error = refused(data)
+    assert (error.code, error.message) == ("invalid_frame", "frame is nested too deeply")
+
+
 def test_an_unknown_event_is_named_in_the_error_cut_to_40_characters() -> None:
     assert refused(frame(event="dance")).message == "unknown event 'dance'"
     error = refused(frame(event="x" * 100))
@@ -134,9 +147,16 @@ def test_a_frame_without_a_required_field_is_missing_field(data: str, message: s
         (frame(conversation_id="nope", content="hi"), "Invalid UUID - at $.conversation_id"),
         (send(5), "Expected str, got int - at $.content"),
         (send(None), "Expected str, got null - at $.content"),
+        # PostgreSQL's text cannot hold U+0000: acked, it could never be stored.
+        (send("nul \u0000 byte"), r"Expected str matching regex '^[^\\x00]*$' - at $.content"),
         (
             frame(event="read", conversation_id=str(CONVERSATION), seq=-1),
             "Expected int >= 0 - at $.seq",
+        ),
+        (
+            # Past PostgreSQL's bigint: the read mark's query failed, and the socket with 1011.
+            frame(event="read", conversation_id=str(CONVERSATION), seq=2**63),
+            f"Expected int <= {2**63 - 1} - at $.seq",
         ),
         (
             frame(event="read", conversation_id=str(CONVERSATION), seq="1"),

@@ -103,3 +103,17 @@ async def pair(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any], 
     alice, bob = await register(api), await register(api)
     conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
     return alice, bob, conversation["id"]
+
+
+@pytest.fixture
+async def two_servers(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two API processes sharing the test's PostgreSQL and Redis, a client for each."""
+    async with (
+        serve_app(settings) as first_url,
+        serve_app(settings) as second_url,
+        httpx.AsyncClient(base_url=first_url) as first,
+        httpx.AsyncClient(base_url=second_url) as second,
+    ):
+        yield first, second

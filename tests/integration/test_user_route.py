@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from gochat_py.ids import UserId
@@ -19,20 +17,8 @@ from tests.harness import (
     plain_connect,
     poll_until,
     register,
-    serve_app,
     ws_url,
 )
-
-
-@pytest.fixture
-async def two_servers(settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async with (
-        serve_app(settings) as first_url,
-        serve_app(settings) as second_url,
-        httpx.AsyncClient(base_url=first_url) as first,
-        httpx.AsyncClient(base_url=second_url) as second,
-    ):
-        yield first, second
 
 
 def an_event(user_id: str) -> ReadEvent:

@@ -65,6 +65,9 @@ class Membership:
         self._directs_of = directs_of
         self._clock = clock
         self._cache: OrderedDict[ConversationId, tuple[float, Roster]] = OrderedDict()
+        # Counts invalidations: a load that one overtook read PostgreSQL before the change
+        # may have committed, so its answer is used once but not cached.
+        self._invalidations = 0
         self._watchers: list[ChangeWatcher] = []
 
     async def members(self, conversation_id: ConversationId) -> frozenset[UserId]:
@@ -76,6 +79,7 @@ class Membership:
         if cached is not None and cached[0] > now:
             self._cache.move_to_end(conversation_id)
             return cached[1]
+        invalidations = self._invalidations
         try:
             roster = await self._load(conversation_id)
         except Exception:
@@ -84,6 +88,8 @@ class Membership:
             if cached is None:
                 raise
             return cached[1]
+        if self._invalidations != invalidations:
+            return roster
         if roster.members:  # unknown ids are not cached: a later create must not be shadowed
             self._cache[conversation_id] = (now + CACHE_TTL, roster)
             self._cache.move_to_end(conversation_id)
@@ -149,7 +155,9 @@ class Membership:
             await pipe.execute()
 
     def invalidate(self, conversation_id: ConversationId) -> None:
+        self._invalidations += 1
         self._cache.pop(conversation_id, None)
 
     def invalidate_all(self) -> None:
+        self._invalidations += 1
         self._cache.clear()

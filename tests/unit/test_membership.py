@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -50,6 +51,7 @@ class Members:
         self.table: dict[ConversationId, Roster] = {}
         self.loads: list[ConversationId] = []
         self.down = False
+        self.gate: asyncio.Event | None = None  # set: loads wait for it
 
     def set(
         self,
@@ -61,9 +63,12 @@ class Members:
 
     async def load(self, conversation_id: ConversationId) -> Roster:
         self.loads.append(conversation_id)
+        answer = self.table.get(conversation_id, Roster(frozenset()))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.down:
             raise DatabaseDown()
-        return self.table.get(conversation_id, Roster(frozenset()))
+        return answer
 
 
 async def no_directs(user: UserId, other: UserId | None) -> list[ConversationId]:
@@ -184,6 +189,34 @@ async def test_require_sender_refuses_a_refused_member_with_the_reason_but_requi
         await membership.require_sender(GROUP, ALICE)
     assert refused.value.status == 403
     assert await membership.require(GROUP, ALICE) == {ALICE, BOB}  # reading stays allowed
+
+
+async def test_require_sender_answers_from_the_cache_without_loading_again(
+    membership: Membership, members: Members
+) -> None:
+    members.set(GROUP, [ALICE, BOB], refused={BOB: Blocked})
+    for _ in range(3):
+        await membership.require_sender(GROUP, ALICE)
+        with pytest.raises(Blocked):
+            await membership.require_sender(GROUP, BOB)
+    assert members.loads == [GROUP]
+
+
+async def test_a_load_overtaken_by_an_invalidation_is_answered_but_not_cached(
+    membership: Membership, members: Members
+) -> None:
+    members.set(GROUP, [ALICE, BOB])
+    members.gate = asyncio.Event()
+    loading = asyncio.create_task(membership.members(GROUP))
+    while not members.loads:
+        await asyncio.sleep(0)
+    # The change commits and is announced while the load's answer is on its way.
+    members.set(GROUP, [ALICE])
+    membership.invalidate(GROUP)
+    members.gate.set()
+    assert await loading == {ALICE, BOB}
+    assert await membership.members(GROUP) == {ALICE}
+    assert members.loads == [GROUP, GROUP]
 
 
 async def test_require_sender_refuses_a_non_member_as_not_found(membership: Membership) -> None:

@@ -79,6 +79,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "sending": await _resolved(container.sending()),
                 "read_marks": await _resolved(container.read_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
+                "relationships": await _resolved(container.relationships()),
                 "revocations": await _resolved(container.revocations()),
                 "expiry": await _resolved(container.expiry()),
                 "renewal": await _resolved(container.renewal()),

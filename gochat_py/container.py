@@ -11,6 +11,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gochat_py.dashboard.assets import load_assets
 from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
+from gochat_py.postgres.blocks import Blocks
+from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
@@ -33,6 +35,7 @@ from gochat_py.usecases.members import Members
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.read_marks import ReadMarks
+from gochat_py.usecases.relationships import Relationships
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
@@ -156,7 +159,9 @@ class Container(containers.DeclarativeContainer):
     )
 
     conversations = providers.Singleton(Conversations, pg_pool)
-    membership = providers.Singleton(Membership, conversations.provided.member_ids, redis)
+    membership = providers.Singleton(
+        Membership, conversations.provided.roster, redis, conversations.provided.direct_ids
+    )
     stored_messages = providers.Singleton(Messages, pg_pool)
     recent = providers.Singleton(RecentCache, redis, settings.provided.stream_partitions)
     history = providers.Singleton(History, stored_messages, recent, membership)
@@ -188,5 +193,15 @@ class Container(containers.DeclarativeContainer):
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    relationships = providers.Singleton(
+        Relationships,
+        providers.Singleton(Contacts, pg_pool),
+        providers.Singleton(Blocks, pg_pool),
+        membership,
+        announcer,
+        providers.Singleton(RateLimiter, redis, settings.provided.contact_request_window),
+        settings.provided.contact_request_limit,
+        notifications,
+    )
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

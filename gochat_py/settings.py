@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_limit_per_address: int = 50
     register_limit_per_address: int = 30
     rate_limit_window: float = 60.0
+    contact_request_limit: int = 20
+    contact_request_window: float = 3600.0
     db_pool_max: int = 10
     stream_partitions: int = 1
     ws_send_queue: int = 1000
@@ -249,6 +251,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "REGISTER_LIMIT_PER_ADDRESS", _positive_int, d.register_limit_per_address
         ),
         rate_limit_window=_read(env, "RATE_LIMIT_WINDOW", parse_duration, d.rate_limit_window),
+        contact_request_limit=_read(
+            env, "CONTACT_REQUEST_LIMIT", _positive_int, d.contact_request_limit
+        ),
+        contact_request_window=_read(
+            env, "CONTACT_REQUEST_WINDOW", parse_duration, d.contact_request_window
+        ),
         db_pool_max=_read(env, "DB_POOL_MAX", _positive_int, d.db_pool_max),
         stream_partitions=_read(env, "STREAM_PARTITIONS", _positive_int, d.stream_partitions),
         ws_send_queue=_read(env, "WS_SEND_QUEUE", _positive_int, d.ws_send_queue),

@@ -253,3 +253,28 @@ async def live_subscribers(redis: Redis, conversation_id: str) -> int:
         return 0
     [(_, count)] = await redis.pubsub_numsub(*channels)
     return int(count)
+
+
+END_MARKER = "gochat-test-end-of-commands"
+
+
+async def redis_commands_during(
+    redis: Redis, redis_url: str, action: Callable[[], Awaitable[None]]
+) -> list[dict[str, Any]]:
+    """Every command Redis ran while `action` ran (MONITOR's reports, scripts' own calls
+    included). `action` must await the replies of what it caused, acks for sends."""
+    await redis.ping()  # the marker's connection, opened before MONITOR sees its handshake
+    monitor_client = Redis.from_url(redis_url)
+    commands: list[dict[str, Any]] = []
+    # Entering waits for MONITOR's OK: every command after that is reported, in order.
+    async with monitor_client.monitor() as monitor:
+        await action()
+        # Everything awaited came before the marker, so MONITOR reports it after them all.
+        await redis.echo(END_MARKER)
+        async with asyncio.timeout(10):
+            async for command in monitor.listen():
+                if command["command"] == f"ECHO {END_MARKER}":
+                    break
+                commands.append(command)
+    await monitor_client.aclose()
+    return commands

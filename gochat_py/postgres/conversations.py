@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from gochat_py import times
+from gochat_py.direct_policy import CONTACTS_ONLY, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message
@@ -94,6 +95,29 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
     )
 
 
+def _standing_columns(low: str, high: str) -> str:
+    """Select-list columns `blocked` and `contacts` for the pair `low`, `high` (SQL
+    expressions): what direct_policy.py decides by, beside the pair's dm_policy."""
+    return (
+        f"EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = {low} AND b.blocked_id = {high})"
+        f" OR (b.blocker_id = {high} AND b.blocked_id = {low})) AS blocked,"
+        f" EXISTS (SELECT 1 FROM contacts k WHERE k.user_id = {low} AND k.contact_id = {high})"
+        " AS contacts"
+    )
+
+
+# One query per cache miss: the members and the permission together (a group's pair
+# columns are NULL, so its probes find nothing at once).
+_ROSTER = f"""
+SELECT m.user_id, u.dm_policy, c.kind,
+       {_standing_columns("c.direct_user_low", "c.direct_user_high")}
+FROM conversation_members m
+JOIN conversations c ON c.id = m.conversation_id
+JOIN users u ON u.id = m.user_id
+WHERE m.conversation_id = $1
+"""
+
+
 # Unread counts stop at this: a badge says "999+", and counting further costs a longer scan.
 UNREAD_CAP = 1000
 
@@ -132,6 +156,18 @@ def _conversation_row(row: asyncpg.Record) -> ConversationRow:
     )
 
 
+def _standing(pair: asyncpg.Record, users: list[asyncpg.Record]) -> PairStanding:
+    """The standing from a row carrying `blocked` and `contacts`, and the users' rows, each
+    with its `user_id` and `dm_policy`."""
+    return PairStanding(
+        blocked=pair["blocked"],
+        contacts=pair["contacts"],
+        contacts_only=frozenset(
+            UserId(row["user_id"]) for row in users if row["dm_policy"] == CONTACTS_ONLY
+        ),
+    )
+
+
 class Conversations:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -149,6 +185,8 @@ class Conversations:
         low, high = sorted((creator, other))
         async with self._pool.acquire() as conn, conn.transaction():
             await self._require_users(conn, [other], field)
+            # Asked whether the conversation exists or not: opening it is writing to them.
+            await self._require_writable(conn, creator, other)
             conversation_id = await conn.fetchval(
                 "INSERT INTO conversations"
                 " (id, kind, created_by, direct_user_low, direct_user_high)"
@@ -280,11 +318,38 @@ class Conversations:
         if row["role"] not in ("owner", "admin"):
             raise Forbidden("only the group's owner or an admin can do that", code="not_a_manager")
 
-    async def member_ids(self, conversation_id: ConversationId) -> frozenset[UserId]:
+    async def roster(self, conversation_id: ConversationId) -> Roster:
+        """The members, and in a direct conversation who of the two may not send now."""
+        rows = await self._pool.fetch(_ROSTER, conversation_id)
+        members = frozenset(UserId(row["user_id"]) for row in rows)
+        if len(rows) != 2 or rows[0]["kind"] != "direct":
+            return Roster(members)
+        standing = _standing(rows[0], rows)
+        first, second = (UserId(row["user_id"]) for row in rows)
+        refused = {
+            sender: reason
+            for sender, recipient in ((first, second), (second, first))
+            if (reason := refusal(standing, sender, recipient)) is not None
+        }
+        return Roster(members, refused)
+
+    async def direct_ids(self, user: UserId, other: UserId | None) -> list[ConversationId]:
+        """The direct conversations of `user` (with `other` only, when given)."""
+        if other is not None:
+            low, high = sorted((user, other))
+            found = await self._pool.fetchval(
+                "SELECT id FROM conversations WHERE kind = 'direct'"
+                " AND direct_user_low = $1 AND direct_user_high = $2",
+                low,
+                high,
+            )
+            return [] if found is None else [ConversationId(found)]
         rows = await self._pool.fetch(
-            "SELECT user_id FROM conversation_members WHERE conversation_id = $1", conversation_id
+            "SELECT c.id FROM conversation_members m JOIN conversations c"
+            " ON c.id = m.conversation_id WHERE m.user_id = $1 AND c.kind = 'direct'",
+            user,
         )
-        return frozenset(UserId(row["user_id"]) for row in rows)
+        return [ConversationId(row["id"]) for row in rows]
 
     async def ids_of_members(self, users: list[UserId]) -> dict[UserId, list[ConversationId]]:
         """The conversations each of `users` belongs to (none: absent)."""
@@ -362,6 +427,18 @@ class Conversations:
             conversation_id,
         )
         return int(value or 0)
+
+    @staticmethod
+    async def _require_writable(conn: asyncpg.Connection, sender: UserId, other: UserId) -> None:
+        """Blocked or NotAContact when `sender` may not write to `other` (direct_policy.py)."""
+        rows = await conn.fetch(
+            f"SELECT u.id AS user_id, u.dm_policy, {_standing_columns('$1::uuid', '$2::uuid')}"
+            " FROM users u WHERE u.id = ANY(ARRAY[$1::uuid, $2::uuid])",
+            *sorted((sender, other)),
+        )
+        reason = refusal(_standing(rows[0], rows), sender, other)
+        if reason is not None:
+            raise refuse(reason)
 
     @staticmethod
     async def _require_users(

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.notifications import Notification
+from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.redis import envelope, keys
 
 
@@ -46,8 +47,40 @@ class NotificationsReadEvent(msgspec.Struct, frozen=True, kw_only=True):
     unread_count: int
 
 
-# Every event the server announces; each names itself in `event`.
-Event = TypingEvent | ReadEvent | NotificationEvent | NotificationsReadEvent
+# The contact events go to both people concerned, every device of each, so the actor's
+# other devices follow too; `from` and `to` say which side a device's user is on.
+class ContactRequestEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A friend request was sent."""
+
+    event: Literal["contact_request"] = "contact_request"
+    request: ContactRequest
+
+
+class ContactRequestUpdatedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A friend request was accepted (the two are contacts now), rejected or cancelled."""
+
+    event: Literal["contact_request_updated"] = "contact_request_updated"
+    request: ContactRequest
+
+
+class ContactRemovedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A friendship was ended by one of the two; `user_id` is the other person's id as
+    each of them sees it: the contact they no longer have."""
+
+    event: Literal["contact_removed"] = "contact_removed"
+    user_id: uuid.UUID
+
+
+# Every event a conversation's members or one user may be sent; each names itself in `event`.
+Event = (
+    TypingEvent
+    | ReadEvent
+    | NotificationEvent
+    | NotificationsReadEvent
+    | ContactRequestEvent
+    | ContactRequestUpdatedEvent
+    | ContactRemovedEvent
+)
 
 _encoder = msgspec.json.Encoder()
 

@@ -1,4 +1,11 @@
-"""Who belongs to a conversation, cached per process and invalidated across all of them."""
+"""Who belongs to a conversation and, in a direct one, who of the two may send there now,
+cached per process and invalidated across all of them.
+
+A send is authorized from this cache alone (no round trip per message), so the direct
+conversation's permission travels with its members: whatever changes it (a block or
+unblock, a friendship made or ended, a `dm_policy` change) invalidates the conversation on
+every process, like a join or a leave does.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from redis.asyncio import Redis
 
+from gochat_py.direct_policy import Roster, refuse
 from gochat_py.errors import NotFound
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.redis import keys
@@ -27,6 +35,8 @@ class MembershipChange(msgspec.Struct, frozen=True):
     removed: list[UserId] = []
 
 
+# The direct conversations of a user (with one other user only, when given).
+DirectsOf = Callable[[UserId, UserId | None], Awaitable[list[ConversationId]]]
 ChangeWatcher = Callable[[MembershipChange], Awaitable[None]]
 _change_decoder = msgspec.json.Decoder(MembershipChange)
 
@@ -45,36 +55,47 @@ class NotAMember(NotFound):
 class Membership:
     def __init__(
         self,
-        load: Callable[[ConversationId], Awaitable[frozenset[UserId]]],
+        load: Callable[[ConversationId], Awaitable[Roster]],
         redis: Redis,
+        directs_of: DirectsOf,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self._redis = redis
+        self._directs_of = directs_of
         self._clock = clock
-        self._cache: OrderedDict[ConversationId, tuple[float, frozenset[UserId]]] = OrderedDict()
+        self._cache: OrderedDict[ConversationId, tuple[float, Roster]] = OrderedDict()
+        # Counts invalidations: a load that one overtook read PostgreSQL before the change
+        # may have committed, so its answer is used once but not cached.
+        self._invalidations = 0
         self._watchers: list[ChangeWatcher] = []
 
     async def members(self, conversation_id: ConversationId) -> frozenset[UserId]:
+        return (await self._roster(conversation_id)).members
+
+    async def _roster(self, conversation_id: ConversationId) -> Roster:
         cached = self._cache.get(conversation_id)
         now = self._clock()
         if cached is not None and cached[0] > now:
             self._cache.move_to_end(conversation_id)
             return cached[1]
+        invalidations = self._invalidations
         try:
-            members = await self._load(conversation_id)
+            roster = await self._load(conversation_id)
         except Exception:
             # Stale beats failing: while PostgreSQL is away, known conversations keep
             # working with the members they had.
             if cached is None:
                 raise
             return cached[1]
-        if members:  # unknown ids are not cached: a later create must not be shadowed
-            self._cache[conversation_id] = (now + CACHE_TTL, members)
+        if self._invalidations != invalidations:
+            return roster
+        if roster.members:  # unknown ids are not cached: a later create must not be shadowed
+            self._cache[conversation_id] = (now + CACHE_TTL, roster)
             self._cache.move_to_end(conversation_id)
             while len(self._cache) > CACHE_MAX_CONVERSATIONS:
                 self._cache.popitem(last=False)
-        return members
+        return roster
 
     async def require(self, conversation_id: ConversationId, user: UserId) -> frozenset[UserId]:
         """The members, if `user` is one of them; NotAMember otherwise."""
@@ -82,6 +103,19 @@ class Membership:
         if user not in members:
             raise NotAMember("conversation not found")
         return members
+
+    async def require_sender(
+        self, conversation_id: ConversationId, user: UserId
+    ) -> frozenset[UserId]:
+        """The members, if `user` is one of them and may send there now: NotAMember, or the
+        direct conversation's refusal (`blocked`, `not_a_contact`) otherwise. Reading stays
+        allowed to a refused member: `require` does not ask."""
+        roster = await self._roster(conversation_id)
+        if user not in roster.members:
+            raise NotAMember("conversation not found")
+        if roster.refused and (reason := roster.refused.get(user)) is not None:
+            raise refuse(reason)
+        return roster.members
 
     def watch(self, watcher: ChangeWatcher) -> None:
         """Have `watcher` see the changes this process announces, before they go out."""
@@ -96,8 +130,34 @@ class Membership:
             await watcher(change)
         await self._redis.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
 
+    async def invalidate_direct_between(self, user: UserId, other: UserId) -> None:
+        """Every process forgets the pair's direct conversation, if they have one: a block,
+        an unblock, a friendship made or ended changes who may send there."""
+        await self._forget_everywhere(await self._directs_of(user, other))
+
+    async def invalidate_direct_of(self, user: UserId) -> None:
+        """Every process forgets each direct conversation of `user`: call it after the user's
+        `dm_policy` changes (PATCH /users/me), once the change is committed."""
+        await self._forget_everywhere(await self._directs_of(user, None))
+
+    async def _forget_everywhere(self, conversation_ids: list[ConversationId]) -> None:
+        if not conversation_ids:
+            return
+        for conversation_id in conversation_ids:
+            self.invalidate(conversation_id)
+        # A change with nobody added or removed: other processes forget the conversation and
+        # move no routes (hub.py). Pipelined: one round trip however many conversations.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.publish(
+                    keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(MembershipChange(conversation_id))
+                )
+            await pipe.execute()
+
     def invalidate(self, conversation_id: ConversationId) -> None:
+        self._invalidations += 1
         self._cache.pop(conversation_id, None)
 
     def invalidate_all(self) -> None:
+        self._invalidations += 1
         self._cache.clear()

@@ -6,9 +6,20 @@ from starlette.routing import BaseRoute
 
 from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import MAX_SEQ, Message
+from gochat_py.postgres.blocks import Block
+from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
-from gochat_py.rest import auth, conversations, dashboard, health, notifications
+from gochat_py.rest import (
+    auth,
+    blocks,
+    contacts,
+    conversations,
+    dashboard,
+    health,
+    notifications,
+    paging,
+)
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
 from gochat_py.usecases import notifications as notices
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
@@ -29,6 +40,18 @@ def _limit(default: int, maximum: int = MAX_PAGE) -> QueryParam:
 DASHBOARD = "/dashboard"
 DASHBOARD_TOKEN = QueryParam(
     "token", {"type": "string"}, "DASHBOARD_TOKEN, when DASHBOARD=token (or a bearer header)"
+)
+
+REQUEST = f"{API}/contacts/requests/{{request_id:uuid}}"
+PEOPLE_LIMIT = QueryParam(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT, "default": paging.DEFAULT_LIMIT},
+    "how many to return",
+)
+DIRECTION = QueryParam(
+    "direction",
+    {"type": "string", "enum": list(contacts.DIRECTIONS), "default": "incoming"},
+    "the requests you received (incoming) or sent (outgoing)",
 )
 
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
@@ -173,7 +196,7 @@ routes: list[BaseRoute] = [
             conversations.CreatedConversation,
             201,
             CreateConversation,
-            errors=(404, 503),
+            errors=(403, 404, 503),
             also={200: conversations.CreatedConversation},
         ),
     ),
@@ -214,7 +237,7 @@ routes: list[BaseRoute] = [
             Message,
             201,
             conversations.SendBody,
-            errors=(404, 503),
+            errors=(403, 404, 503),
             also={200: Message},
         ),
     ),
@@ -272,5 +295,98 @@ routes: list[BaseRoute] = [
             request=notifications.MarkNotificationsRead,
             errors=(503,),
         ),
+    ),
+    ApiRoute(
+        f"{API}/contacts/requests",
+        contacts.send_request,
+        "POST",
+        Operation(
+            "Ask a user to be your contact (200: they had asked you, so you are contacts now)",
+            ContactRequest,
+            201,
+            contacts.UserTarget,
+            errors=(403, 404, 409, 429, 503),
+            also={200: ContactRequest},
+        ),
+    ),
+    ApiRoute(
+        f"{API}/contacts/requests",
+        contacts.list_requests,
+        "GET",
+        Operation(
+            "Your pending requests, received or sent, newest first",
+            contacts.RequestPage,
+            query=(DIRECTION, PEOPLE_LIMIT, CURSOR),
+            errors=(400, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{REQUEST}/accept",
+        contacts.accept,
+        "POST",
+        Operation(
+            "Accept a request you received: you are contacts now",
+            ContactRequest,
+            errors=(404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{REQUEST}/reject",
+        contacts.reject,
+        "POST",
+        Operation("Reject a request you received", ContactRequest, errors=(404, 409, 503)),
+    ),
+    ApiRoute(
+        REQUEST,
+        contacts.cancel,
+        "DELETE",
+        Operation("Cancel a request you sent", None, 204, errors=(404, 409, 503)),
+    ),
+    ApiRoute(
+        f"{API}/contacts",
+        contacts.list_contacts,
+        "GET",
+        Operation(
+            "Your contacts, the newest friendships first",
+            contacts.ContactPage,
+            query=(PEOPLE_LIMIT, CURSOR),
+            errors=(400, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/contacts/{{user_id:uuid}}",
+        contacts.remove,
+        "DELETE",
+        Operation("End a friendship, for both of you", None, 204, errors=(404, 503)),
+    ),
+    ApiRoute(
+        f"{API}/blocks",
+        blocks.block,
+        "POST",
+        Operation(
+            "Block a user (200: blocked already): ends your friendship and pending requests",
+            Block,
+            201,
+            contacts.UserTarget,
+            errors=(404, 503),
+            also={200: Block},
+        ),
+    ),
+    ApiRoute(
+        f"{API}/blocks",
+        blocks.list_blocks,
+        "GET",
+        Operation(
+            "The users you blocked, the newest blocks first",
+            blocks.BlockPage,
+            query=(PEOPLE_LIMIT, CURSOR),
+            errors=(400, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/blocks/{{user_id:uuid}}",
+        blocks.unblock,
+        "DELETE",
+        Operation("Lift a block", None, 204, errors=(404, 503)),
     ),
 ]

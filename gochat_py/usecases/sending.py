@@ -26,7 +26,9 @@ class Sending:
     ) -> Sent:
         """The message as stored and delivered, once it is durable in the stream.
 
-        NotAMember (404) for a conversation the sender is not in, ValidationFailed for a
+        NotAMember (404) for a conversation the sender is not in, Blocked or NotAContact
+        (403) in a direct conversation the sender may not write to now (direct_policy.py,
+        decided from the membership cache: no extra round trip), ValidationFailed for a
         blank message; a resend with the same `client_msg_id` returns the first send's
         message marked duplicate and delivers nothing.
         """
@@ -35,7 +37,7 @@ class Sending:
             raise ValidationFailed(
                 "content must not be blank", code="empty_content", field="content"
             )
-        members = await self._membership.require(conversation_id, sender)
+        members = await self._membership.require_sender(conversation_id, sender)
         sent = await self._publisher.send(
             conversation_id, members, sender, sender_username, content, client_msg_id, message_id
         )

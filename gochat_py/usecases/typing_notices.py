@@ -13,8 +13,9 @@ class TypingNotices:
         self._announcer = announcer
 
     async def notify(self, user: UserId, username: str, conversation_id: ConversationId) -> None:
-        """NotAMember for a stranger; the typist's own devices are not told."""
-        members = await self._membership.require(conversation_id, user)
+        """NotAMember for a stranger, the send refusal (direct_policy.py) for a member who
+        may not write there now; the typist's own devices are not told."""
+        members = await self._membership.require_sender(conversation_id, user)
         event = TypingEvent(conversation_id=conversation_id, user_id=user, username=username)
         others = [m for m in members if m != user]
         await self._announcer.to_members(conversation_id, others, event)

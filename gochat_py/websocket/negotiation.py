@@ -24,9 +24,20 @@ SUBPROTOCOL = "gochat-py.v1"
 # come; naming them in `events` is allowed and changes nothing.
 # `echo` is the sending socket's own copy of its message: gochat's client shows a send at
 # once and would show the copy as a second message. A gochat client would likewise take a
-# notification frame for a message.
+# notification or contact frame for a message.
 OPTIONAL_EVENTS = frozenset(
-    {"ack", "echo", "typing", "read", "token_expiring", "notification", "notifications_read"}
+    {
+        "ack",
+        "echo",
+        "typing",
+        "read",
+        "token_expiring",
+        "notification",
+        "notifications_read",
+        "contact_request",
+        "contact_request_updated",
+        "contact_removed",
+    }
 )
 ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
 MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated

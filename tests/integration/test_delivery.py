@@ -29,6 +29,7 @@ from tests.harness import (
     live_subscribers,
     next_frame,
     poll_until,
+    redis_commands_during,
     register,
     serve_app,
     server_environment,
@@ -368,9 +369,6 @@ async def test_sockets_are_served_again_after_redis_restarts(
         assert len(seqs) == len(set(seqs)) and seqs[-1] == 1
 
 
-END_MARKER = "gochat-test-end-of-sends"
-
-
 async def test_each_message_costs_one_redis_command_however_many_members(
     api: httpx.AsyncClient, redis: Redis, redis_url: str
 ) -> None:
@@ -379,21 +377,12 @@ async def test_each_message_costs_one_redis_command_however_many_members(
     group = await create_group(api, sender["tokens"], "g", [o["user"]["id"] for o in others])
     async with connect(ws_url(api, sender["tokens"]["access_token"])) as ws:
         await say(ws, group["id"], "warm the membership cache and load the script")
-        await redis.ping()  # the marker's connection, opened before MONITOR sees its handshake
-        monitor_client = Redis.from_url(redis_url)
-        commands: list[dict[str, Any]] = []
-        # Entering waits for MONITOR's OK: every command after that is reported, in order.
-        async with monitor_client.monitor() as monitor:
+
+        async def sends() -> None:
             for i in range(20):
                 await say(ws, group["id"], f"counted {i}")
-            # Each ack came after its script ran, so MONITOR reports the marker after them all.
-            await redis.echo(END_MARKER)
-            async with asyncio.timeout(10):
-                async for command in monitor.listen():
-                    if command["command"] == f"ECHO {END_MARKER}":
-                        break
-                    commands.append(command)
-        await monitor_client.aclose()
+
+        commands = await redis_commands_during(redis, redis_url, sends)
     # Commands issued by a client (not from inside the script) during the 20 sends:
     from_clients = [c for c in commands if c.get("client_type") != "lua"]
     assert [c["command"].split()[0].upper() for c in from_clients] == ["EVALSHA"] * 20

@@ -7,9 +7,15 @@ import uuid
 
 from redis.asyncio import Redis
 
+from gochat_py.direct_policy import Roster
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.realtime.membership import Membership, MembershipChange, decode_change
 from gochat_py.redis import keys
+
+
+async def no_directs(user: UserId, other: UserId | None) -> list[ConversationId]:
+    return []
+
 
 ALICE = UserId(uuid.uuid4())
 BOB = UserId(uuid.uuid4())
@@ -22,11 +28,11 @@ async def test_an_announced_change_is_forgotten_here_watched_and_published(
     table = {GROUP: frozenset({ALICE, BOB})}
     loads: list[ConversationId] = []
 
-    async def load(conversation_id: ConversationId) -> frozenset[UserId]:
+    async def load(conversation_id: ConversationId) -> Roster:
         loads.append(conversation_id)
-        return table[conversation_id]
+        return Roster(table[conversation_id])
 
-    membership = Membership(load, redis)
+    membership = Membership(load, redis, no_directs)
     change = MembershipChange(GROUP, removed=[BOB])
     seen_by_watcher: list[tuple[MembershipChange, frozenset[UserId]]] = []
 
@@ -50,3 +56,35 @@ async def test_an_announced_change_is_forgotten_here_watched_and_published(
     assert decode_change(message["data"]) == change
     assert seen_by_watcher == [(change, frozenset({ALICE}))]
     assert loads == [GROUP, GROUP]
+
+
+async def test_invalidating_a_pair_forgets_their_direct_conversation_here_and_publishes_it(
+    redis: Redis,
+) -> None:
+    direct = ConversationId(uuid.uuid4())
+    loads: list[ConversationId] = []
+    asked: list[tuple[UserId, UserId | None]] = []
+
+    async def load(conversation_id: ConversationId) -> Roster:
+        loads.append(conversation_id)
+        return Roster(frozenset({ALICE, BOB}))
+
+    async def directs_of(user: UserId, other: UserId | None) -> list[ConversationId]:
+        asked.append((user, other))
+        return [direct]
+
+    membership = Membership(load, redis, directs_of)
+    await membership.members(direct)
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL)
+        await membership.invalidate_direct_between(ALICE, BOB)
+        async with asyncio.timeout(10):
+            while (
+                message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            ) is None:
+                pass
+    # Nobody joined or left: other processes forget the conversation and move no routes.
+    assert decode_change(message["data"]) == MembershipChange(direct)
+    assert asked == [(ALICE, BOB)]
+    await membership.members(direct)
+    assert loads == [direct, direct]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -7,6 +8,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from gochat_py.direct_policy import Blocked, NotAContact, Refusal, Roster
 from gochat_py.errors import NotFound
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.realtime.membership import (
@@ -46,18 +48,31 @@ class Members:
     """PostgreSQL's answer to "who is in this conversation", as the test sets it."""
 
     def __init__(self) -> None:
-        self.table: dict[ConversationId, frozenset[UserId]] = {}
+        self.table: dict[ConversationId, Roster] = {}
         self.loads: list[ConversationId] = []
         self.down = False
+        self.gate: asyncio.Event | None = None  # set: loads wait for it
 
-    def set(self, conversation_id: ConversationId, users: Iterable[UserId]) -> None:
-        self.table[conversation_id] = frozenset(users)
+    def set(
+        self,
+        conversation_id: ConversationId,
+        users: Iterable[UserId],
+        refused: dict[UserId, Refusal] | None = None,
+    ) -> None:
+        self.table[conversation_id] = Roster(frozenset(users), refused or {})
 
-    async def load(self, conversation_id: ConversationId) -> frozenset[UserId]:
+    async def load(self, conversation_id: ConversationId) -> Roster:
         self.loads.append(conversation_id)
+        answer = self.table.get(conversation_id, Roster(frozenset()))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.down:
             raise DatabaseDown()
-        return self.table.get(conversation_id, frozenset())
+        return answer
+
+
+async def no_directs(user: UserId, other: UserId | None) -> list[ConversationId]:
+    raise AssertionError("only invalidate_direct_* asks, and these tests do not")
 
 
 @pytest.fixture
@@ -83,7 +98,7 @@ def members() -> Members:
 
 @pytest.fixture
 def membership(members: Members, unused_redis: Redis, clock: Clock) -> Membership:
-    return Membership(members.load, unused_redis, clock=clock)
+    return Membership(members.load, unused_redis, no_directs, clock=clock)
 
 
 async def test_the_first_ask_loads_the_members(membership: Membership, members: Members) -> None:
@@ -156,6 +171,57 @@ async def test_require_refuses_an_unknown_conversation_the_same_way(
     with pytest.raises(NotAMember) as caught:
         await membership.require(OTHER, ALICE)
     assert caught.value.code == "conversation_not_found"
+
+
+async def test_require_sender_passes_a_member_the_conversation_does_not_refuse(
+    membership: Membership, members: Members
+) -> None:
+    members.set(GROUP, [ALICE, BOB], refused={BOB: NotAContact})
+    assert await membership.require_sender(GROUP, ALICE) == {ALICE, BOB}
+
+
+@pytest.mark.parametrize("reason", [Blocked, NotAContact])
+async def test_require_sender_refuses_a_refused_member_with_the_reason_but_require_does_not(
+    membership: Membership, members: Members, reason: Refusal
+) -> None:
+    members.set(GROUP, [ALICE, BOB], refused={ALICE: reason})
+    with pytest.raises(reason) as refused:
+        await membership.require_sender(GROUP, ALICE)
+    assert refused.value.status == 403
+    assert await membership.require(GROUP, ALICE) == {ALICE, BOB}  # reading stays allowed
+
+
+async def test_require_sender_answers_from_the_cache_without_loading_again(
+    membership: Membership, members: Members
+) -> None:
+    members.set(GROUP, [ALICE, BOB], refused={BOB: Blocked})
+    for _ in range(3):
+        await membership.require_sender(GROUP, ALICE)
+        with pytest.raises(Blocked):
+            await membership.require_sender(GROUP, BOB)
+    assert members.loads == [GROUP]
+
+
+async def test_a_load_overtaken_by_an_invalidation_is_answered_but_not_cached(
+    membership: Membership, members: Members
+) -> None:
+    members.set(GROUP, [ALICE, BOB])
+    members.gate = asyncio.Event()
+    loading = asyncio.create_task(membership.members(GROUP))
+    while not members.loads:
+        await asyncio.sleep(0)
+    # The change commits and is announced while the load's answer is on its way.
+    members.set(GROUP, [ALICE])
+    membership.invalidate(GROUP)
+    members.gate.set()
+    assert await loading == {ALICE, BOB}
+    assert await membership.members(GROUP) == {ALICE}
+    assert members.loads == [GROUP, GROUP]
+
+
+async def test_require_sender_refuses_a_non_member_as_not_found(membership: Membership) -> None:
+    with pytest.raises(NotAMember):
+        await membership.require_sender(GROUP, CAROL)
 
 
 async def test_invalidate_forgets_one_conversation_only(

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from gochat_py import messages, notifications
+from gochat_py.postgres.contacts import ContactRequest, UserRef
 from gochat_py.realtime import events
 from gochat_py.websocket import frames
 from gochat_py.websocket.frames import ClientFrame
@@ -68,6 +69,12 @@ def test_every_frame_type_has_its_heading_in_the_guide(union: object, title: str
     assert {event_name(frame) for frame in frame_types(union)} == headings
 
 
+REQUEST = ContactRequest(
+    id=ID, from_=UserRef(ID, "alice"), to=UserRef(ID, "bob"), status="pending", created_at=1,
+    decided_at=None,
+)  # fmt: skip
+
+
 def server_samples() -> list[msgspec.Struct]:
     message = messages.Message(
         id=ID, conversation_id=ID, sender_id=ID, sender_username="alice", content="hi",
@@ -93,6 +100,9 @@ def server_samples() -> list[msgspec.Struct]:
             )
         ),
         events.NotificationsReadEvent(ids=[ID], all=False, unread_count=0),
+        events.ContactRequestEvent(request=REQUEST),
+        events.ContactRequestUpdatedEvent(request=REQUEST),
+        events.ContactRemovedEvent(user_id=ID),
     ]
 
 

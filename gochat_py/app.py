@@ -78,6 +78,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "sending": await _resolved(container.sending()),
                 "read_marks": await _resolved(container.read_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
+                "profiles": await _resolved(container.profiles()),
+                "people_search": await _resolved(container.people_search()),
                 "revocations": await _resolved(container.revocations()),
                 "expiry": await _resolved(container.expiry()),
                 "renewal": await _resolved(container.renewal()),

@@ -13,6 +13,8 @@ from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
+from gochat_py.postgres.profiles import Profiles
+from gochat_py.postgres.user_search import UserSearch
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.expiry import Expiry, warning_lead
@@ -30,10 +32,12 @@ from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
+from gochat_py.usecases.user_search import PeopleSearch
 from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
@@ -184,5 +188,7 @@ class Container(containers.DeclarativeContainer):
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    profiles = providers.Singleton(UserProfiles, providers.Singleton(Profiles, pg_pool))
+    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

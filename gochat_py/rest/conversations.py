@@ -22,6 +22,7 @@ from gochat_py.postgres.conversations import (
 from gochat_py.postgres.users import Users
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.rest.paging import page_limit
 from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
 from gochat_py.usecases.members import Members
@@ -72,16 +73,6 @@ class CreatedConversation(ConversationView, frozen=True):
     is_new: bool  # false: the pair's direct conversation existed already
 
 
-def _limit(request: Request, default: int) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    # isdigit() alone also admits digits int() refuses, such as "\u00b2".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
-    return int(raw)
-
-
 def _conversation_id(request: Request) -> ConversationId:
     return ConversationId(request.path_params["conversation_id"])
 
@@ -105,7 +96,7 @@ async def create(request: Request) -> Response:
 
 async def list_conversations(request: Request) -> Response:
     claims = await require_claims(request)
-    limit = _limit(request, LIST_DEFAULT_PAGE)
+    limit = page_limit(request, LIST_DEFAULT_PAGE, MAX_PAGE)
     before = _decode_list_cursor(request.query_params.get("cursor"))
     views: ConversationViews = request.state.conversation_views
     page, last = await views.page(claims.user_id, limit, before)
@@ -124,7 +115,7 @@ async def details(request: Request) -> Response:
 async def messages(request: Request) -> Response:
     claims = await require_claims(request)
     conversation_id = _conversation_id(request)
-    limit = _limit(request, DEFAULT_PAGE)
+    limit = page_limit(request, DEFAULT_PAGE, MAX_PAGE)
     cursor = _message_cursor(request)
     history: History = request.state.history
     return json_response(await history.page(claims.user_id, conversation_id, cursor, limit))

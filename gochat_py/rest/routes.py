@@ -7,22 +7,22 @@ from starlette.routing import BaseRoute
 from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
+from gochat_py.postgres.profiles import Profile, PublicProfile
 from gochat_py.postgres.users import User
-from gochat_py.rest import auth, conversations, dashboard, health
+from gochat_py.rest import auth, conversations, dashboard, health, users
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
+from gochat_py.rest.paging import limit_param
+from gochat_py.usecases import user_search
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
+from gochat_py.usecases.profiles import ProfileUpdate
 
 API = "/api/v1"
 # The WebSocket endpoint (websocket/endpoint.py) is served ahead of this table: app.SocketsFirst.
 SOCKET_PATH = "/ws"
 
 CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
-
-
-def _limit(default: int) -> QueryParam:
-    schema = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": default}
-    return QueryParam("limit", schema, "how many to return")
+USERS = f"{API}/users"
 
 
 DASHBOARD = "/dashboard"
@@ -31,6 +31,13 @@ DASHBOARD_TOKEN = QueryParam(
 )
 
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
+SEARCH_TEXT = QueryParam(
+    "q",
+    {"type": "string", "minLength": user_search.MIN_QUERY, "maxLength": user_search.MAX_QUERY},
+    "what to look for in usernames and display names, case-insensitive (required;"
+    " with three letters or digits in a row it is also matched inside them, not only at the"
+    " start)",
+)
 AFTER_SEQ = QueryParam(
     "after_seq",
     {"type": "integer", "minimum": 0},
@@ -180,7 +187,7 @@ routes: list[BaseRoute] = [
         Operation(
             "Your conversations, most recently active first",
             conversations.ConversationPage,
-            query=(_limit(conversations.LIST_DEFAULT_PAGE), CURSOR),
+            query=(limit_param(conversations.LIST_DEFAULT_PAGE, MAX_PAGE), CURSOR),
             errors=(400, 503),
         ),
     ),
@@ -197,7 +204,7 @@ routes: list[BaseRoute] = [
         Operation(
             "A page of history: newest first, or after a seq oldest first",
             Page,
-            query=(_limit(DEFAULT_PAGE), CURSOR, AFTER_SEQ),
+            query=(limit_param(DEFAULT_PAGE, MAX_PAGE), CURSOR, AFTER_SEQ),
             errors=(400, 404, 503),
         ),
     ),
@@ -246,5 +253,44 @@ routes: list[BaseRoute] = [
             204,
             errors=(403, 404, 409, 503),
         ),
+    ),
+    ApiRoute(
+        f"{USERS}/me",
+        users.my_profile,
+        "GET",
+        Operation("Your profile, with your email and settings", Profile, errors=(503,)),
+    ),
+    ApiRoute(
+        f"{USERS}/me",
+        users.update_my_profile,
+        "PATCH",
+        Operation(
+            "Change your profile: the fields given (null clears display_name or bio)",
+            Profile,
+            request=ProfileUpdate,
+            errors=(503,),
+        ),
+    ),
+    ApiRoute(
+        USERS,
+        users.search_users,
+        "GET",
+        Operation(
+            "Find people by username or display name: exact username, then username prefix,"
+            " display-name prefix, then anywhere inside",
+            user_search.SearchPage,
+            query=(
+                SEARCH_TEXT,
+                limit_param(user_search.DEFAULT_PAGE, user_search.MAX_PAGE),
+                CURSOR,
+            ),
+            errors=(400, 422, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{USERS}/{{user_id:uuid}}",
+        users.user_profile,
+        "GET",
+        Operation("Someone's public profile", PublicProfile, errors=(404, 503)),
     ),
 ]

@@ -6,16 +6,17 @@ A user is in exactly one tier, the first that holds:
     2 DISPLAY_PREFIX    display name starts with q
     3 SUBSTRING         username or display name contains q (q with three letters or digits
                         in a row only: trigram indexes cannot narrow anything shorter)
-all case-insensitive. Within a tier the order is the sort key, then id: the username in
-tiers 0, 1 and 3 (unique, case-folded), the display name in tier 2. (tier, key, id) is a
-total order, so a page resumes after its last row with nothing skipped or repeated.
+all case-insensitive. Within a tier the order is its sort key, then id: the case-folded
+username in tiers 0 and 1 (unique), the case-folded display name in tier 2, and in tier 3
+the id alone (key ""). (tier, key, id) is a total order, so a page resumes after its last
+row with nothing skipped or repeated.
 
 A tier is a keyset page over its own index: the prefix tiers walk a btree range in "C"
 order (bytewise, so that a prefix is one contiguous range whatever the database's collation),
-the substring tier asks the trigram indexes for candidates. Every condition is written
-with the query as a parameter and no LIKE prefix the planner must see as a constant:
-asyncpg's prepared statements get generic plans after five runs, and a generic plan can
-use an index only for conditions it can evaluate at run time.
+the substring tier walks the primary key or asks the trigram indexes for candidates.
+Every condition is written with the query as a parameter and no LIKE prefix the planner
+must see as a constant: asyncpg's prepared statements get generic plans after five runs,
+and a generic plan can use an index only for conditions it can evaluate at run time.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import connections, fanout, history, login_storm, persistence
+from bench import connections, fanout, history, login_storm, persistence, user_search
 
 SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("login storm", login_storm.main, ["--seconds", "10"]),
@@ -18,6 +18,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ),
     ("persistence", persistence.main, []),
     ("history", history.main, []),
+    ("user search", user_search.main, []),
 ]
 
 

@@ -80,6 +80,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "read_marks": await _resolved(container.read_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
                 "relationships": await _resolved(container.relationships()),
+                "profiles": await _resolved(container.profiles()),
+                "people_search": await _resolved(container.people_search()),
                 "revocations": await _resolved(container.revocations()),
                 "expiry": await _resolved(container.expiry()),
                 "renewal": await _resolved(container.renewal()),

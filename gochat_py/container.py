@@ -16,6 +16,8 @@ from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
+from gochat_py.postgres.profiles import Profiles
+from gochat_py.postgres.user_search import UserSearch
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.expiry import Expiry, warning_lead
@@ -34,11 +36,13 @@ from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.relationships import Relationships
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
+from gochat_py.usecases.user_search import PeopleSearch
 from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
@@ -203,5 +207,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.contact_request_limit,
         notifications,
     )
+    profiles = providers.Singleton(UserProfiles, providers.Singleton(Profiles, pg_pool), membership)
+    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

@@ -73,10 +73,6 @@ class CreatedConversation(ConversationView, frozen=True):
     is_new: bool  # false: the pair's direct conversation existed already
 
 
-def _limit(request: Request, default: int) -> int:
-    return query.limit(request, default, MAX_PAGE)
-
-
 def _conversation_id(request: Request) -> ConversationId:
     return ConversationId(request.path_params["conversation_id"])
 
@@ -100,7 +96,7 @@ async def create(request: Request) -> Response:
 
 async def list_conversations(request: Request) -> Response:
     claims = await require_claims(request)
-    limit = _limit(request, LIST_DEFAULT_PAGE)
+    limit = query.limit(request, LIST_DEFAULT_PAGE, MAX_PAGE)
     before = _decode_list_cursor(request.query_params.get("cursor"))
     views: ConversationViews = request.state.conversation_views
     page, last = await views.page(claims.user_id, limit, before)
@@ -119,7 +115,7 @@ async def details(request: Request) -> Response:
 async def messages(request: Request) -> Response:
     claims = await require_claims(request)
     conversation_id = _conversation_id(request)
-    limit = _limit(request, DEFAULT_PAGE)
+    limit = query.limit(request, DEFAULT_PAGE, MAX_PAGE)
     cursor = _message_cursor(request)
     history: History = request.state.history
     return json_response(await history.page(claims.user_id, conversation_id, cursor, limit))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
 from gochat_py.errors import BadRequest
+from gochat_py.rest.openapi import QueryParam
 
 
 def limit(request: Request, default: int, maximum: int) -> int:
@@ -26,3 +29,14 @@ def flag(request: Request, name: str) -> bool:
     if raw == "true":
         return True
     raise BadRequest(f"{name} must be true or false", code="invalid_parameter")
+
+
+def limit_param(default: int, maximum: int) -> QueryParam:
+    """How the document describes `limit` for a listing with these bounds."""
+    schema: dict[str, Any] = {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": maximum,
+        "default": default,
+    }
+    return QueryParam("limit", schema, "how many to return")

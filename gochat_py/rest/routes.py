@@ -9,6 +9,7 @@ from gochat_py.messages import MAX_SEQ, Message
 from gochat_py.postgres.blocks import Block
 from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
+from gochat_py.postgres.profiles import Profile, PublicProfile
 from gochat_py.postgres.users import User
 from gochat_py.rest import (
     auth,
@@ -19,11 +20,15 @@ from gochat_py.rest import (
     health,
     notifications,
     paging,
+    query,
+    users,
 )
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
 from gochat_py.usecases import notifications as notices
+from gochat_py.usecases import user_search
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
+from gochat_py.usecases.profiles import ProfileUpdate
 
 API = "/api/v1"
 # The WebSocket endpoint (websocket/endpoint.py) is served ahead of this table: app.SocketsFirst.
@@ -31,10 +36,7 @@ SOCKET_PATH = "/ws"
 
 CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
 
-
-def _limit(default: int, maximum: int = MAX_PAGE) -> QueryParam:
-    schema = {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}
-    return QueryParam("limit", schema, "how many to return")
+USERS = f"{API}/users"
 
 
 DASHBOARD = "/dashboard"
@@ -43,11 +45,7 @@ DASHBOARD_TOKEN = QueryParam(
 )
 
 REQUEST = f"{API}/contacts/requests/{{request_id:uuid}}"
-PEOPLE_LIMIT = QueryParam(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": paging.MAX_LIMIT, "default": paging.DEFAULT_LIMIT},
-    "how many to return",
-)
+PEOPLE_LIMIT = query.limit_param(paging.DEFAULT_LIMIT, paging.MAX_LIMIT)
 DIRECTION = QueryParam(
     "direction",
     {"type": "string", "enum": list(contacts.DIRECTIONS), "default": "incoming"},
@@ -55,6 +53,13 @@ DIRECTION = QueryParam(
 )
 
 CURSOR = QueryParam("cursor", {"type": "string"}, "the `next_cursor` of the previous page")
+SEARCH_TEXT = QueryParam(
+    "q",
+    {"type": "string", "minLength": user_search.MIN_QUERY, "maxLength": user_search.MAX_QUERY},
+    "what to look for in usernames and display names, case-insensitive (required;"
+    " with three letters or digits in a row it is also matched inside them, not only at the"
+    " start)",
+)
 AFTER_SEQ = QueryParam(
     "after_seq",
     {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
@@ -207,7 +212,7 @@ routes: list[BaseRoute] = [
         Operation(
             "Your conversations, most recently active first",
             conversations.ConversationPage,
-            query=(_limit(conversations.LIST_DEFAULT_PAGE), CURSOR),
+            query=(query.limit_param(conversations.LIST_DEFAULT_PAGE, MAX_PAGE), CURSOR),
             errors=(400, 503),
         ),
     ),
@@ -224,7 +229,7 @@ routes: list[BaseRoute] = [
         Operation(
             "A page of history: newest first, or after a seq oldest first",
             Page,
-            query=(_limit(DEFAULT_PAGE), CURSOR, AFTER_SEQ),
+            query=(query.limit_param(DEFAULT_PAGE, MAX_PAGE), CURSOR, AFTER_SEQ),
             errors=(400, 404, 503),
         ),
     ),
@@ -281,7 +286,7 @@ routes: list[BaseRoute] = [
         Operation(
             "Your notifications, newest first, with how many are unread",
             notices.NotificationPage,
-            query=(_limit(notices.DEFAULT_PAGE, notices.MAX_PAGE), UNREAD_ONLY, CURSOR),
+            query=(query.limit_param(notices.DEFAULT_PAGE, notices.MAX_PAGE), UNREAD_ONLY, CURSOR),
             errors=(400, 503),
         ),
     ),
@@ -388,5 +393,44 @@ routes: list[BaseRoute] = [
         blocks.unblock,
         "DELETE",
         Operation("Lift a block", None, 204, errors=(404, 503)),
+    ),
+    ApiRoute(
+        f"{USERS}/me",
+        users.my_profile,
+        "GET",
+        Operation("Your profile, with your email and settings", Profile, errors=(503,)),
+    ),
+    ApiRoute(
+        f"{USERS}/me",
+        users.update_my_profile,
+        "PATCH",
+        Operation(
+            "Change your profile: the fields given (null clears display_name or bio)",
+            Profile,
+            request=ProfileUpdate,
+            errors=(503,),
+        ),
+    ),
+    ApiRoute(
+        USERS,
+        users.search_users,
+        "GET",
+        Operation(
+            "Find people by username or display name: exact username, then username prefix,"
+            " display-name prefix, then anywhere inside",
+            user_search.SearchPage,
+            query=(
+                SEARCH_TEXT,
+                query.limit_param(user_search.DEFAULT_PAGE, user_search.MAX_PAGE),
+                CURSOR,
+            ),
+            errors=(400, 422, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{USERS}/{{user_id:uuid}}",
+        users.user_profile,
+        "GET",
+        Operation("Someone's public profile", PublicProfile, errors=(404, 503)),
     ),
 ]

@@ -128,3 +128,23 @@ async def test_a_send_into_a_permitted_direct_conversation_costs_one_redis_comma
         commands = await redis_commands_during(redis, redis_url, sends)
     from_clients = [c for c in commands if c.get("client_type") != "lua"]
     assert [c["command"].split()[0].upper() for c in from_clients] == ["EVALSHA"] * 10
+
+
+async def test_a_policy_set_with_patch_users_me_is_enforced_at_once_on_every_server(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    picky, stranger = await register(one), await register(one)
+    direct = await create_direct(one, stranger["tokens"], picky["user"]["id"])
+    async with connect(ws_url(two, stranger["tokens"]["access_token"])) as ws:
+        assert "seq" in await say(ws, direct["id"], "cached as allowed")
+        changed = await one.patch(
+            f"{API}/users/me", json={"dm_policy": "contacts"}, headers=bearer(picky["tokens"])
+        )
+        assert changed.status_code == 200, changed.text
+        reply = await say(ws, direct["id"], "now?")
+        assert reply.get("code") == "not_a_contact", reply
+        await one.patch(
+            f"{API}/users/me", json={"dm_policy": "everyone"}, headers=bearer(picky["tokens"])
+        )
+        assert "seq" in await say(ws, direct["id"], "open again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -130,6 +131,29 @@ async def test_live_responses_fit_their_documented_schemas(api: httpx.AsyncClien
     check_response(document, "get", f"{API}/conversations", refused)
     for path in (f"{API}/health", f"{API}/health/ready"):
         check_response(document, "get", path, await api.get(path))
+
+
+async def test_user_routes_answer_what_the_document_says(api: httpx.AsyncClient) -> None:
+    document = await fetch_document(api)
+    alice, bob = await register(api), await register(api)
+    me, one, users = f"{API}/users/me", f"{API}/users/{{user_id}}", f"{API}/users"
+    headers = bearer(alice["tokens"])
+    check_response(document, "get", me, await api.get(me, headers=headers))
+    changed = await api.patch(me, json={"display_name": "Alice", "bio": None}, headers=headers)
+    assert changed.status_code == 200
+    check_response(document, "patch", me, changed)
+    refused = await api.patch(me, json={"nickname": "x"}, headers=headers)
+    assert refused.status_code == 422
+    check_response(document, "patch", me, refused)
+    profile = await api.get(one.format(user_id=bob["user"]["id"]), headers=headers)
+    check_response(document, "get", one, profile)
+    missing = await api.get(one.format(user_id=uuid.uuid4()), headers=headers)
+    check_response(document, "get", one, missing)
+    found = await api.get(users, params={"q": bob["user"]["username"][:4]}, headers=headers)
+    assert found.json()["users"]
+    check_response(document, "get", users, found)
+    for params in ({"q": "a"}, {"q": "ab", "cursor": "nope"}):
+        check_response(document, "get", users, await api.get(users, params=params, headers=headers))
 
 
 async def test_a_field_the_document_does_not_list_fails_the_check(

@@ -1,5 +1,5 @@
-"""What the server announces live to a conversation's members beside its messages, and the
-one way such an announcement is published."""
+"""What the server announces live to a conversation's members, or to one user, beside its
+messages, and the one way such an announcement is published."""
 
 from __future__ import annotations
 
@@ -29,8 +29,33 @@ class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
-# Every event a conversation's members may be sent; each names itself in `event`.
-Event = TypingEvent | ReadEvent
+class PresenceEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A user the recipient may see came online (their first socket) or went offline (their
+    last socket closed or expired); `last_seen_at` (unix ms) only with offline."""
+
+    event: Literal["presence"] = "presence"
+    user_id: uuid.UUID
+    username: str
+    status: Literal["online", "offline"]
+    last_seen_at: int | None
+
+
+# Every event a conversation's members or one user may be sent; each names itself in `event`.
+Event = TypingEvent | ReadEvent | PresenceEvent
+
+
+class GochatPresence(msgspec.Struct, frozen=True, kw_only=True):
+    """A PresenceEvent as gochat's own clients read it (websocket/dialects.py renders it)."""
+
+    type: Literal["presence"] = "presence"
+    user_id: uuid.UUID
+    username: str
+    status: Literal["online", "offline"]
+
+
+# Events in gochat's shapes, named by `type`: what sockets speaking gochat's frames get
+# instead of the Event of the same name.
+GochatEvent = GochatPresence
 
 _encoder = msgspec.json.Encoder()
 

@@ -8,7 +8,7 @@ from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
 from gochat_py.postgres.users import User
-from gochat_py.rest import auth, conversations, dashboard, health
+from gochat_py.rest import auth, conversations, dashboard, health, presence
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
@@ -35,6 +35,12 @@ AFTER_SEQ = QueryParam(
     "after_seq",
     {"type": "integer", "minimum": 0},
     "the messages after this seq, oldest first (not with `cursor`)",
+)
+
+USER_IDS = QueryParam(
+    "user_ids",
+    {"type": "string"},
+    f"comma-separated user ids, at most {presence.MAX_USER_IDS} (required)",
 )
 
 routes: list[BaseRoute] = [
@@ -245,6 +251,28 @@ routes: list[BaseRoute] = [
             None,
             204,
             errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/online",
+        presence.conversation_online,
+        "GET",
+        Operation(
+            "Which members are online (hidden presence shows as offline)",
+            presence.ConversationOnline,
+            errors=(404, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/presence",
+        presence.of_users,
+        "GET",
+        Operation(
+            "Online or offline, and last seen, of each user asked; users who hide their "
+            "presence, blocked you or do not exist all show offline with no last seen",
+            presence.PresenceList,
+            query=(USER_IDS,),
+            errors=(422, 503),
         ),
     ),
 ]

@@ -3,6 +3,7 @@ messages, and the one way such an announcement is published."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from typing import Literal
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.redis import envelope, keys
+from gochat_py.redis.pipelining import Pipeliner
 
 
 # Outgoing frames name their event first, so a person reading a socket sees it at once.
@@ -68,11 +70,26 @@ class Announcer:
     def __init__(self, redis: Redis, partitions: int) -> None:
         self._redis = redis
         self._partitions = partitions
+        # One event for many users (a presence change to every watcher) is many PUBLISHes
+        # on as many channels: concurrent calls go out in one batch.
+        self._pipeliner = Pipeliner(redis)
 
     async def to_user(self, user: UserId, event: Event) -> None:
         """Every socket of `user` that asked for the event, on every process."""
-        sealed = envelope.seal([user], _encoder.encode(event), event.event)
-        await self._redis.publish(keys.user_channel(user), sealed)
+        await self.to_users([user], event)
+
+    async def to_users(self, users: Iterable[UserId], event: Event) -> None:
+        """Every socket of each of `users` that asked for the event: the event encoded once,
+        one PUBLISH per user on their own channel, all in one batch."""
+        frame = _encoder.encode(event)
+        await asyncio.gather(
+            *(
+                self._pipeliner.execute(
+                    "PUBLISH", keys.user_channel(user), envelope.seal([user], frame, event.event)
+                )
+                for user in users
+            )
+        )
 
     async def to_members(
         self, conversation_id: ConversationId, recipients: Iterable[UserId], event: Event

@@ -67,7 +67,7 @@ class Presence:
             status="online" if online else "offline",
             last_seen_at=None if online else at,
         )
-        await asyncio.gather(*(self._announcer.to_user(w, event) for w in audience.watchers))
+        await self._announcer.to_users(audience.watchers, event)
 
     async def _record_last_seen(self, user: UserId, at: int) -> None:
         try:

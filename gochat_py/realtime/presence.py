@@ -124,10 +124,15 @@ class PresenceTracker:
         next_refresh = time.monotonic() + self._heartbeat
         while True:
             await asyncio.sleep(self._tick)
-            if time.monotonic() >= next_refresh:
-                next_refresh = time.monotonic() + self._heartbeat
-                await self._refresh()
-            await self._sweep()
+            try:
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self._heartbeat
+                    await self._refresh()
+                await self._sweep()
+            except Exception:
+                # One bad round must not end presence for the process's lifetime.
+                self._metrics.presence_failures.labels("round").inc()
+                logger.exception("presence_round_failed")
 
     async def _refresh(self) -> None:
         self._not_refreshing.clear()
@@ -137,7 +142,8 @@ class PresenceTracker:
             if not sockets:
                 return
             now = self._clock()
-            back = await asyncio.wait_for(self._store.refresh(sockets, now), CALL_TIMEOUT)
+            # Bounded by the heartbeat, not CALL_TIMEOUT: it carries every local socket.
+            back = await asyncio.wait_for(self._store.refresh(sockets, now), self._heartbeat)
         except _FAILURES as exc:
             self._failed("refresh", exc)
             return

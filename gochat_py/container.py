@@ -16,6 +16,7 @@ from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
+from gochat_py.postgres.presence import PresenceDirectory
 from gochat_py.postgres.profiles import Profiles
 from gochat_py.postgres.user_search import UserSearch
 from gochat_py.postgres.users import Users
@@ -23,7 +24,9 @@ from gochat_py.realtime.events import Announcer
 from gochat_py.realtime.expiry import Expiry, warning_lead
 from gochat_py.realtime.hub import Hub
 from gochat_py.realtime.membership import Membership
+from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
+from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
@@ -36,6 +39,7 @@ from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
+from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.relationships import Relationships
@@ -43,6 +47,7 @@ from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
 from gochat_py.usecases.user_search import PeopleSearch
+from gochat_py.websocket.dialects import GochatDialect
 from gochat_py.websocket.renewal import Renewal
 from gochat_py.websocket.throttle import Throttle
 
@@ -104,6 +109,31 @@ async def running_expiry(access_ttl: float) -> AsyncIterator[Expiry]:
         yield expiry
     finally:
         await expiry.stop()
+
+
+async def running_presence(
+    store: PresenceStore,
+    directory: PresenceDirectory,
+    announcer: Announcer,
+    membership: Membership,
+    metrics: Metrics,
+) -> AsyncIterator[Presence]:
+    presence = Presence(store, directory, announcer, membership, metrics)
+    try:
+        yield presence
+    finally:
+        await presence.close()
+
+
+async def running_presence_tracker(
+    store: PresenceStore, presence: Presence, heartbeat: float, metrics: Metrics
+) -> AsyncIterator[PresenceTracker]:
+    tracker = PresenceTracker(store, presence.announce, heartbeat, metrics)
+    tracker.start()
+    try:
+        yield tracker
+    finally:
+        await tracker.stop()
 
 
 def _dashboard(
@@ -209,5 +239,18 @@ class Container(containers.DeclarativeContainer):
     )
     profiles = providers.Singleton(UserProfiles, providers.Singleton(Profiles, pg_pool), membership)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
+    presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
+    presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
+    presence = providers.Resource(
+        running_presence, presence_store, presence_directory, announcer, membership, metrics
+    )
+    presence_tracker = providers.Resource(
+        running_presence_tracker,
+        presence_store,
+        presence,
+        settings.provided.presence_heartbeat,
+        metrics,
+    )
+    gochat_dialect = providers.Singleton(GochatDialect)
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

@@ -93,6 +93,13 @@ class Metrics:
             "Times the pub/sub connection was lost and reconnected.",
             registry=self.registry,
         )
+        self.presence_failures = Counter(
+            "gochat_presence_failures",
+            "Presence updates that failed (Redis or PostgreSQL unreachable), by step; the "
+            "sockets stay open and the next heartbeat or sweep repairs the state.",
+            ["step"],
+            registry=self.registry,
+        )
 
         self.recent_cache_messages = Gauge(
             "gochat_recent_cache_messages",

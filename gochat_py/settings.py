@@ -64,6 +64,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_burst: int = 40
     ws_ping_interval: float = 20.0
     ws_per_message_deflate: bool = False
+    # A socket's entry in Redis lives this long unless its process refreshes it (every
+    # PRESENCE_HEARTBEAT): a process killed outright has its users go offline within this
+    # plus a sweep (realtime/presence.py), 35 s by default.
+    presence_ttl: float = 30.0
+    presence_heartbeat: float = 10.0
     # Messages one conversation's recent cache may hold (those the worker has not persisted,
     # and its newest persisted ones); past it a send is refused as backlogged. ~400 bytes
     # each (measured, short messages): 100,000 is ~40 MiB, minutes of a busy group's
@@ -266,6 +271,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ws_per_message_deflate=_read(
             env, "WS_PER_MESSAGE_DEFLATE", _switch, d.ws_per_message_deflate
         ),
+        presence_ttl=_read(env, "PRESENCE_TTL", parse_duration, d.presence_ttl),
+        presence_heartbeat=_read(env, "PRESENCE_HEARTBEAT", parse_duration, d.presence_heartbeat),
         recent_cache_max=_read(env, "RECENT_CACHE_MAX", _positive_int, d.recent_cache_max),
         worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
         worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
@@ -286,6 +293,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
+    if settings.presence_heartbeat >= settings.presence_ttl:
+        # Entries would expire between two refreshes: live users would flicker offline.
+        raise SettingsError("PRESENCE_HEARTBEAT", "must be shorter than PRESENCE_TTL")
     if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
         raise SettingsError("ARGON2_MEMORY_KIB", "must be at least 8 × ARGON2_PARALLELISM")
     if settings.cookie_samesite == "none" and not settings.cookie_secure:

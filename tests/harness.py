@@ -204,15 +204,30 @@ def upgrade_request(url: str, **headers: str) -> bytes:
     return head.encode() + b"\r\n"
 
 
+PRESENCE_FRAMES = frozenset({"presence", "presence_list"})
+
+
+def is_presence(frame: dict[str, Any]) -> bool:
+    """A presence frame, in either shape: gochat-py's names it in `event`, gochat's in `type`."""
+    return frame.get("event") in PRESENCE_FRAMES or frame.get("type") in PRESENCE_FRAMES
+
+
 def is_message(frame: dict[str, Any]) -> bool:
-    """A chat message frame: gochat's message frames carry no `event` field."""
-    return "event" not in frame
+    """A chat message frame: gochat's message frames carry no `event` field (and gochat's
+    presence frames, which carry none either, are told apart by their `type`)."""
+    return "event" not in frame and not is_presence(frame)
+
+
+def not_presence(frame: dict[str, Any]) -> bool:
+    return not is_presence(frame)
 
 
 async def next_frame(
-    socket: Any, predicate: Callable[[dict[str, Any]], bool] = lambda f: True, timeout: float = 10.0
+    socket: Any, predicate: Callable[[dict[str, Any]], bool] = not_presence, timeout: float = 10.0
 ) -> dict[str, Any]:
-    """The first frame from `socket` that matches, skipping others; fails after `timeout`."""
+    """The first frame from `socket` that matches, skipping others; fails after `timeout`.
+    By default any frame but presence, which sockets get whenever someone they see comes
+    or goes (tests/integration/test_presence.py is about those)."""
     async with asyncio.timeout(timeout):
         while True:
             frame: dict[str, Any] = json.loads(await socket.recv())

@@ -3,6 +3,7 @@ user's devices, and the one way such an announcement is published."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from typing import Literal
@@ -14,6 +15,7 @@ from gochat_py.ids import ConversationId, UserId
 from gochat_py.notifications import Notification
 from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.redis import envelope, keys
+from gochat_py.redis.pipelining import Pipeliner
 
 
 # Outgoing frames name their event first, so a person reading a socket sees it at once.
@@ -71,6 +73,17 @@ class ContactRemovedEvent(msgspec.Struct, frozen=True, kw_only=True):
     user_id: uuid.UUID
 
 
+class PresenceEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A user the recipient may see came online (their first socket) or went offline (their
+    last socket closed or expired); `last_seen_at` (unix ms) only with offline."""
+
+    event: Literal["presence"] = "presence"
+    user_id: uuid.UUID
+    username: str
+    status: Literal["online", "offline"]
+    last_seen_at: int | None
+
+
 # Every event a conversation's members or one user may be sent; each names itself in `event`.
 Event = (
     TypingEvent
@@ -80,7 +93,22 @@ Event = (
     | ContactRequestEvent
     | ContactRequestUpdatedEvent
     | ContactRemovedEvent
+    | PresenceEvent
 )
+
+
+class GochatPresence(msgspec.Struct, frozen=True, kw_only=True):
+    """A PresenceEvent as gochat's own clients read it (websocket/dialects.py renders it)."""
+
+    type: Literal["presence"] = "presence"
+    user_id: uuid.UUID
+    username: str
+    status: Literal["online", "offline"]
+
+
+# Events in gochat's shapes, named by `type`: what sockets speaking gochat's frames get
+# instead of the Event of the same name.
+GochatEvent = GochatPresence
 
 _encoder = msgspec.json.Encoder()
 
@@ -93,11 +121,26 @@ class Announcer:
     def __init__(self, redis: Redis, partitions: int) -> None:
         self._redis = redis
         self._partitions = partitions
+        # One event for many users (a presence change to every watcher) is many PUBLISHes
+        # on as many channels: concurrent calls go out in one batch.
+        self._pipeliner = Pipeliner(redis)
 
     async def to_user(self, user: UserId, event: Event) -> None:
         """Every socket of `user` that asked for the event, on every process."""
-        sealed = envelope.seal([user], _encoder.encode(event), event.event)
-        await self._redis.publish(keys.user_channel(user), sealed)
+        await self.to_users([user], event)
+
+    async def to_users(self, users: Iterable[UserId], event: Event) -> None:
+        """Every socket of each of `users` that asked for the event: the event encoded once,
+        one PUBLISH per user on their own channel, all in one batch."""
+        frame = _encoder.encode(event)
+        await asyncio.gather(
+            *(
+                self._pipeliner.execute(
+                    "PUBLISH", keys.user_channel(user), envelope.seal([user], frame, event.event)
+                )
+                for user in users
+            )
+        )
 
     async def to_members(
         self, conversation_id: ConversationId, recipients: Iterable[UserId], event: Event

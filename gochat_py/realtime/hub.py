@@ -56,8 +56,9 @@ class Subscriber(Protocol):
     def deliver(self, frame: str) -> None:
         """Queue a frame without waiting; a subscriber that cannot keep up closes itself."""
 
-    def accepts(self, event: str) -> bool:
-        """Whether it asked for frames of this event (messages go to every subscriber)."""
+    def render(self, event: str, frame: str) -> str | None:
+        """The frame of this event as the subscriber reads it, or None when it did not ask
+        for the event (messages skip this: they go to every subscriber as published)."""
 
     def time_delivery(self, sent_at: int) -> None:
         """Measure the frame just delivered: from `sent_at` (unix ms) to its write."""
@@ -336,8 +337,9 @@ class Hub:
                     delivered += len(devices)
                     continue
                 for device in devices:
-                    if device.accepts(event):
-                        device.deliver(text)
+                    rendered = device.render(event, text)
+                    if rendered is not None:
+                        device.deliver(rendered)
                         delivered += 1
         if delivered:
             self._metrics.deliveries.inc(delivered)

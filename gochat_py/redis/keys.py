@@ -17,6 +17,10 @@ MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a MembershipChange (memb
 # channel and published from the session scripts with plain PUBLISH, which a cluster
 # broadcasts to every node whatever slot the script ran in: it stays out of sharded pub/sub.
 REVOCATION_CHANNEL = f"{PREFIX}:revocation"
+# Every user with a presence entry, scored by the latest deadline any socket of theirs was
+# given (unix ms): the sweepers' index of who may have expired sockets. One key, one slot;
+# the scripts on a user's own keys never touch it.
+PRESENCE_DEADLINES = f"{PREFIX}:presence-deadlines"
 
 
 def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:
@@ -80,6 +84,17 @@ def user_channel(user_id: uuid.UUID) -> str:
     does. Publishing to a user with no socket costs Redis one lookup and no delivery. Tagged
     by the user, so sharded pub/sub spreads users over the slots."""
     return f"{PREFIX}:user:{{{user_id}}}:events"
+
+
+def presence(user_id: uuid.UUID) -> str:
+    """Sorted set of a user's open sockets (ids) on every process, each scored by the deadline
+    (unix ms) its process must refresh it by: the user is online while one is in the future."""
+    return f"{PREFIX}:presence:{{{user_id}}}"
+
+
+def presence_seen(user_id: uuid.UUID) -> str:
+    """When the user's last socket closed or expired (unix ms); same tag as their sockets."""
+    return f"{PREFIX}:presence:{{{user_id}}}:seen"
 
 
 def session_refresh(session_id: str) -> str:

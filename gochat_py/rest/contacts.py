@@ -12,10 +12,11 @@ from starlette.responses import Response
 
 from gochat_py.errors import BadRequest
 from gochat_py.ids import UserId
-from gochat_py.postgres.contacts import Contact, ContactRequest, Direction
+from gochat_py.postgres.contacts import ContactRequest, ContactUser, Direction
 from gochat_py.rest import paging
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
+from gochat_py.usecases.presence import Presence, UserPresence
 from gochat_py.usecases.relationships import Relationships
 
 DIRECTIONS: tuple[Direction, ...] = ("incoming", "outgoing")
@@ -32,8 +33,14 @@ class RequestPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
+class ContactWithPresence(msgspec.Struct, frozen=True):
+    user: ContactUser
+    since: int  # unix milliseconds: when the friendship began
+    presence: UserPresence  # as the caller may see it: hidden shows offline, no last seen
+
+
 class ContactPage(msgspec.Struct, frozen=True):
-    contacts: list[Contact]
+    contacts: list[ContactWithPresence]
     next_cursor: str | None
 
 
@@ -88,7 +95,14 @@ async def list_contacts(request: Request) -> Response:
     limit, after = paging.limit(request), paging.after(request)
     rows = await _relationships(request).contacts(claims.user_id, limit, after)
     cursor = paging.next_cursor([row.position for row in rows], limit)
-    return json_response(ContactPage([row.contact for row in rows], cursor))
+    presence: Presence = request.state.presence
+    friends = [row.contact for row in rows]
+    states = await presence.of_users(claims.user_id, [UserId(c.user.id) for c in friends])
+    contacts = [
+        ContactWithPresence(c.user, c.since, state)
+        for c, state in zip(friends, states, strict=True)
+    ]
+    return json_response(ContactPage(contacts, cursor))
 
 
 async def remove(request: Request) -> Response:

@@ -20,6 +20,7 @@ from gochat_py.rest import (
     health,
     notifications,
     paging,
+    presence,
     query,
     users,
 )
@@ -67,6 +68,12 @@ AFTER_SEQ = QueryParam(
 )
 UNREAD_ONLY = QueryParam(
     "unread_only", {"type": "boolean", "default": False}, "only the unread ones"
+)
+
+USER_IDS = QueryParam(
+    "user_ids",
+    {"type": "string"},
+    f"comma-separated user ids, at most {presence.MAX_USER_IDS} (required)",
 )
 
 routes: list[BaseRoute] = [
@@ -432,5 +439,27 @@ routes: list[BaseRoute] = [
         users.user_profile,
         "GET",
         Operation("Someone's public profile", PublicProfile, errors=(404, 503)),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/online",
+        presence.conversation_online,
+        "GET",
+        Operation(
+            "Which members are online (hidden presence shows as offline)",
+            presence.ConversationOnline,
+            errors=(404, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/presence",
+        presence.of_users,
+        "GET",
+        Operation(
+            "Online or offline, and last seen, of each user asked; users who hide their "
+            "presence, blocked you or do not exist all show offline with no last seen",
+            presence.PresenceList,
+            query=(USER_IDS,),
+            errors=(422, 503),
+        ),
     ),
 ]

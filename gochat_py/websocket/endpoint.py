@@ -26,9 +26,11 @@ from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.expiry import Expiry
 from gochat_py.realtime.hub import Hub
+from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.typing_notices import TypingNotices
@@ -40,6 +42,7 @@ from gochat_py.websocket.close_codes import (
     WS_4001_SESSION_REVOKED,
     WS_4002_TOKEN_EXPIRED,
 )
+from gochat_py.websocket.dialects import RICH, Dialect
 from gochat_py.websocket.frames import (
     Ack,
     Authenticate,
@@ -61,6 +64,8 @@ DRAIN_TIMEOUT = 2.0  # how long queued frames may take to go out before a policy
 # Own sends whose copy has not come back; a copy lost with a pub/sub outage never does, so
 # past this the oldest are forgotten (a gochat client then sees one such message twice).
 UNECHOED_MAX = 64
+# The socket reads no frame before its presence list is sent or given up on.
+PRESENCE_LIST_TIMEOUT = 2.0
 _ID_SLICE = slice(len('{"id":"'), len('{"id":"') + 36)
 
 
@@ -83,6 +88,7 @@ class SocketSession:
         session_id: SessionId,
         expires_at: int,
         agreement: Agreement,
+        dialect: Dialect,
     ) -> None:
         self.websocket = websocket
         self._send = send
@@ -92,6 +98,7 @@ class SocketSession:
         self.expires_at = expires_at  # when that token expires (realtime/expiry.py)
         self.subprotocol = agreement.subprotocol
         self._events = agreement.events  # the optional frames it asked for (negotiation.py)
+        self.dialect = dialect  # the shapes it reads them in (dialects.py)
         self.echoes = "echo" in agreement.events
         self._unechoed: set[str] = set()  # ids of its own sends, when it wants no echo
         self._frames: list[str] = []  # the writer swaps it for a new one when it wakes
@@ -102,7 +109,8 @@ class SocketSession:
         self._drained: asyncio.Future[None] | None = None  # a draining close waits on it
         self._metrics = metrics
         self._closing: asyncio.Task[None] | None = None
-        self.log = logger.bind(conn_id=uuid.uuid4().hex[:12], user_id=str(user))
+        self.socket_id = uuid.uuid4().hex  # its presence entry (realtime/presence.py)
+        self.log = logger.bind(conn_id=self.socket_id[:12], user_id=str(user))
 
     def deliver(self, frame: str) -> None:
         if self._closing is not None:
@@ -122,7 +130,12 @@ class SocketSession:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
-    def accepts(self, event: str) -> bool:
+    def render(self, event: str, frame: str) -> str | None:
+        if event not in self._events:
+            return None
+        return self.dialect.render(event, frame)
+
+    def wants(self, event: str) -> bool:
         return event in self._events
 
     def time_delivery(self, sent_at: int) -> None:
@@ -243,6 +256,7 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
         claims.session_id,
         claims.exp,
         agreement,
+        state.gochat_dialect if agreement.gochat else RICH,
     )
     return session, listing.get(claims.user_id, [])
 
@@ -301,7 +315,10 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
             session.log.info("socket_opened")
             writer = asyncio.create_task(session.write_loop())
             expiry.track(session)
+            tracker: PresenceTracker = state.presence_tracker
             try:
+                await tracker.opened(session.user, session.socket_id)
+                await _list_presence(session, state.presence)
                 await _read_loop(session, state, state.throttle, state.metrics, state.renewal)
             except WebSocketDisconnect:
                 pass
@@ -311,6 +328,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
                 writer.cancel()
                 with contextlib.suppress(BaseException):
                     await writer
+                await tracker.closed(session.user, session.socket_id)
     finally:
         revocations.discard(session, session.session_id)
     session.log.info("socket_closed")
@@ -366,6 +384,20 @@ async def _read_loop(
             session.log.exception("frame_crashed")
             session.close(WS_1011_INTERNAL_ERROR, "internal error")
             return
+
+
+async def _list_presence(session: SocketSession, presence: Presence) -> None:
+    """Who of the people it hears about is online, to a socket that asked for presence."""
+    if not session.wants("presence"):
+        return
+    try:
+        async with asyncio.timeout(PRESENCE_LIST_TIMEOUT):
+            online = await presence.online_for(session.user)
+    except (RedisError, asyncpg.PostgresError, *DEPENDENCY_DOWN) as exc:
+        # The socket works without it; the next presence events bring it up to date.
+        session.log.warning("presence_list_failed", error=type(exc).__name__)
+        return
+    session.reply(session.dialect.presence_list(online))
 
 
 def _ref(frame: Any) -> str | None:

@@ -93,9 +93,23 @@ class AuthOk(msgspec.Struct, frozen=True, kw_only=True):
     expires_in: int
 
 
+class PresenceList(msgspec.Struct, frozen=True, kw_only=True):
+    """Right after connecting: the users whose presence the socket gets who are online now."""
+
+    event: Literal["presence_list"] = "presence_list"
+    online_users: list[uuid.UUID]
+
+
+class GochatPresenceList(msgspec.Struct, frozen=True, kw_only=True):
+    """A PresenceList in gochat's shape, for sockets speaking gochat's frames."""
+
+    type: Literal["presence_list"] = "presence_list"
+    online_users: list[uuid.UUID]
+
+
 # What the server sends a socket in answer to it or about it, beside the frames it
 # publishes to members (messages.Message, realtime/events.py).
-Reply = Ack | Error | Pong | TokenExpiring | AuthOk
+Reply = Ack | Error | Pong | TokenExpiring | AuthOk | PresenceList | GochatPresenceList
 
 
 class FrameError(BadRequest):

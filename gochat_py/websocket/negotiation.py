@@ -1,14 +1,20 @@
-"""Which frames a socket receives, agreed at the handshake.
+"""Which frames a socket receives, and in which shapes, agreed at the handshake.
 
 gochat's clients treat every frame that is not an error or a presence frame as a chat
 message, and show their own sends at once, so a socket that asks for nothing gets only what
-gochat sends: every member's messages but its own sends, errors, answers to its own
-requests (`pong`, `auth_ok`), and an ack only for a send that carried a `client_msg_id`.
-A client asks for more the way Zulip's clients register event types:
+gochat sends, in gochat's shapes: every member's messages but its own sends, errors, answers
+to its own requests (`pong`, `auth_ok`), an ack only for a send that carried a
+`client_msg_id`, and presence as gochat writes it (`{"type": "presence_list"}` on connect,
+then `{"type": "presence"}` frames). A client asks for more the way Zulip's clients register
+event types, and then gets every event in gochat-py's own shape (`"event"` names it):
 
-- the subprotocol `gochat-py.v1` (`new WebSocket(url, ["gochat-py.v1"])`, `wscat -s
-  gochat-py.v1`): every event;
-- `?events=ack,typing` (with or without the subprotocol): exactly those events.
+| handshake | events | shapes |
+|---|---|---|
+| nothing | `presence` | gochat's |
+| the subprotocol `gochat-py.v1` | every event | gochat-py's |
+| `?events=ack,typing` (with or without the subprotocol) | exactly those named | gochat-py's |
+
+(`new WebSocket(url, ["gochat-py.v1"])`, `wscat -s gochat-py.v1`.)
 """
 
 from __future__ import annotations
@@ -37,18 +43,23 @@ OPTIONAL_EVENTS = frozenset(
         "contact_request",
         "contact_request_updated",
         "contact_removed",
+        "presence",
     }
 )
+# What a socket that asks for nothing gets beyond the frames always sent: gochat's own
+# client reads presence (in its own shape).
+GOCHAT_EVENTS = frozenset({"presence"})
 ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
 MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated
 
 
 class Agreement(msgspec.Struct, frozen=True):
-    """The subprotocol to answer the handshake with (None: none), and the optional events
-    the socket gets."""
+    """The subprotocol to answer the handshake with (None: none), the optional events the
+    socket gets, and whether it gets them in gochat's shapes (websocket/dialects.py)."""
 
     subprotocol: str | None
     events: frozenset[str]
+    gochat: bool = False
 
 
 def negotiate(offered: Sequence[str], events: str | None) -> Agreement:
@@ -56,7 +67,9 @@ def negotiate(offered: Sequence[str], events: str | None) -> Agreement:
     `events` (the query parameter), or BadRequest naming an event that does not exist."""
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
     if events is None:
-        return Agreement(subprotocol, OPTIONAL_EVENTS if subprotocol else frozenset())
+        if subprotocol is None:
+            return Agreement(None, GOCHAT_EVENTS, gochat=True)
+        return Agreement(subprotocol, OPTIONAL_EVENTS)
     if len(events) > MAX_EVENTS_PARAM:
         raise BadRequest("events is too long", code="invalid_events")
     asked = {name.strip() for name in events.split(",") if name.strip()}

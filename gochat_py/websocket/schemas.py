@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 
 from gochat_py.messages import Message
-from gochat_py.realtime.events import Event
+from gochat_py.realtime.events import Event, GochatEvent
 from gochat_py.websocket.frames import ClientFrame, Reply
 
-# Every frame the server sends: messages and events published to members, and the
-# replies to one socket.
-ServerFrame = Message | Event | Reply
+# Every frame the server sends: messages and events published to members or one user, the
+# same events in gochat's shapes, and the replies to one socket.
+ServerFrame = Message | Event | GochatEvent | Reply
 _REF = "#/$defs/{name}"
 
 

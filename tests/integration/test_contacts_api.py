@@ -284,3 +284,32 @@ async def test_a_request_notifies_its_recipient_and_its_acceptance_the_requester
     assert await notifications_of(api, carol) == [("contact_accepted", alice["user"]["id"])]
     notified = await api.get("/api/v1/notifications", headers=bearer(bob["tokens"]))
     assert notified.json()["notifications"][0]["data"] == {"request_id": request["id"]}
+
+
+async def test_contacts_are_listed_with_their_presence(api: httpx.AsyncClient) -> None:
+    alice, bob = await register(api), await register(api)
+    request = (await ask(api, alice, bob)).json()
+    await decide(api, bob, request["id"], "accept")
+
+    async def bobs_presence() -> dict[str, Any]:
+        listed = await api.get(f"{API}/contacts", headers=bearer(alice["tokens"]))
+        [contact] = listed.json()["contacts"]
+        assert contact["user"]["id"] == bob["user"]["id"]
+        presence: dict[str, Any] = contact["presence"]
+        return presence
+
+    async def becomes(status: str) -> dict[str, Any]:
+        # The server records a socket's presence just after the handshake, and its end just
+        # after the close: poll rather than race them.
+        for _ in range(50):
+            presence = await bobs_presence()
+            if presence["status"] == status:
+                return presence
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"bob never became {status}: {presence}")
+
+    assert (await bobs_presence())["status"] == "offline"
+    async with connect(ws_url(api, bob["tokens"]["access_token"])):
+        online = await becomes("online")
+        assert online == {"user_id": bob["user"]["id"], "status": "online", "last_seen_at": None}
+    assert (await becomes("offline"))["last_seen_at"] is not None

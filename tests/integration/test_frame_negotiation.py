@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -38,7 +37,7 @@ async def test_a_gochat_client_gets_messages_only_never_typing_read_or_unasked_a
         await send_frame(bob_ws, conversation_id=conversation_id, content="two")
         # Everything above travels before "two" on the same channel, or is answered before
         # it on this socket: whatever she was sent arrives first.
-        frames = [json.loads(await gochat_ws.recv()) for _ in range(2)]
+        frames = [await next_frame(gochat_ws) for _ in range(2)]
     assert [(f.get("event"), f.get("content")) for f in frames] == [(None, "one"), (None, "two")]
 
 
@@ -75,7 +74,7 @@ async def test_errors_say_error_true_as_gochat_clients_check(
     alice, _, _ = pair
     async with plain_connect(ws_url(api, alice["tokens"]["access_token"])) as socket:
         await socket.send("not json")
-        error = json.loads(await socket.recv())
+        error = await next_frame(socket)
     assert error["error"] is True
     assert (error["event"], error["code"]) == ("error", "invalid_json")
 
@@ -112,7 +111,7 @@ async def test_events_narrows_to_what_is_named(
         await send_frame(bob_ws, event="typing", conversation_id=conversation_id)
         await send_frame(bob_ws, event="read", conversation_id=conversation_id, seq=1)
         await send_frame(alice_ws, conversation_id=conversation_id, content="unnamed")
-        frames = [json.loads(await alice_ws.recv()) for _ in range(2)]
+        frames = [await next_frame(alice_ws) for _ in range(2)]
     # No typing and no ack: the read mark and her own message, in either order (two sockets).
     assert sorted(str(f.get("event")) for f in frames) == ["None", "read"], frames
 

@@ -100,6 +100,9 @@ async def test_a_fragmented_message_is_reassembled(api: httpx.AsyncClient, token
         socket.send(TEXT, PING_FRAME[:5], fin=False)
         socket.send(CONTINUATION, PING_FRAME[5:11], fin=False)
         socket.send(CONTINUATION, PING_FRAME[11:])
+        # A gochat client's socket is sent who is online first, before it reads a frame.
+        _, listed = await socket.receive()
+        assert json.loads(listed)["type"] == "presence_list"
         opcode, payload = await socket.receive()
     finally:
         socket.close()

@@ -6,16 +6,24 @@ from gochat_py.errors import BadRequest
 from gochat_py.websocket.negotiation import OPTIONAL_EVENTS, SUBPROTOCOL, negotiate
 
 
-def test_a_client_that_asks_for_nothing_gets_no_optional_event_and_no_subprotocol() -> None:
+def test_a_client_that_asks_for_nothing_gets_gochats_presence_only_and_no_subprotocol() -> None:
     agreement = negotiate([], None)
     assert agreement.subprotocol is None
-    assert agreement.events == frozenset()
+    assert agreement.events == {"presence"}
+    assert agreement.gochat
+
+
+def test_a_client_that_asks_for_anything_gets_gochat_pys_shapes() -> None:
+    assert not negotiate([SUBPROTOCOL], None).gochat
+    assert not negotiate([], "presence").gochat
+    assert negotiate([], "presence").events == {"presence"}
 
 
 def test_the_subprotocol_brings_every_optional_event() -> None:
     agreement = negotiate(["chat", SUBPROTOCOL], None)
     assert agreement.subprotocol == SUBPROTOCOL
     assert agreement.events == OPTIONAL_EVENTS
+    assert "presence" in OPTIONAL_EVENTS
 
 
 def test_an_unknown_subprotocol_alone_is_a_gochat_client() -> None:

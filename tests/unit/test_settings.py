@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from gochat_py.realtime.presence import SWEEP_INTERVAL_MAX
 from gochat_py.settings import DEFAULT_JWT_SECRET, SettingsError, load_settings, parse_duration
 
 STRONG_SECRET = "s" * 40
@@ -61,6 +62,18 @@ def test_a_bad_value_stops_start_up_naming_the_variable(
 def test_access_expiry_must_be_shorter_than_refresh_expiry() -> None:
     with pytest.raises(SettingsError, match="JWT_ACCESS_EXPIRY"):
         load_settings({"JWT_ACCESS_EXPIRY": "2h", "JWT_REFRESH_EXPIRY": "1h"})
+
+
+def test_by_default_a_killed_servers_users_go_offline_within_a_minute() -> None:
+    settings = load_settings({})
+    assert (settings.presence_ttl, settings.presence_heartbeat) == (30.0, 10.0)
+    assert settings.presence_ttl + SWEEP_INTERVAL_MAX <= 60
+
+
+def test_the_presence_heartbeat_must_be_shorter_than_its_ttl() -> None:
+    with pytest.raises(SettingsError, match="PRESENCE_HEARTBEAT"):
+        load_settings({"PRESENCE_TTL": "5s", "PRESENCE_HEARTBEAT": "5s"})
+    assert load_settings({"PRESENCE_TTL": "3s", "PRESENCE_HEARTBEAT": "1s"}).presence_ttl == 3
 
 
 def test_redis_addr_password_and_db_compose_a_url() -> None:

@@ -25,20 +25,39 @@ GUIDE = ROOT / "docs" / "websocket.md"
 ID = uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000001")
 
 
+# The frames in gochat's shapes: named by `type`, as gochat writes them, under the heading
+# of the event they render.
+GOCHAT_FRAMES = (events.GochatPresence, frames.GochatPresenceList)
+
+
 def event_name(frame: type[msgspec.Struct]) -> str:
     hints = typing.get_type_hints(frame)
-    return typing.get_args(hints["event"])[0] if "event" in hints else "message"
+    if "event" in hints:
+        return str(typing.get_args(hints["event"])[0])
+    if frame in GOCHAT_FRAMES:
+        return str(typing.get_args(hints["type"])[0])
+    assert frame is messages.Message, f"{frame.__name__} names no event"
+    return "message"
 
 
 def defined_frames() -> set[type[msgspec.Struct]]:
-    """Every Struct with an `event` field in the modules that define frames, and the message."""
+    """Every Struct with an `event` field (or gochat's `type`) in the modules that define
+    frames, and the message."""
     found = {messages.Message}
     for module in (frames, events):
         for _, member in inspect.getmembers(module, inspect.isclass):
             if issubclass(member, msgspec.Struct) and member.__module__ == module.__name__:
-                if "event" in member.__struct_fields__ and not member.__name__.startswith("_"):
+                named = {"event", "type"} & set(member.__struct_fields__)
+                if named and not member.__name__.startswith("_"):
                     found.add(member)
     return found
+
+
+def test_every_frame_in_gochats_shape_is_named_by_type_alone() -> None:
+    gochat = {frame for frame in defined_frames() if "event" not in frame.__struct_fields__}
+    assert gochat - {messages.Message} == set(GOCHAT_FRAMES)
+    for frame in GOCHAT_FRAMES:
+        assert event_name(frame) in {event_name(f) for f in defined_frames() - {frame}}
 
 
 def section(title: str) -> str:
@@ -103,6 +122,10 @@ def server_samples() -> list[msgspec.Struct]:
         events.ContactRequestEvent(request=REQUEST),
         events.ContactRequestUpdatedEvent(request=REQUEST),
         events.ContactRemovedEvent(user_id=ID),
+        events.PresenceEvent(user_id=ID, username="bob", status="offline", last_seen_at=1),
+        events.GochatPresence(user_id=ID, username="bob", status="online"),
+        frames.PresenceList(online_users=[ID]),
+        frames.GochatPresenceList(online_users=[ID]),
     ]
 
 

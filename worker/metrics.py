@@ -61,6 +61,16 @@ class WorkerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.webhook_events_queued = Counter(
+            "gochat_worker_webhook_events_queued",
+            "Webhook events queued for members with no open socket, after their batch's commit.",
+            registry=self.registry,
+        )
+        self.webhook_queue_failures = Counter(
+            "gochat_worker_webhook_queue_failures",
+            "Committed messages whose webhook events could not be (all) queued.",
+            registry=self.registry,
+        )
         self.postgres_down = Gauge(
             "gochat_worker_postgres_down",
             "1 while PostgreSQL is unreachable and batches wait, else 0.",

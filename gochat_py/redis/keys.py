@@ -17,6 +17,11 @@ MEMBERSHIP_CHANNEL = f"{PREFIX}:membership"  # payload: a MembershipChange (memb
 # channel and published from the session scripts with plain PUBLISH, which a cluster
 # broadcasts to every node whatever slot the script ran in: it stays out of sharded pub/sub.
 REVOCATION_CHANNEL = f"{PREFIX}:revocation"
+# The webhook for offline users: events waiting to be POSTed, and those given up on. One
+# hash tag for both: a give-up moves an event from one to the other in one MULTI.
+WEBHOOK_STREAM = f"{PREFIX}:{{webhook}}"
+WEBHOOK_DEAD = f"{PREFIX}:{{webhook}}:dead"
+WEBHOOK_GROUP = "deliver"  # the webhook deliverers' consumer group on WEBHOOK_STREAM
 
 
 def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:

@@ -5,6 +5,9 @@ holds one of their sockets (realtime/hub.py), so `PUBSUB NUMSUB` of that channel
 zero exactly while the user has a socket on some process. Under sharded pub/sub
 (SSUBSCRIBE) the question becomes `PUBSUB SHARDNUMSUB`, asked of the node owning each
 channel's slot; plain NUMSUB on a cluster counts one node's subscribers only.
+
+Errs towards "offline": while a process re-subscribes after losing its pub/sub connection,
+its users look offline and may get a webhook event for something their socket also shows.
 """
 
 from __future__ import annotations

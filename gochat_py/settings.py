@@ -89,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notify_webhook_secret: str | None = None  # HMAC-SHA256 key of X-Gochat-Signature
     notify_webhook_timeout: float = 5.0  # one POST, start to end
     notify_webhook_give_up: float = 24 * 3600.0  # after this, a failing event is dead-lettered
+    notify_webhook_metrics_port: int = 9101  # the deliverer's Prometheus endpoint; 0: none
 
     @property
     def is_dev(self) -> bool:
@@ -296,6 +297,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         notify_webhook_give_up=_read(
             env, "NOTIFY_WEBHOOK_GIVE_UP", parse_duration, d.notify_webhook_give_up
+        ),
+        notify_webhook_metrics_port=_read(
+            env, "NOTIFY_WEBHOOK_METRICS_PORT", _port_or_off, d.notify_webhook_metrics_port
         ),
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:

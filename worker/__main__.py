@@ -24,6 +24,7 @@ from gochat_py.settings import Settings, SettingsError, load_settings
 from worker.consumer import Consumer, ConsumerConfig
 from worker.group import READ_BLOCK_MS
 from worker.metrics import WorkerMetrics
+from worker.metrics import serve as serve_metrics
 from worker.webhook_fanout import WebhookFanout
 
 POOL_MAX = 2  # one batch at a time, plus a spare while a broken connection is replaced
@@ -65,15 +66,9 @@ def configured() -> Settings | None:
 
 async def serve(settings: Settings) -> int:
     metrics = WorkerMetrics()
-    stop_metrics = None
-    if settings.worker_metrics_port:
-        try:
-            stop_metrics = metrics.serve(settings.worker_metrics_port)
-        except OSError as exc:
-            logger.bind(port=settings.worker_metrics_port, error=str(exc)).error(
-                "metrics_port_unavailable"
-            )
-            return 1
+    stop_metrics = serve_metrics(metrics.registry, settings.worker_metrics_port)
+    if stop_metrics is None:
+        return 1
     stop = asyncio.Event()
     handle_signals(stop)
     redis = Redis.from_url(
@@ -104,8 +99,7 @@ async def serve(settings: Settings) -> int:
         except TimeoutError:
             pool.terminate()
         await redis.aclose()
-        if stop_metrics:
-            stop_metrics()
+        stop_metrics()
     return 0
 
 

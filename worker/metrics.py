@@ -8,6 +8,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
@@ -82,16 +83,24 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def serve(self, port: int) -> Callable[[], None]:
-        """Expose /metrics on `port` from a daemon thread; return the function that stops it."""
-        server, thread = start_http_server(port, registry=self.registry)
 
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+def serve(registry: CollectorRegistry, port: int) -> Callable[[], None] | None:
+    """Expose /metrics on `port` from a daemon thread (port 0: nowhere); return the function
+    that stops it, or None, logged, when the port cannot be had."""
+    if not port:
+        return lambda: None
+    try:
+        server, thread = start_http_server(port, registry=registry)
+    except OSError as exc:
+        logger.bind(port=port, error=str(exc)).error("metrics_port_unavailable")
+        return None
 
-        return stop
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop
 
 
 class BatchHistogram(Collector):

@@ -26,12 +26,14 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gochat_py.devstack.services import free_port
 from gochat_py.redis import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
@@ -129,9 +131,9 @@ class Processes:
         self.logs = logs
         self.running: list[ServerProcess] = []
 
-    def start(self, module: str) -> ServerProcess:
+    def start(self, module: str, **extra: str) -> ServerProcess:
         log = self.logs / f"{module}-{len(self.running)}.log"
-        process = ServerProcess(self.env, log, module=module)
+        process = ServerProcess({**self.env, **extra}, log, module=module)
         self.running.append(process)
         return process
 
@@ -152,7 +154,13 @@ def webhook_env(
             "NOTIFY_WEBHOOK_TIMEOUT": "500ms",
         }
     return server_environment(
-        database_url, redis_url, WORKER_METRICS_PORT="0", LOG_LEVEL="info", **hook, **extra
+        database_url,
+        redis_url,
+        WORKER_METRICS_PORT="0",
+        NOTIFY_WEBHOOK_METRICS_PORT="0",
+        LOG_LEVEL="info",
+        **hook,
+        **extra,
     )
 
 
@@ -194,6 +202,18 @@ async def send(
     assert response.status_code in (200, 201), response.text
 
 
+async def attempt_counts(port: int) -> dict[str, int]:
+    """The deliverer's `gochat_webhook_attempts_total`, by outcome, from its /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gochat_webhook_attempts_total":
+                counts[sample.labels["outcome"]] = int(sample.value)
+    return counts
+
+
 def signed_correctly(received: Received) -> bool:
     expected = hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(received.headers["x-gochat-signature"], f"sha256={expected}")
@@ -207,9 +227,10 @@ async def test_a_message_reaches_the_receiver_for_each_offline_member_once_after
     database_url: str, redis_url: str, redis: Redis, receiver: Receiver, tmp_path: Path
 ) -> None:
     env = webhook_env(database_url, redis_url, receiver)
+    metrics_port = free_port()
     with processes(env, tmp_path) as running:
         running.start("worker")
-        running.start("worker.webhooks")
+        running.start("worker.webhooks", NOTIFY_WEBHOOK_METRICS_PORT=str(metrics_port))
         async with api_server(env) as api:
             alice, dave, bob, carol = [await register(api) for _ in range(4)]
             async with (
@@ -228,6 +249,15 @@ async def test_a_message_reaches_the_receiver_for_each_offline_member_once_after
                     return {e["user_id"] for e in receiver.taken("message").values()} >= offline
 
                 await poll_until(both_delivered, timeout=30, what="a message event for each")
+
+                async def counted() -> bool:
+                    # Bob's and carol's notifications of the new group are delivered too.
+                    return await attempt_counts(metrics_port) == {
+                        "delivered": len(receiver.taken()),
+                        "retry": sum(min(n, 2) for n in receiver.attempts.values()),
+                    }
+
+                await poll_until(counted, what="the deliverer's metrics to count each attempt")
 
     events = list(receiver.taken("message").values())
     # Once each: two event ids, one per offline member (alice sent it, dave has a socket).

@@ -1,6 +1,6 @@
 """`python -m worker.webhooks`: deliver the webhook events for offline users until SIGTERM
-or SIGINT. The composition root of the deliverer: settings, logging, the Redis client and
-the HTTP client are made here and handed to the Deliverer."""
+or SIGINT. The composition root of the deliverer: settings, logging, metrics, the Redis
+client and the HTTP client are made here and handed to the Deliverer."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from worker.__main__ import (
     configured,
     handle_signals,
 )
+from worker.metrics import serve as serve_metrics
 from worker.webhooks.deliver import Deliverer, DeliveryConfig
+from worker.webhooks.metrics import DeliveryMetrics
 from worker.webhooks.post import Poster
 
 
@@ -34,6 +36,10 @@ def main() -> int:
 
 
 async def serve(settings: Settings, url: str, secret: str) -> int:
+    metrics = DeliveryMetrics()
+    stop_metrics = serve_metrics(metrics.registry, settings.notify_webhook_metrics_port)
+    if stop_metrics is None:
+        return 1
     stop = asyncio.Event()
     handle_signals(stop)
     config = DeliveryConfig.from_settings(settings)
@@ -49,10 +55,12 @@ async def serve(settings: Settings, url: str, secret: str) -> int:
         limits=httpx.Limits(max_connections=config.concurrency),
     )
     try:
-        await Deliverer(redis, Poster(client, url, secret, config.timeout), config, stop).run()
+        poster = Poster(client, url, secret, config.timeout)
+        await Deliverer(redis, poster, config, metrics, stop).run()
     finally:
         await client.aclose()
         await redis.aclose()
+        stop_metrics()
     return 0
 
 

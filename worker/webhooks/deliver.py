@@ -24,6 +24,7 @@ from worker.group import consumer_name, is_missing_group
 from worker.outage import Backoff
 from worker.webhooks import group
 from worker.webhooks.group import Held
+from worker.webhooks.metrics import DeliveryMetrics
 from worker.webhooks.post import Poster
 
 CONCURRENCY = 32  # POSTs in flight per deliverer: enough to hide a receiver's latency
@@ -35,6 +36,7 @@ IN_FLIGHT_MARGIN = 1.0
 SCAN_EVERY = 0.5  # seconds between looks at the pending list for due retries
 SCAN_COUNT = 200  # pending entries looked at per scan; the next scan goes on from there
 STOP_GRACE = 10.0  # seconds a stopping deliverer lets its POSTs finish
+GAUGE_EVERY = 5.0  # seconds between readings of the pending count (one XPENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class Deliverer:
         redis: Redis,
         poster: Poster,
         config: DeliveryConfig,
+        metrics: DeliveryMetrics,
         stop: asyncio.Event,
         name: str | None = None,
     ) -> None:
@@ -74,12 +77,14 @@ class Deliverer:
         self._redis = redis
         self._poster = poster
         self._config = config
+        self._metrics = metrics
         self._stop = stop
         self._log = logger.bind(consumer=self.name)
         self._backoff = Backoff()
         self._in_flight: dict[bytes, asyncio.Task[None]] = {}
         self._cursor = "-"
         self._next_scan = 0.0
+        self._next_gauge = 0.0
 
     async def run(self) -> None:
         """Deliver until `stop` is set, then let the POSTs in flight finish."""
@@ -116,6 +121,9 @@ class Deliverer:
             )
             return
         now = time.monotonic()
+        if now >= self._next_gauge:
+            self._next_gauge = now + GAUGE_EVERY
+            self._metrics.pending.set(await group.pending_count(self._redis))
         if now >= self._next_scan:
             self._next_scan = now + SCAN_EVERY
             due = await group.claim_due(
@@ -150,16 +158,21 @@ class Deliverer:
     async def _attempt(self, held: Held) -> None:
         log = self._log.bind(event_id=held.event_id, attempt=held.attempts)
         body = held.body
+        started = time.monotonic()
         error = "no body" if body is None else await self._poster.post(held.event_id, body)
+        self._metrics.attempt_seconds.observe(time.monotonic() - started)
         try:
             if error is None:
                 await group.delivered(self._redis, held)
+                self._metrics.attempts.labels("delivered").inc()
                 log.debug("webhook_delivered")
             elif body is None or self._too_old(held):
                 await group.give_up(self._redis, held, error)
+                self._metrics.attempts.labels("dead").inc()
                 log.bind(error=error).warning("webhook_dead_lettered")
             else:
                 await group.postpone(self._redis, self.name, held)
+                self._metrics.attempts.labels("retry").inc()
                 retry_in = self._config.retry_delay(held.attempts)
                 log.bind(error=error, retry_in=retry_in).info("webhook_retry")
         except (*REDIS_DOWN, redis_errors.ResponseError) as exc:

@@ -138,6 +138,11 @@ async def give_up(redis: Redis, held: Held, error: str) -> None:
         await pipe.execute()
 
 
+async def pending_count(redis: Redis) -> int:
+    summary = await redis.xpending(STREAM, GROUP)
+    return int(summary["pending"])
+
+
 async def leave(redis: Redis, consumer: str) -> None:
     """Leave the group if holding nothing: DELCONSUMER would drop what it still holds."""
     held = await redis.xpending_range(STREAM, GROUP, "-", "+", 1, consumername=consumer)

@@ -31,6 +31,7 @@ from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
 from gochat_py.redis.sessions import Sessions
+from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
@@ -150,6 +151,11 @@ def _dashboard(
     return Dashboard(hub, metrics, redis, recent, settings.stream_partitions, probe)
 
 
+def _webhook_queue(redis: Redis, settings: Settings) -> WebhookQueue | None:
+    """The queue of the webhook for offline users; None while NOTIFY_WEBHOOK_URL is unset."""
+    return WebhookQueue(redis) if settings.notify_webhook_url else None
+
+
 def _passwords(settings: Settings) -> Iterator[Passwords]:
     passwords = Passwords(
         settings.argon2_time_cost,
@@ -221,7 +227,10 @@ class Container(containers.DeclarativeContainer):
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
     announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
     stored_notifications = providers.Singleton(StoredNotifications, pg_pool)
-    notifications = providers.Singleton(Notifications, stored_notifications, announcer, metrics)
+    webhook_queue = providers.Singleton(_webhook_queue, redis, settings)
+    notifications = providers.Singleton(
+        Notifications, stored_notifications, announcer, metrics, webhook_queue
+    )
     members = providers.Singleton(Members, conversations, users, membership, notifications)
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     sending = providers.Singleton(Sending, membership, publisher, metrics)

@@ -3,6 +3,7 @@ and time-ordered UUIDv7 ids for new rows."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from typing import NewType
@@ -21,7 +22,17 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     Time-ordered ids keep the primary-key index append-mostly under heavy inserts.
     """
     ms = times.now_ms() if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    return _uuid7(ms, int.from_bytes(os.urandom(10), "big"))
+
+
+def uuid7_of(unix_ms: int, *parts: uuid.UUID | str) -> uuid.UUID:
+    """A UUIDv7 whose random bits are a hash of `parts`: the same parts and time always
+    give the same id, so an event made twice (a redelivered batch) carries one id."""
+    digest = hashlib.sha256(b"".join(str(part).encode() + b"\0" for part in parts)).digest()
+    return _uuid7(unix_ms, int.from_bytes(digest[:10], "big"))
+
+
+def _uuid7(ms: int, rand: int) -> uuid.UUID:
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits

@@ -88,6 +88,18 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.webhook_events_queued = Counter(
+            "gochat_webhook_events_queued",
+            "Events queued for the webhook: one per recipient with no open socket, by type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.webhook_queue_failures = Counter(
+            "gochat_webhook_queue_failures",
+            "Recipients whose webhook event could not be queued because Redis failed, by type.",
+            ["type"],
+            registry=self.registry,
+        )
         self.pubsub_disconnects = Counter(
             "gochat_pubsub_disconnects",
             "Times the pub/sub connection was lost and reconnected.",

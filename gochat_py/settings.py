@@ -19,6 +19,7 @@ MIN_JWT_SECRET_BYTES = 32  # HS256 keys shorter than the hash output weaken it (
 # Who may open GET /dashboard (rest/dashboard.py): anyone, a holder of DASHBOARD_TOKEN, nobody.
 DASHBOARD_MODES = ("open", "token", "off")
 MIN_DASHBOARD_TOKEN_CHARS = 16  # a shared secret short enough to guess is no access control
+MIN_WEBHOOK_SECRET_CHARS = 16  # the receiver's only proof that an event came from us
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -90,6 +91,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # when DASHBOARD_TOKEN is set, off otherwise.
     dashboard: str = "off"
     dashboard_token: str | None = None
+    # The webhook for offline users (worker/webhooks/): off while the URL is unset.
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: str | None = None  # HMAC-SHA256 key of X-Gochat-Signature
+    notify_webhook_timeout: float = 5.0  # one POST, start to end
+    notify_webhook_give_up: float = 24 * 3600.0  # after this, a failing event is dead-lettered
+    notify_webhook_metrics_port: int = 9101  # the deliverer's Prometheus endpoint; 0: none
 
     @property
     def is_dev(self) -> bool:
@@ -157,6 +164,14 @@ def _origins(text: str) -> tuple[str, ...]:
             raise ValueError(f"{item.strip()!r} is not an origin like https://chat.example.com")
         origins.append(origin)
     return tuple(origins)
+
+
+def _webhook_url(text: str) -> str:
+    url = text.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -290,6 +305,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "DASHBOARD", _choice(*DASHBOARD_MODES), _dashboard_default(environment, token)
         ),
         dashboard_token=token,
+        notify_webhook_url=_read(env, "NOTIFY_WEBHOOK_URL", _webhook_url, d.notify_webhook_url),
+        notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", "") or d.notify_webhook_secret,
+        notify_webhook_timeout=_read(
+            env, "NOTIFY_WEBHOOK_TIMEOUT", parse_duration, d.notify_webhook_timeout
+        ),
+        notify_webhook_give_up=_read(
+            env, "NOTIFY_WEBHOOK_GIVE_UP", parse_duration, d.notify_webhook_give_up
+        ),
+        notify_webhook_metrics_port=_read(
+            env, "NOTIFY_WEBHOOK_METRICS_PORT", _port_or_off, d.notify_webhook_metrics_port
+        ),
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
@@ -307,6 +333,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if len(settings.dashboard_token) < MIN_DASHBOARD_TOKEN_CHARS:
             raise SettingsError(
                 "DASHBOARD_TOKEN", f"must be at least {MIN_DASHBOARD_TOKEN_CHARS} characters"
+            )
+    if settings.notify_webhook_url is not None:
+        secret = settings.notify_webhook_secret
+        if secret is None:
+            raise SettingsError("NOTIFY_WEBHOOK_SECRET", "must be set with NOTIFY_WEBHOOK_URL")
+        if len(secret) < MIN_WEBHOOK_SECRET_CHARS:
+            raise SettingsError(
+                "NOTIFY_WEBHOOK_SECRET", f"must be at least {MIN_WEBHOOK_SECRET_CHARS} characters"
             )
     if not settings.is_dev:
         if settings.jwt_secret == DEFAULT_JWT_SECRET:

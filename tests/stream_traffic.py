@@ -17,9 +17,11 @@ from redis.asyncio import Redis
 from gochat_py.ids import uuid7
 from gochat_py.messages import Message
 from gochat_py.redis import keys, stream_entries
+from gochat_py.redis.webhook_queue import WebhookQueue
 from worker.consumer import Consumer, ConsumerConfig
 from worker.metrics import WorkerMetrics
 from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP
+from worker.webhook_fanout import WebhookFanout
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,10 @@ async def running_consumer(
     trim_every: float = 5.0,
     recent_tail: int = RECENT_TAIL,
     recent_trim_step: int = RECENT_TRIM_STEP,
+    webhooks: bool = False,
 ) -> AsyncIterator[RunningConsumer]:
-    """A Consumer running in this event loop against real Redis and PostgreSQL."""
+    """A Consumer running in this event loop against real Redis and PostgreSQL; with
+    `webhooks`, queueing webhook events as NOTIFY_WEBHOOK_URL would have it."""
     redis = Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=1)
     pool = await asyncpg.create_pool(database_url, min_size=0, max_size=2, timeout=2)
     config = ConsumerConfig(
@@ -152,7 +156,8 @@ async def running_consumer(
     )
     metrics = WorkerMetrics()
     stop = asyncio.Event()
-    consumer = Consumer(redis, pool, config, metrics, stop)
+    fanout = WebhookFanout(WebhookQueue(redis), pool, metrics) if webhooks else None
+    consumer = Consumer(redis, pool, config, metrics, stop, fanout=fanout)
     task = asyncio.create_task(consumer.run())
     try:
         yield RunningConsumer(consumer, metrics, stop, task)

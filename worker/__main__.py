@@ -19,10 +19,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gochat_py.logs import configure_logging
+from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.settings import Settings, SettingsError, load_settings
 from worker.consumer import Consumer, ConsumerConfig
 from worker.group import READ_BLOCK_MS
 from worker.metrics import WorkerMetrics
+from worker.metrics import serve as serve_metrics
+from worker.webhook_fanout import WebhookFanout
 
 POOL_MAX = 2  # one batch at a time, plus a spare while a broken connection is replaced
 PG_CONNECT_TIMEOUT = 5.0  # seconds; an unreachable host fails fast and the batch backs off
@@ -41,10 +44,8 @@ GC_GEN0_THRESHOLD = 20_000
 
 
 def main() -> int:
-    try:
-        settings = load_settings(os.environ)
-    except SettingsError as exc:
-        sys.stderr.write(f"configuration error: {exc}\n")
+    settings = configured()
+    if settings is None:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     # Modules and settings live as long as the process: out of every collection's scan.
@@ -54,19 +55,22 @@ def main() -> int:
     return asyncio.run(serve(settings))
 
 
+def configured() -> Settings | None:
+    """The settings from the environment; None, with the reason on stderr, if they are bad."""
+    try:
+        return load_settings(os.environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        return None
+
+
 async def serve(settings: Settings) -> int:
     metrics = WorkerMetrics()
-    stop_metrics = None
-    if settings.worker_metrics_port:
-        try:
-            stop_metrics = metrics.serve(settings.worker_metrics_port)
-        except OSError as exc:
-            logger.bind(port=settings.worker_metrics_port, error=str(exc)).error(
-                "metrics_port_unavailable"
-            )
-            return 1
+    stop_metrics = serve_metrics(metrics.registry, settings.worker_metrics_port)
+    if stop_metrics is None:
+        return 1
     stop = asyncio.Event()
-    _handle_signals(stop)
+    handle_signals(stop)
     redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=REDIS_SOCKET_TIMEOUT,
@@ -83,16 +87,19 @@ async def serve(settings: Settings) -> int:
         command_timeout=PG_COMMAND_TIMEOUT,
         reset=_keep_session,
     )
+    fanout = None
+    if settings.notify_webhook_url:
+        fanout = WebhookFanout(WebhookQueue(redis), pool, metrics)
+    config = ConsumerConfig.from_settings(settings)
     try:
-        await Consumer(redis, pool, ConsumerConfig.from_settings(settings), metrics, stop).run()
+        await Consumer(redis, pool, config, metrics, stop, fanout=fanout).run()
     finally:
         try:
             await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
         except TimeoutError:
             pool.terminate()
         await redis.aclose()
-        if stop_metrics:
-            stop_metrics()
+        stop_metrics()
     return 0
 
 
@@ -104,8 +111,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     # rolled back by asyncpg itself before this runs.
 
 
-def _handle_signals(stop: asyncio.Event) -> None:
-    """First SIGTERM/SIGINT: finish the batches in hand, then exit 0. Second: exit at once."""
+def handle_signals(stop: asyncio.Event) -> None:
+    """First SIGTERM/SIGINT: finish the work in hand, then exit 0. Second: exit at once."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: signal.Signals) -> None:

@@ -46,6 +46,7 @@ from worker.metrics import WorkerMetrics
 from worker.outage import Backoff, Outage
 from worker.persist import Failure, Persisted, Row, classify, persist_isolating
 from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP, trim_recent
+from worker.webhook_fanout import WebhookFanout
 
 RECLAIM_EVERY_MAX = 5.0  # seconds; and at most claim_idle / 2, so orphans wait little past it
 TRIM_EVERY = 5.0  # seconds; an XINFO, an XPENDING and an XTRIM per partition: cheap
@@ -93,8 +94,10 @@ class Consumer:
         metrics: WorkerMetrics,
         stop: asyncio.Event,
         name: str | None = None,
+        fanout: WebhookFanout | None = None,
     ) -> None:
         self.name = name or consumer_name()
+        self._fanout = fanout  # None: the webhook for offline users is off
         self._redis = redis
         self._recent = RecentCache(redis, config.partitions)
         self._pool = pool
@@ -227,6 +230,8 @@ class Consumer:
                 acked = {(entry.partition, entry.id) for entry in done}
                 rows = [(e, r) for e, r in rows if (e.partition, e.id) in acked]
             await self._trim_recent(rows)
+            if self._fanout is not None:
+                await self._fanout.queue_for_offline(rows)
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:

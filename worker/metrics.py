@@ -8,6 +8,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
@@ -61,6 +62,16 @@ class WorkerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.webhook_events_queued = Counter(
+            "gochat_worker_webhook_events_queued",
+            "Webhook events queued for members with no open socket, after their batch's commit.",
+            registry=self.registry,
+        )
+        self.webhook_queue_failures = Counter(
+            "gochat_worker_webhook_queue_failures",
+            "Committed messages whose webhook events could not be (all) queued.",
+            registry=self.registry,
+        )
         self.postgres_down = Gauge(
             "gochat_worker_postgres_down",
             "1 while PostgreSQL is unreachable and batches wait, else 0.",
@@ -72,16 +83,24 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
-    def serve(self, port: int) -> Callable[[], None]:
-        """Expose /metrics on `port` from a daemon thread; return the function that stops it."""
-        server, thread = start_http_server(port, registry=self.registry)
 
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+def serve(registry: CollectorRegistry, port: int) -> Callable[[], None] | None:
+    """Expose /metrics on `port` from a daemon thread (port 0: nowhere); return the function
+    that stops it, or None, logged, when the port cannot be had."""
+    if not port:
+        return lambda: None
+    try:
+        server, thread = start_http_server(port, registry=registry)
+    except OSError as exc:
+        logger.bind(port=port, error=str(exc)).error("metrics_port_unavailable")
+        return None
 
-        return stop
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop
 
 
 class BatchHistogram(Collector):

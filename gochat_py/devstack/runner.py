@@ -1,5 +1,5 @@
-"""`make dev` / `make run`: PostgreSQL, Redis, the API server and the worker, kept running
-until Ctrl-C or SIGTERM."""
+"""`make dev` / `make run`: PostgreSQL, Redis, the API server and the worker (and the
+webhook deliverer when NOTIFY_WEBHOOK_URL is set), kept running until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gochat_py.settings import load_settings
 
 # Which processes import which package: a change restarts exactly those. The worker
 # imports gochat_py (the stream contract, settings), never the reverse.
-CODE_USERS = {"gochat_py": ("server", "worker"), "worker": ("worker",)}
+CODE_USERS = {"gochat_py": ("server", "worker", "webhooks"), "worker": ("worker", "webhooks")}
 
 
 def run(reload: bool) -> int:
@@ -43,7 +43,10 @@ def run(reload: bool) -> int:
             supervisor.adopt(service)
         # Reloading is ours, not uvicorn's or the watchfiles CLI's: their wrappers do not
         # notice the process under them dying, and ours must, to start it again.
-        for name, module in (("server", "gochat_py"), ("worker", "worker")):
+        processes = [("server", "gochat_py"), ("worker", "worker")]
+        if settings.notify_webhook_url:  # the webhook for offline users is on
+            processes.append(("webhooks", "worker.webhooks"))
+        for name, module in processes:
             argv = [sys.executable, "-m", module]
             supervisor.launch(AppProcess(name, argv, env, PROJECT_ROOT))
         say(f"api       http://127.0.0.1:{settings.server_port}  (Ctrl-C stops everything)")

@@ -22,6 +22,12 @@ REVOCATION_CHANNEL = f"{PREFIX}:revocation"
 # the scripts on a user's own keys never touch it.
 PRESENCE_DEADLINES = f"{PREFIX}:presence-deadlines"
 
+# The webhook for offline users: events waiting to be POSTed, and those given up on. One
+# hash tag for both: a give-up moves an event from one to the other in one MULTI.
+WEBHOOK_STREAM = f"{PREFIX}:{{webhook}}"
+WEBHOOK_DEAD = f"{PREFIX}:{{webhook}}:dead"
+WEBHOOK_GROUP = "deliver"  # the webhook deliverers' consumer group on WEBHOOK_STREAM
+
 
 def partition_of(conversation_id: uuid.UUID, partitions: int) -> int:
     # crc32, not hash(): stable across processes and Python versions.

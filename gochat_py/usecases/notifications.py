@@ -3,7 +3,9 @@ recipient, listed and marked read by that recipient only.
 
 PostgreSQL is the record and the push is a courtesy: a notification is stored before it is
 pushed, and a push that fails (Redis down) is logged and counted, never raised, so the
-action that caused it succeeds and the notification is listed all the same."""
+action that caused it succeeds and the notification is listed all the same. With the webhook
+on (NOTIFY_WEBHOOK_URL), recipients who have no socket open anywhere also get it queued for
+the webhook, under the same rule: a failure is logged and counted, never raised."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import msgspec
 from loguru import logger
 from redis.exceptions import RedisError
 
-from gochat_py import cursors, times
+from gochat_py import cursors, times, webhooks
 from gochat_py.errors import BadRequest
 from gochat_py.ids import UserId
 from gochat_py.metrics import Metrics
@@ -28,6 +30,7 @@ from gochat_py.realtime.events import (
     NotificationEvent,
     NotificationsReadEvent,
 )
+from gochat_py.redis.webhook_queue import WebhookQueue
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -57,10 +60,17 @@ class Marked(msgspec.Struct, frozen=True):
 
 
 class Notifications:
-    def __init__(self, stored: StoredNotifications, announcer: Announcer, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        stored: StoredNotifications,
+        announcer: Announcer,
+        metrics: Metrics,
+        webhooks: WebhookQueue | None = None,
+    ) -> None:
         self._stored = stored
         self._announcer = announcer
         self._metrics = metrics
+        self._webhooks = webhooks  # None: the webhook is off
 
     async def notify(
         self,
@@ -91,6 +101,7 @@ class Notifications:
         made = await self._stored.add(recipients, type, actor, _encoder.encode(data))
         self._metrics.notifications.labels(type).inc(len(made))
         await self._push([(user, NotificationEvent(notification=n)) for user, n in made])
+        await self._queue_for_offline(made)
         return [notification for _, notification in made]
 
     async def page(
@@ -141,6 +152,19 @@ class Notifications:
                 )
             elif isinstance(result, BaseException):
                 raise result
+
+    async def _queue_for_offline(self, made: Sequence[tuple[UserId, Notification]]) -> None:
+        if self._webhooks is None:
+            return
+        try:
+            offline = await self._webhooks.offline([user for user, _ in made])
+            events = (webhooks.for_notification(u, n) for u, n in made if u in offline)
+            queued = await self._webhooks.add(events)
+        except (RedisError, OSError) as exc:
+            self._metrics.webhook_queue_failures.labels("notification").inc(len(made))
+            logger.warning("webhook_not_queued", type="notification", error=type(exc).__name__)
+            return
+        self._metrics.webhook_events_queued.labels("notification").inc(queued)
 
 
 def _encode_cursor(last: Notification) -> str:

@@ -137,6 +137,38 @@ async def test_run_serves_and_ctrl_c_stops_every_process_and_data_survives(
     assert processes_mentioning(str(data_dir)) == []
 
 
+async def test_run_starts_the_webhook_deliverer_when_a_webhook_url_is_set(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    env = dev_environment(
+        data_dir,
+        NOTIFY_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/hook",
+        NOTIFY_WEBHOOK_SECRET="dev-stack-webhook-secret",
+        NOTIFY_WEBHOOK_METRICS_PORT=str(metrics_port),
+    )
+    argv = [sys.executable, "-m", "gochat_py.devstack", "run"]
+    stack = ServerProcess(env, tmp_path / "stack.log", argv)
+    try:
+        await stack.wait_healthy(timeout=90)
+
+        async def deliverer_serves_metrics() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    response = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            except httpx.HTTPError:
+                return False
+            return "gochat_webhook_pending" in response.text
+
+        await poll_until(deliverer_serves_metrics, timeout=30, what="the webhook deliverer")
+        assert processes_mentioning("worker.webhooks")
+    finally:
+        code = stack.stop(signal.SIGINT, timeout=60)
+    assert code == 0, stack.output()
+    assert not port_in_use(metrics_port)
+    assert processes_mentioning(str(data_dir)) == []
+
+
 def test_a_busy_server_port_is_a_one_line_error_naming_the_variable(data_dir: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

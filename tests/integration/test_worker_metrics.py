@@ -18,7 +18,7 @@ from tests.stream_traffic import (
     stored_ids,
     xadd_messages,
 )
-from worker.metrics import WorkerMetrics
+from worker.metrics import WorkerMetrics, serve
 
 WORKER_METRICS = (
     "gochat_worker_batch_size",
@@ -28,13 +28,16 @@ WORKER_METRICS = (
     "gochat_worker_dead_letters_total",
     "gochat_worker_postgres_down",
     "gochat_worker_redis_down",
+    "gochat_worker_webhook_events_queued_total",
+    "gochat_worker_webhook_queue_failures_total",
 )
 
 
 async def test_the_endpoint_serves_every_worker_metric_until_stopped() -> None:
     metrics = WorkerMetrics()
     port = free_port()
-    stop = metrics.serve(port)
+    stop = serve(metrics.registry, port)
+    assert stop is not None
     try:
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{port}/metrics")

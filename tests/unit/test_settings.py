@@ -171,3 +171,37 @@ def test_token_mode_needs_a_long_enough_token(token: str) -> None:
 def test_an_unknown_dashboard_mode_is_refused() -> None:
     with pytest.raises(SettingsError, match="DASHBOARD"):
         load_settings({"DASHBOARD": "public"})
+
+
+def test_the_webhook_is_off_until_its_url_is_set() -> None:
+    settings = load_settings({})
+    assert settings.notify_webhook_url is None
+    assert settings.notify_webhook_timeout == 5.0
+    assert settings.notify_webhook_give_up == 24 * 3600
+
+
+def test_a_webhook_url_needs_a_secret_of_at_least_16_characters() -> None:
+    url = "https://push.example.com/gochat"
+    with pytest.raises(SettingsError, match="must be set with NOTIFY_WEBHOOK_URL"):
+        load_settings({"NOTIFY_WEBHOOK_URL": url})
+    with pytest.raises(SettingsError, match="at least 16 characters") as caught:
+        load_settings({"NOTIFY_WEBHOOK_URL": url, "NOTIFY_WEBHOOK_SECRET": "short"})
+    assert caught.value.variable == "NOTIFY_WEBHOOK_SECRET"
+    assert "short" not in str(caught.value)  # the secret itself is never echoed
+    settings = load_settings(
+        {
+            "NOTIFY_WEBHOOK_URL": url,
+            "NOTIFY_WEBHOOK_SECRET": "s" * 16,
+            "NOTIFY_WEBHOOK_TIMEOUT": "2s",
+            "NOTIFY_WEBHOOK_GIVE_UP": "1h",
+        }
+    )
+    assert (settings.notify_webhook_url, settings.notify_webhook_timeout) == (url, 2.0)
+    assert settings.notify_webhook_give_up == 3600.0
+
+
+@pytest.mark.parametrize("url", ["push.example.com", "ftp://push.example.com", "https://"])
+def test_a_webhook_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"NOTIFY_WEBHOOK_URL": url, "NOTIFY_WEBHOOK_SECRET": "s" * 16})
+    assert caught.value.variable == "NOTIFY_WEBHOOK_URL"

@@ -246,12 +246,14 @@ class Container(containers.DeclarativeContainer):
         settings.provided.contact_request_limit,
         notifications,
     )
-    profiles = providers.Singleton(UserProfiles, providers.Singleton(Profiles, pg_pool), membership)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
     presence = providers.Resource(
         running_presence, presence_store, presence_directory, announcer, membership, metrics
+    )
+    profiles = providers.Singleton(
+        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence
     )
     presence_tracker = providers.Resource(
         running_presence_tracker,

@@ -69,6 +69,23 @@ class Presence:
         )
         await self._announcer.to_users(audience.watchers, event)
 
+    async def visibility_changed(self, user: UserId, shown: bool) -> None:
+        """`show_presence` was just set: while the user is online, their watchers see them
+        come online (shown) or go offline with no last seen (hidden) at once."""
+        audience = await self._directory.audience(user)
+        if audience is None or audience.shows_presence != shown:
+            return  # changed again meanwhile, or gone: the newer change speaks
+        state = (await self._store.states([user], times.now_ms()))[user]
+        if not state.online:
+            return  # offline either way: nothing changes for anyone
+        event = PresenceEvent(
+            user_id=user,
+            username=audience.username,
+            status="online" if shown else "offline",
+            last_seen_at=None,
+        )
+        await self._announcer.to_users(audience.watchers, event)
+
     async def _record_last_seen(self, user: UserId, at: int) -> None:
         try:
             await self._directory.record_last_seen(user, at)

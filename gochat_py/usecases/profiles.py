@@ -10,6 +10,7 @@ from gochat_py.errors import NotFound, Unauthorized, ValidationFailed
 from gochat_py.ids import UserId
 from gochat_py.postgres.profiles import Changes, DmPolicy, Profile, Profiles, PublicProfile
 from gochat_py.realtime.membership import Membership
+from gochat_py.usecases.presence import Presence
 
 # No control characters: they break how a name is shown (and NUL cannot be stored at all).
 DisplayName = Annotated[
@@ -69,9 +70,10 @@ def _changes(update: ProfileUpdate) -> Changes:
 
 
 class UserProfiles:
-    def __init__(self, profiles: Profiles, membership: Membership) -> None:
+    def __init__(self, profiles: Profiles, membership: Membership, presence: Presence) -> None:
         self._profiles = profiles
         self._membership = membership
+        self._presence = presence
 
     async def own(self, user_id: UserId) -> Profile:
         profile = await self._profiles.own(user_id)
@@ -89,6 +91,8 @@ class UserProfiles:
         if update.dm_policy is not msgspec.UNSET:
             # Who may write to them is cached with each direct conversation of theirs.
             await self._membership.invalidate_direct_of(user_id)
+        if update.show_presence is not msgspec.UNSET:
+            await self._presence.visibility_changed(user_id, update.show_presence)
         return profile
 
     async def public(self, user_id: UserId) -> PublicProfile:

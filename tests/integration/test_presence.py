@@ -534,3 +534,28 @@ async def test_a_redis_outage_leaves_sockets_open_and_presence_is_repaired_after
 
             await poll_until(repaired, timeout=20, what="presence to be repaired")
             assert await failures(api, "disconnect") > 0
+
+
+async def test_hiding_or_showing_presence_while_online_is_announced_at_once(
+    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    people: tuple[dict[str, Any], dict[str, Any], str],
+    redis: Redis,
+) -> None:
+    one, two = servers
+    alice, bob, _ = people
+    bob_id = bob["user"]["id"]
+    async with connect(ws_url(one, token(alice))) as alice_ws:
+        await next_frame(alice_ws, is_list)
+        async with connect(ws_url(two, token(bob))) as bob_ws:
+            await next_frame(bob_ws, is_list)
+            came = await presence_until_marker(alice_ws, redis, alice)
+            assert [(f["user_id"], f["status"]) for f in came] == [(bob_id, "online")]
+            for shown, status in ((False, "offline"), (True, "online")):
+                changed = await two.patch(
+                    "/api/v1/users/me", json={"show_presence": shown}, headers=bearer(bob["tokens"])
+                )
+                assert changed.status_code == 200, changed.text
+                told = await presence_until_marker(alice_ws, redis, alice)
+                assert [(f["user_id"], f["status"], f["last_seen_at"]) for f in told] == [
+                    (bob_id, status, None)
+                ]

@@ -6,7 +6,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import connections, fanout, history, login_storm, persistence, user_search
+from bench import (
+    connections,
+    fanout,
+    history,
+    login_storm,
+    persistence,
+    presence_churn,
+    user_search,
+)
 
 SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("login storm", login_storm.main, ["--seconds", "10"]),
@@ -19,6 +27,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("persistence", persistence.main, []),
     ("history", history.main, []),
     ("user search", user_search.main, []),
+    ("presence churn", presence_churn.main, []),
 ]
 
 

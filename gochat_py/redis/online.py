@@ -23,13 +23,18 @@ from gochat_py.redis import keys
 NUMSUB_CHUNK = 500
 
 
-async def users_without_sockets(redis: Redis, users: Collection[UserId]) -> set[UserId]:
-    """Those of `users` who have no open socket on any API process right now."""
+async def users_with_sockets(redis: Redis, users: Collection[UserId]) -> set[UserId]:
+    """Those of `users` who have a socket open on some API process right now."""
     ordered = list(dict.fromkeys(users))
-    offline: set[UserId] = set()
+    online: set[UserId] = set()
     for start in range(0, len(ordered), NUMSUB_CHUNK):
         chunk = ordered[start : start + NUMSUB_CHUNK]
         counts = await redis.pubsub_numsub(*(keys.user_channel(user) for user in chunk))
         # The reply is in the order asked, one (channel, count) per channel.
-        offline.update(user for user, (_, count) in zip(chunk, counts, strict=True) if not count)
-    return offline
+        online.update(user for user, (_, count) in zip(chunk, counts, strict=True) if count)
+    return online
+
+
+async def users_without_sockets(redis: Redis, users: Collection[UserId]) -> set[UserId]:
+    """Those of `users` who have no open socket on any API process right now."""
+    return set(users) - await users_with_sockets(redis, users)

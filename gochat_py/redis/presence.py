@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import msgspec
 from redis.asyncio import Redis
 
 from gochat_py.ids import UserId
 from gochat_py.redis import keys
+from gochat_py.redis.online import users_with_sockets
 from gochat_py.redis.pipelining import Pipeliner
 from gochat_py.redis.scripts import LuaScript
 
@@ -97,6 +98,7 @@ class PresenceState(msgspec.Struct, frozen=True):
 
 class PresenceStore:
     def __init__(self, redis: Redis, ttl: float) -> None:
+        self._redis = redis
         self._pipeliner = Pipeliner(redis)
         self._ttl_ms = int(ttl * 1000)
         self._connect = LuaScript(redis, _CONNECT, self._pipeliner)
@@ -157,6 +159,11 @@ class PresenceStore:
 
     async def unindex(self, user: UserId, now: int) -> None:
         await self._unindex([keys.PRESENCE_DEADLINES], [str(user), now])
+
+    async def with_sockets(self, users: Collection[UserId]) -> set[UserId]:
+        """Those of `users` with a socket on some process: one NUMSUB (redis/online.py), a
+        cheap first cut before reading their entries."""
+        return await users_with_sockets(self._redis, users)
 
     async def states(self, users: Iterable[UserId], now: int) -> dict[UserId, PresenceState]:
         """Whether each user has a live socket, and when their last one went, pipelined."""

@@ -100,8 +100,11 @@ class Presence:
     async def online_for(self, viewer: UserId) -> list[UserId]:
         """The users whose presence `viewer` hears of live who are online now."""
         watched = await self._directory.watched_by(viewer)
-        states = await self._store.states(watched, times.now_ms())
-        return [user for user in watched if states[user].online]
+        # One NUMSUB narrows them to those with a socket somewhere (redis/online.py); only
+        # their presence entries are read, not two commands for each of a thousand contacts.
+        candidates = await self._store.with_sockets(watched)
+        states = await self._store.states(candidates, times.now_ms())
+        return [user for user in watched if user in candidates and states[user].online]
 
     async def of_users(self, viewer: UserId, users: Sequence[UserId]) -> list[UserPresence]:
         """Each of `users` as `viewer` may see them; hidden, blocking and unknown users

@@ -78,7 +78,9 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
     bob_row = await search_person(alice, bob_name)
     await bob_row.locator("[data-action=add-contact]").click()
     await expect(bob_row.locator(".tag")).to_have_text("Requested")
-    await expect(alice.locator(".people-section .person[data-username=" + bob_name + "] .person-sub")).to_have_text("request sent")
+    await expect(
+        alice.locator(".people-section .person[data-username=" + bob_name + "] .person-sub")
+    ).to_have_text("request sent")
     await expect(bob.locator(".bell-badge")).to_have_text("1")
     await bob.click("[data-action=notifications]")
     await expect(bob.locator(".notification.unread .notification-text")).to_have_text(
@@ -95,7 +97,9 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
     bob_contact = alice.locator(f".people-section .person[data-username={bob_name}]")
     await expect(bob_contact.locator(".avatar")).to_have_class("avatar avatar-md online")
     await expect(bob_contact.locator(".person-sub")).to_have_text(f"@{bob_name} · online")
-    await expect(bob.locator(f".people-section .person[data-username={alice_name}] .avatar.online")).to_be_visible()
+    await expect(
+        bob.locator(f".people-section .person[data-username={alice_name}] .avatar.online")
+    ).to_be_visible()
     await expect(alice.locator(".bell-badge")).to_have_text("1")
     await screenshot(alice, "alice-contacts-bob-online")
     await alice.click("dialog.people [aria-label=Close]")
@@ -104,9 +108,9 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
 
     # Alice's refused message goes through now that they are contacts.
     await refused.locator("button").click()
-    await expect(bob.locator(".conversation", has_text=alice_name).locator(".preview")).to_have_text(
-        "Still there?"
-    )
+    await expect(
+        bob.locator(".conversation", has_text=alice_name).locator(".preview")
+    ).to_have_text("Still there?")
     await alice.click("[data-action=notifications]")
     await expect(alice.locator(".notification-text")).to_have_text(
         ["Bob Stone accepted your contact request"]

@@ -12,7 +12,9 @@ export async function openProfile() {
   const bio = h("textarea", { name: "bio", rows: "3", maxlength: "500", placeholder: "A few words about you" });
   const contactsOnly = h("input", { type: "checkbox", name: "dm_policy" });
   const showPresence = h("input", { type: "checkbox", name: "show_presence" });
-  const submit = h("button", { class: "button primary", type: "submit", text: "Save" });
+  const submit = h("button", { class: "button primary", type: "submit", text: "Save", disabled: true });
+  // Disabled until the profile is here, so what was typed is never overwritten by it.
+  const fields = h("fieldset", { class: "profile-fields", disabled: true });
   const form = h("form", { class: "dialog-form", onsubmit: save });
   const dialog = h("dialog", { class: "dialog", "aria-label": "Profile" }, form);
 
@@ -50,19 +52,26 @@ export async function openProfile() {
     form,
     h("header", { class: "dialog-header" }, h("h2", { text: "Profile" }), h("button", { type: "button", class: "icon-button", "aria-label": "Close", onclick: () => dialog.close() }, icon("close"))),
     h("p", { class: "profile-handle muted", text: `@${store.me.username} · ${store.me.email ?? ""}` }),
+    fields,
+    error,
+    saved,
+    h("footer", { class: "dialog-footer" }, h("button", { type: "button", class: "button", text: "Close", onclick: () => dialog.close() }), submit),
+  );
+  replaceChildren(
+    fields,
     h("label", { class: "field" }, h("span", { text: "Display name" }), displayName),
     h("label", { class: "field" }, h("span", { text: "Bio" }), bio),
     h("label", { class: "switch" }, contactsOnly, h("span", {}, h("strong", { text: "Only contacts can message me" }), h("small", { text: "Others can't start a direct chat with you or write in one." }))),
     h("label", { class: "switch" }, showPresence, h("span", {}, h("strong", { text: "Show when I'm online" }), h("small", { text: "Off: everyone sees you offline, with no last seen." }))),
-    error,
-    saved,
-    h("footer", { class: "dialog-footer" }, h("button", { type: "button", class: "button", text: "Close", onclick: () => dialog.close() }), submit),
   );
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
   try {
     fill(await api.myProfile());
+    fields.disabled = false;
+    submit.disabled = false;
+    displayName.focus();
   } catch (e) {
     error.textContent = e.message;
   }

@@ -88,6 +88,7 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
     )
     await screenshot(bob, "bob-notifications")
     await bob.click(".notification[data-type=contact_request]")
+    await expect(bob.locator(".bell-badge")).to_be_hidden()
     incoming = bob.locator(f".people-section .person[data-username={alice_name}]")
     await expect(incoming.locator(".person-sub")).to_have_text("wants to be your contact")
     await screenshot(bob, "bob-incoming-request")

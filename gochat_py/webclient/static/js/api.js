@@ -201,4 +201,6 @@ export const unblock = (userId) => request("DELETE", `/blocks/${userId}`);
 export const presence = async (userIds) =>
   (await request("GET", `/presence?${new URLSearchParams({ user_ids: userIds.join(",") })}`)).presence;
 export const notifications = (limit = 30) => request("GET", `/notifications?limit=${limit}`);
-export const markNotificationsRead = () => request("POST", "/notifications/read", { all: true });
+// No ids: every notification up to now.
+export const markNotificationsRead = (ids) =>
+  request("POST", "/notifications/read", ids ? { ids } : { all: true });

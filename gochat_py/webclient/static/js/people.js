@@ -170,9 +170,10 @@ export async function unblock(userId) {
   store.emit("people");
 }
 
-export async function markAllRead() {
-  const result = await api.markNotificationsRead();
-  notificationsRead({ ids: [], all: true, unread_count: result.unread_count });
+// No ids: all of them. Every device of mine hears it too (notifications_read).
+export async function markNotificationsRead(ids) {
+  const result = await api.markNotificationsRead(ids);
+  notificationsRead({ ids: ids ?? [], all: !ids, unread_count: result.unread_count });
 }
 
 export function forgetPeople() {

@@ -33,7 +33,7 @@ export function createBell({ onOpenConversation, onOpenPeople }) {
     badge,
   );
   const list = h("ul", { class: "notification-list" });
-  const markAll = h("button", { class: "link-button accent", type: "button", text: "Mark all read", "data-action": "mark-all-read", onclick: () => people.markAllRead().catch(() => {}) });
+  const markAll = h("button", { class: "link-button accent", type: "button", text: "Mark all read", "data-action": "mark-all-read", onclick: () => people.markNotificationsRead().catch(() => {}) });
   const panel = h(
     "div",
     { class: "notifications-panel", hidden: true, role: "dialog", "aria-label": "Notifications" },
@@ -51,6 +51,7 @@ export function createBell({ onOpenConversation, onOpenPeople }) {
   function follow(n) {
     panel.hidden = true;
     button.setAttribute("aria-expanded", "false");
+    if (!n.read_at) people.markNotificationsRead([n.id]).catch(() => {});
     if (n.type === "added_to_conversation" && n.data?.conversation_id) onOpenConversation(n.data.conversation_id);
     else if (n.type.startsWith("contact_")) onOpenPeople();
   }

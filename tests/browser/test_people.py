@@ -6,23 +6,11 @@ closes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from playwright.async_api import BrowserContext, Locator, Page, expect
 
-import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
-
-from tests.browser.conftest import Screenshot, new_context
+from tests.browser.conftest import Screenshot
 from tests.browser.test_webclient import open_client, register_in_ui, send
 from tests.harness import unique_name
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    """Two separate browser profiles (cookies and all), one per person."""
-    made = [await new_context(browser) for _ in range(2)]
-    yield made
-    for context in made:
-        await context.close()
 
 
 async def search_person(page: Page, name: str) -> Locator:

@@ -4,10 +4,7 @@ a reload keeps the history; scrolling up pages through older messages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
 from gochat_py.settings import load_settings
@@ -24,15 +21,6 @@ from tests.harness import (
 
 # The client's first history page (js/sync.js PAGE_SIZE).
 PAGE_SIZE = 30
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    """Two separate browser profiles (cookies and all), one per person."""
-    made = [await new_context(browser) for _ in range(2)]
-    yield made
-    for context in made:
-        await context.close()
 
 
 async def open_client(context: BrowserContext, base_url: str, errors: list[str]) -> Page:

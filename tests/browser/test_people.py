@@ -114,4 +114,22 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
     await expect(alice.locator(".chat-subtitle")).to_have_text("last seen just now")
     await expect(alice.locator(".conversation.active .avatar.online")).to_have_count(0)
     await screenshot(alice, "alice-sees-bob-offline")
+
+    # Alice blocks Bob from his menu: no longer a contact, listed as blocked, and her send
+    # in their chat is refused in words; unblocking lifts it.
+    await alice.click("[data-action=people]")
+    await alice.click(f".people-section .person[data-username={bob_name}] .menu summary")
+    await alice.click(f".people-section .person[data-username={bob_name}] [data-action=block]")
+    blocked = alice.locator(f".people-section .person[data-username={bob_name}]")
+    await expect(blocked.locator("[data-action=unblock]")).to_have_count(2)
+    await expect(alice.locator(".people-title")).to_have_text(["Contacts · 0", "Blocked"])
+    await screenshot(alice, "alice-blocked-bob")
+    await alice.click("dialog.people [aria-label=Close]")
+    await send(alice, "Blocked?")
+    await expect(alice.locator(".send-refused[data-code=blocked]")).to_contain_text(
+        "one of you has blocked the other"
+    )
+    await alice.click("[data-action=people]")
+    await blocked.locator(".person-actions [data-action=unblock]").click()
+    await expect(blocked).to_have_count(0)
     assert errors == []

@@ -109,6 +109,24 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
     await alice.click(".chat-title")
     await screenshot(alice, "alice-chat-bob-online")
 
+    # Alice makes a group with Bob in it: his bell says so in words, and the group is in his
+    # list at once, before anyone writes there.
+    await alice.click("[data-action=new]")
+    await alice.click("[data-tab=group]")
+    await alice.fill("input[name=group-name]", "Weekend")
+    await alice.fill("textarea[name=people]", f"{bob_name}@example.com")
+    await alice.click(".dialog-form button[type=submit]")
+    await expect(alice.locator(".chat-title")).to_have_text("Weekend")
+    await expect(bob.locator(".bell-badge")).to_have_text("1")
+    await expect(bob.locator(".conversation", has_text="Weekend")).to_be_visible()
+    await bob.click("dialog.people [aria-label=Close]")
+    await bob.click("[data-action=notifications]")
+    await expect(bob.locator(".notification.unread .notification-text")).to_have_text(
+        [f"{alice_name} added you to Weekend"]
+    )
+    await screenshot(bob, "bob-added-to-group")
+    await alice.locator(".conversation", has_text="Bob Stone").click()
+
     # Bob's last page closes: Alice sees him go offline at once.
     await bob.close()
     await expect(alice.locator(".chat-subtitle")).to_have_text("last seen just now")

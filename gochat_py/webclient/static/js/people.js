@@ -3,6 +3,7 @@
 // notifications, loaded once and then kept live by the socket's frames.
 import * as api from "./api.js";
 import { store } from "./store.js";
+import { refreshConversations } from "./sync.js";
 
 // The presence route answers for at most this many ids per call.
 const PRESENCE_BATCH = 100;
@@ -96,6 +97,8 @@ function notificationSeen(notification) {
   store.notifications.unshift(notification);
   if (!notification.read_at) store.unreadNotifications += 1;
   store.emit("notifications");
+  // Added to a group or removed from one: the list changes now, not at its next message.
+  if (notification.type.endsWith("_conversation")) refreshConversations().catch(() => {});
 }
 
 function notificationsRead(frame) {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from tests.browser.conftest import Screenshot
-from tests.browser.test_webclient import open_client, register_in_ui, send
+from tests.browser.test_webclient import create_group_in_ui, open_client, register_in_ui, send
 from tests.harness import unique_name
 
 
@@ -111,12 +111,7 @@ async def test_contacts_requests_presence_and_a_contacts_only_inbox(
 
     # Alice makes a group with Bob in it: his bell says so in words, and the group is in his
     # list at once, before anyone writes there.
-    await alice.click("[data-action=new]")
-    await alice.click("[data-tab=group]")
-    await alice.fill("input[name=group-name]", "Weekend")
-    await alice.fill("textarea[name=people]", f"{bob_name}@example.com")
-    await alice.click(".dialog-form button[type=submit]")
-    await expect(alice.locator(".chat-title")).to_have_text("Weekend")
+    await create_group_in_ui(alice, "Weekend", f"{bob_name}@example.com")
     await expect(bob.locator(".bell-badge")).to_have_text("1")
     await expect(bob.locator(".conversation", has_text="Weekend")).to_be_visible()
     await bob.click("dialog.people [aria-label=Close]")

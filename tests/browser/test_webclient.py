@@ -58,6 +58,16 @@ async def log_in_in_ui(page: Page, name: str) -> None:
     await expect(page.locator(".status-pill")).to_have_attribute("data-status", "connected")
 
 
+async def create_group_in_ui(page: Page, name: str, people: str) -> None:
+    """Create a group through the new-conversation dialog; `people`: ids or emails."""
+    await page.click("[data-action=new]")
+    await page.click("[data-tab=group]")
+    await page.fill("input[name=group-name]", name)
+    await page.fill("textarea[name=people]", people)
+    await page.click(".dialog-form button[type=submit]")
+    await expect(page.locator(".chat-title")).to_have_text(name)
+
+
 async def send(page: Page, text: str) -> None:
     await page.fill(".composer-input", text)
     await page.press(".composer-input", "Enter")
@@ -212,12 +222,9 @@ async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
         page = await open_client(contexts[0], base_url, errors)
         await log_in_in_ui(page, alice_name)
 
-        await page.click("[data-action=new]")
-        await page.click("[data-tab=group]")
-        await page.fill("input[name=group-name]", "Weekend plans")
-        await page.fill("textarea[name=people]", f"{bob['user']['id']}, {carol['user']['id']}")
-        await page.click(".dialog-form button[type=submit]")
-        await expect(page.locator(".chat-title")).to_have_text("Weekend plans")
+        await create_group_in_ui(
+            page, "Weekend plans", f"{bob['user']['id']}, {carol['user']['id']}"
+        )
         await expect(page.locator(".chat-subtitle")).to_contain_text("3 members")
 
         conversation_id = await page.get_attribute(".conversation.active", "data-id")

@@ -62,14 +62,18 @@ export async function trackPresence() {
 }
 
 // Right after connecting: everyone listed is online, anyone else I held as online is not
-// (they left while the socket was down). Their last seen comes with the next REST answer.
+// (they left while the socket was down), and REST says when they were last seen.
 function presenceList(frame) {
   const online = new Set(frame.online_users);
   for (const [id, state] of store.presence) {
-    if (state.status === "online" && !online.has(id)) store.presence.set(id, { status: "offline", last_seen_at: null });
+    if (state.status === "online" && !online.has(id)) {
+      store.presence.set(id, { status: "offline", last_seen_at: null });
+      asked.delete(id);
+    }
   }
   for (const id of online) store.presence.set(id, { status: "online", last_seen_at: null });
   store.emit("presence");
+  trackPresence().catch(() => {});
 }
 
 function presenceChanged(frame) {

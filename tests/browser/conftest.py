@@ -83,6 +83,15 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
+async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
+    """Two separate browser profiles (cookies and all), one per person."""
+    made = [await new_context(browser) for _ in range(2)]
+    yield made
+    for context in made:
+        await context.close()
+
+
+@pytest.fixture
 def screenshot(request: pytest.FixtureRequest) -> Screenshot:
     """Save a page's screenshot as a test artifact: .artifacts/screenshots/<test>/<name>.png."""
     folder = SCREENSHOTS / request.node.name

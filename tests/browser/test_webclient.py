@@ -4,10 +4,7 @@ a reload keeps the history; scrolling up pages through older messages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
 from gochat_py.settings import load_settings
@@ -24,15 +21,6 @@ from tests.harness import (
 
 # The client's first history page (js/sync.js PAGE_SIZE).
 PAGE_SIZE = 30
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    """Two separate browser profiles (cookies and all), one per person."""
-    made = [await new_context(browser) for _ in range(2)]
-    yield made
-    for context in made:
-        await context.close()
 
 
 async def open_client(context: BrowserContext, base_url: str, errors: list[str]) -> Page:
@@ -68,6 +56,16 @@ async def log_in_in_ui(page: Page, name: str) -> None:
     await page.fill("input[name=password]", PASSWORD)
     await page.click("form.auth-form button[type=submit]")
     await expect(page.locator(".status-pill")).to_have_attribute("data-status", "connected")
+
+
+async def create_group_in_ui(page: Page, name: str, people: str) -> None:
+    """Create a group through the new-conversation dialog; `people`: ids or emails."""
+    await page.click("[data-action=new]")
+    await page.click("[data-tab=group]")
+    await page.fill("input[name=group-name]", name)
+    await page.fill("textarea[name=people]", people)
+    await page.click(".dialog-form button[type=submit]")
+    await expect(page.locator(".chat-title")).to_have_text(name)
 
 
 async def send(page: Page, text: str) -> None:
@@ -224,12 +222,9 @@ async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
         page = await open_client(contexts[0], base_url, errors)
         await log_in_in_ui(page, alice_name)
 
-        await page.click("[data-action=new]")
-        await page.click("[data-tab=group]")
-        await page.fill("input[name=group-name]", "Weekend plans")
-        await page.fill("textarea[name=people]", f"{bob['user']['id']}, {carol['user']['id']}")
-        await page.click(".dialog-form button[type=submit]")
-        await expect(page.locator(".chat-title")).to_have_text("Weekend plans")
+        await create_group_in_ui(
+            page, "Weekend plans", f"{bob['user']['id']}, {carol['user']['id']}"
+        )
         await expect(page.locator(".chat-subtitle")).to_contain_text("3 members")
 
         conversation_id = await page.get_attribute(".conversation.active", "data-id")

@@ -165,3 +165,42 @@ export async function messages(id, { cursor, afterSeq, limit } = {}) {
   else if (afterSeq !== undefined) query.set("after_seq", String(afterSeq));
   return toPage(await request("GET", `/conversations/${id}/messages?${query}`));
 }
+
+// --- people: profiles, search, contacts, blocks -------------------------------------
+export const myProfile = () => request("GET", "/users/me");
+export const updateProfile = (fields) => request("PATCH", "/users/me", fields);
+export const searchUsers = (q, limit = 20) =>
+  request("GET", `/users?${new URLSearchParams({ q, limit: String(limit) })}`);
+
+export async function contacts() {
+  const all = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "100" });
+    if (cursor) query.set("cursor", cursor);
+    const body = await request("GET", `/contacts?${query}`);
+    all.push(...body.contacts);
+    cursor = body.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+export const contactRequests = async (direction) =>
+  (await request("GET", `/contacts/requests?direction=${direction}&limit=100`)).requests;
+export const askContact = (userId) => request("POST", "/contacts/requests", { user_id: userId });
+export const acceptRequest = (id) => request("POST", `/contacts/requests/${id}/accept`);
+export const rejectRequest = (id) => request("POST", `/contacts/requests/${id}/reject`);
+export const cancelRequest = (id) => request("DELETE", `/contacts/requests/${id}`);
+export const removeContact = (userId) => request("DELETE", `/contacts/${userId}`);
+export const blocks = async () => (await request("GET", "/blocks?limit=100")).blocks;
+export const block = (userId) => request("POST", "/blocks", { user_id: userId });
+export const unblock = (userId) => request("DELETE", `/blocks/${userId}`);
+
+// --- presence and notifications -----------------------------------------------------
+// At most 100 ids per call (the route's limit).
+export const presence = async (userIds) =>
+  (await request("GET", `/presence?${new URLSearchParams({ user_ids: userIds.join(",") })}`)).presence;
+export const notifications = (limit = 30) => request("GET", `/notifications?limit=${limit}`);
+// No ids: every notification up to now.
+export const markNotificationsRead = (ids) =>
+  request("POST", "/notifications/read", ids ? { ids } : { all: true });

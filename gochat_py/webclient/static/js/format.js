@@ -17,9 +17,10 @@ export function hue(key) {
   return Math.abs(hash) % 360;
 }
 
-export function avatar(name, key, size = "md") {
+// `online`: true draws the green dot of someone online.
+export function avatar(name, key, size = "md", online = false) {
   return h("span", {
-    class: `avatar avatar-${size}`,
+    class: `avatar avatar-${size}${online ? " online" : ""}`,
     style: { "--hue": String(hue(key ?? name)) },
     "aria-hidden": "true",
     text: initials(name),
@@ -66,4 +67,22 @@ export function listTime(ms) {
 export function listOfNames(names) {
   if (names.length <= 2) return names.join(" and ");
   return `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+}
+
+// "last seen today at 14:05", "last seen yesterday at 09:12", "last seen 3 March".
+export function lastSeen(ms) {
+  if (!ms) return "offline";
+  const days = Math.round((startOfDay(Date.now()) - startOfDay(ms)) / DAY_MS);
+  if (Date.now() - ms < 60_000) return "last seen just now";
+  if (days === 0) return `last seen today at ${clock(ms)}`;
+  if (days === 1) return `last seen yesterday at ${clock(ms)}`;
+  return `last seen ${new Date(ms).toLocaleDateString([], { day: "numeric", month: "long" })}`;
+}
+
+// A time in a list of events: "just now", "5 min ago", then as the conversation list.
+export function ago(ms) {
+  const minutes = Math.floor((Date.now() - ms) / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  return listTime(ms);
 }

@@ -1,7 +1,8 @@
 // The client's entry point: find the session (the cookies), then either the login card or
-// the chat layout with its live connection.
+// the chat layout with its live connection, and the people around it.
 import * as api from "./api.js";
 import { h, replaceChildren } from "./dom.js";
+import * as people from "./people.js";
 import { ChatSocket } from "./socket.js";
 import { store } from "./store.js";
 import * as sync from "./sync.js";
@@ -9,6 +10,8 @@ import { renderAuth } from "./views/auth.js";
 import { createChat } from "./views/chat.js";
 import { openNewConversation } from "./views/dialogs.js";
 import { openMembers } from "./views/members.js";
+import { openPeople } from "./views/people.js";
+import { openProfile } from "./views/profile.js";
 import { createSidebar } from "./views/sidebar.js";
 
 const root = document.getElementById("app");
@@ -17,7 +20,7 @@ const CATCH_UP_RETRY_MS = 2_000;
 let socket = null;
 
 function catchUp() {
-  sync.catchUpAll().catch(() => {
+  Promise.all([sync.catchUpAll(), people.loadPeople()]).catch(() => {
     setTimeout(() => {
       if (socket?.isOpen) catchUp();
     }, CATCH_UP_RETRY_MS);
@@ -25,6 +28,7 @@ function catchUp() {
 }
 
 function frame(f) {
+  if (people.handleFrame(f)) return undefined;
   switch (f.event) {
     case undefined:
     case "message":
@@ -46,7 +50,9 @@ function frame(f) {
 async function start(user) {
   store.reset();
   store.me = user;
-  await sync.refreshConversations();
+  // The profile adds my display name and settings to what /auth/me says.
+  const [profile] = await Promise.all([api.myProfile(), sync.refreshConversations()]);
+  Object.assign(store.me, profile);
   const app = h("div", { class: "layout" });
   const chat = createChat({
     onBack: () => open(null),
@@ -69,9 +75,19 @@ async function start(user) {
         },
       }),
     onLogout: logout,
+    onPeople: () => openPeople({ onMessage: message }),
+    onProfile: openProfile,
   });
   app.append(sidebar, chat.node);
   replaceChildren(root, app);
+
+  // "Message" on a person: the direct conversation of the pair, made if new, opened.
+  async function message(userId, panel) {
+    const conversation = await api.startDirect(userId);
+    panel.close();
+    store.upsertConversation(conversation);
+    open(conversation.id);
+  }
 
   function open(id) {
     store.activeId = id;
@@ -95,7 +111,9 @@ async function start(user) {
     onSessionLost: signedOut,
   });
   sync.useSocket(socket);
+  store.on("conversations", () => people.trackPresence().catch(() => {}));
   socket.start();
+  people.loadPeople().catch(() => {});
 
   const wanted = location.hash.slice(1);
   if (store.conversations.has(wanted)) open(wanted);
@@ -113,6 +131,7 @@ function signedOut() {
   socket?.stop();
   socket = null;
   sync.forgetSession();
+  people.forgetPeople();
   store.reset();
   history.replaceState(null, "", location.pathname);
   renderAuth(root, start);

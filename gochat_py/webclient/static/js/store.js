@@ -1,6 +1,7 @@
 // The client's state: the conversations, each one's messages (keyed by id, ordered by
 // seq, so a message that arrives twice — live and in a catch-up page — is held once),
-// the sends not yet acknowledged, who is typing and how far others have read.
+// the sends not yet acknowledged, who is typing and how far others have read; and the
+// people around me: who is online, my contacts, friend requests, blocks, notifications.
 // Views subscribe to the topics they draw and redraw when one changes.
 
 export class Thread {
@@ -45,11 +46,27 @@ class Store {
     this.readBy = new Map(); // conversation id → Map(user id → seq)
     this.activeId = null;
     this.listeners = new Map();
+    this.clearPeople();
+  }
+
+  clearPeople() {
+    this.presence = new Map(); // user id → {status, last_seen_at}
+    this.names = new Map(); // user id → display name, where the API gave one
+    this.contacts = new Map(); // user id → {user, since}
+    this.incoming = new Map(); // request id → request
+    this.outgoing = new Map();
+    this.blocked = new Map(); // user id → {user, since}
+    this.notifications = [];
+    this.unreadNotifications = 0;
   }
 
   on(topic, callback) {
     if (!this.listeners.has(topic)) this.listeners.set(topic, new Set());
     this.listeners.get(topic).add(callback);
+  }
+
+  off(topic, callback) {
+    this.listeners.get(topic)?.delete(callback);
   }
 
   emit(topic, detail) {
@@ -64,6 +81,7 @@ class Store {
     this.readBy.clear();
     this.activeId = null;
     this.listeners.clear();
+    this.clearPeople();
   }
 
   thread(id) {
@@ -105,8 +123,28 @@ class Store {
   displayName(conversation) {
     if (!conversation) return "";
     if (conversation.type === "group") return conversation.name || "Group";
-    const other = conversation.participants.find((p) => p.id !== this.me?.id);
-    return other?.username ?? "Just you";
+    const other = this.partner(conversation);
+    return other ? this.nameOf(other) : "Just you";
+  }
+
+  // The other member of a direct conversation.
+  partner(conversation) {
+    if (conversation?.type !== "direct") return null;
+    return conversation.participants.find((p) => p.id !== this.me?.id) ?? null;
+  }
+
+  // A person by the name they chose, else their username.
+  nameOf(user) {
+    return user.display_name || this.names.get(user.id) || user.username;
+  }
+
+  noteName(user) {
+    if (user.display_name) this.names.set(user.id, user.display_name);
+    else this.names.delete(user.id);
+  }
+
+  isOnline(userId) {
+    return this.presence.get(userId)?.status === "online";
   }
 
   avatarKey(conversation) {

@@ -159,6 +159,7 @@ export function sendFailed(frame) {
     if (!pending) continue;
     pending.state = "failed";
     pending.error = frame.message;
+    pending.code = frame.code;
     store.emit("thread", id);
     if (frame.retry_after) setTimeout(() => retry(id, frame.ref), frame.retry_after * 1000);
   }

@@ -3,7 +3,8 @@
 // Scrolling to the top loads older pages.
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
-import { avatar, clock, dayLabel, hue, listOfNames, sameDay } from "../format.js";
+import { avatar, clock, dayLabel, hue, lastSeen, listOfNames, sameDay } from "../format.js";
+import { isPeopleRefusal, refusal } from "../refusals.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
 
@@ -92,7 +93,9 @@ export function createChat({ onBack, onMembers }) {
     if (!c) return;
     const name = store.displayName(c);
     title.textContent = name;
-    replaceChildren(headAvatar, avatar(name, store.avatarKey(c)));
+    const partner = store.partner(c);
+    const state = partner && store.presence.get(partner.id);
+    replaceChildren(headAvatar, avatar(name, store.avatarKey(c), "md", state?.status === "online"));
     const typists = store.typists(c.id);
     typingLine.textContent = typists.length ? `${listOfNames(typists)} ${typists.length > 1 ? "are" : "is"} typing…` : "";
     typingLine.classList.toggle("visible", typists.length > 0);
@@ -101,9 +104,12 @@ export function createChat({ onBack, onMembers }) {
       subtitle.textContent = c.type === "group" ? `${listOfNames(typists)} typing…` : "typing…";
     } else if (c.type === "group") {
       subtitle.textContent = `${c.participants.length} members · ${c.participants.map((p) => p.username).join(", ")}`;
+    } else if (state) {
+      subtitle.textContent = state.status === "online" ? "online" : lastSeen(state.last_seen_at);
     } else {
       subtitle.textContent = "Direct message";
     }
+    subtitle.classList.toggle("online", !typists.length && state?.status === "online");
   }
 
   // The whole list is redrawn from the store: a few hundred nodes at most, and no drawn
@@ -191,9 +197,11 @@ export function createChat({ onBack, onMembers }) {
         h("span", { class: "content", text: m.content }),
         h("span", { class: "meta" }, h("time", { text: clock(m.sent_at) }), status),
       ),
-      failed
-        ? h("button", { class: "retry", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id) }, `Not sent${m.error ? ` (${m.error})` : ""} · Retry`)
-        : null,
+      failed && isPeopleRefusal(m.code)
+        ? h("span", { class: "send-refused", role: "alert", "data-code": m.code }, `Not delivered. ${refusal(m.code, store.displayName(c))}`, h("button", { class: "link-button accent", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id), text: "Try again" }))
+        : failed
+          ? h("button", { class: "retry", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id) }, `Not sent${m.error ? ` (${m.error})` : ""} · Retry`)
+          : null,
       readText ? h("span", { class: "read-receipt", text: readText }) : null,
     );
   }
@@ -223,6 +231,9 @@ export function createChat({ onBack, onMembers }) {
   });
   store.on("typing", (id) => {
     if (id === store.activeId) drawHeader();
+  });
+  store.on("presence", () => {
+    if (store.activeId) drawHeader();
   });
   store.on("conversations", () => {
     if (!store.activeId) return;

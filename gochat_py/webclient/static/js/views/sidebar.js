@@ -1,8 +1,10 @@
-// The left pane: who I am, the connection, and my conversations, most recent first.
+// The left pane: who I am (a click opens my profile), the bell, people, the connection, and
+// my conversations, most recent first, a green dot on whoever of them is online.
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
 import { avatar, listOfNames, listTime } from "../format.js";
 import { store } from "../store.js";
+import { createBell } from "./notifications.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -11,7 +13,7 @@ const STATUS_TEXT = {
   offline: "Offline",
 };
 
-export function createSidebar({ onOpen, onNew, onLogout }) {
+export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) {
   const list = h("ul", { class: "conversation-list", role: "list" });
   const pill = h("span", { class: "status-pill", "data-status": store.status });
   const empty = h(
@@ -26,14 +28,19 @@ export function createSidebar({ onOpen, onNew, onLogout }) {
     onclick: () => navigator.clipboard?.writeText(store.me.id),
   });
 
+  const meAvatar = h("button", { class: "me-avatar", type: "button", title: "Profile", "aria-label": "Profile", "data-action": "profile", onclick: onProfile });
+  const meName = h("button", { class: "me-name", type: "button", title: "Profile", onclick: onProfile });
+
   const node = h(
     "aside",
     { class: "sidebar" },
     h(
       "header",
       { class: "sidebar-header" },
-      avatar(store.me.username, store.me.id),
-      h("div", { class: "me" }, h("strong", { class: "me-name", text: store.me.username }), myId),
+      meAvatar,
+      h("div", { class: "me" }, meName, myId),
+      createBell({ onOpenConversation: onOpen, onOpenPeople: onPeople }),
+      h("button", { class: "icon-button", type: "button", title: "People", "aria-label": "People", "data-action": "people", onclick: onPeople }, icon("contacts")),
       h("button", { class: "icon-button", type: "button", title: "New conversation", "aria-label": "New conversation", "data-action": "new", onclick: onNew }, icon("plus")),
       h("button", { class: "icon-button", type: "button", title: "Log out", "aria-label": "Log out", "data-action": "logout", onclick: onLogout }, icon("logout")),
     ),
@@ -41,6 +48,12 @@ export function createSidebar({ onOpen, onNew, onLogout }) {
     empty,
     list,
   );
+
+  function drawMe() {
+    const name = store.nameOf(store.me);
+    meName.textContent = name;
+    replaceChildren(meAvatar, avatar(name, store.me.id));
+  }
 
   function draw() {
     myId.textContent = store.me.email ?? store.me.id;
@@ -77,7 +90,7 @@ export function createSidebar({ onOpen, onNew, onLogout }) {
           "data-id": c.id,
           onclick: () => onOpen(c.id),
         },
-        avatar(name, store.avatarKey(c)),
+        avatar(name, store.avatarKey(c), "md", store.isOnline(store.partner(c)?.id)),
         h(
           "span",
           { class: "conversation-body" },
@@ -90,11 +103,14 @@ export function createSidebar({ onOpen, onNew, onLogout }) {
 
   store.on("conversations", draw);
   store.on("typing", draw);
+  store.on("presence", draw);
+  store.on("me", drawMe);
   store.on("status", (status) => {
     pill.dataset.status = status;
     pill.textContent = STATUS_TEXT[status] ?? status;
   });
   pill.textContent = STATUS_TEXT[store.status];
+  drawMe();
   draw();
   return node;
 }

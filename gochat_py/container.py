@@ -236,6 +236,15 @@ class Container(containers.DeclarativeContainer):
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
+    presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
+    presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
+    presence = providers.Resource(
+        running_presence, presence_store, presence_directory, announcer, membership, metrics
+    )
+    profiles = providers.Singleton(
+        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence
+    )
     relationships = providers.Singleton(
         Relationships,
         providers.Singleton(Contacts, pg_pool),
@@ -245,15 +254,7 @@ class Container(containers.DeclarativeContainer):
         providers.Singleton(RateLimiter, redis, settings.provided.contact_request_window),
         settings.provided.contact_request_limit,
         notifications,
-    )
-    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
-    presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
-    presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
-    presence = providers.Resource(
-        running_presence, presence_store, presence_directory, announcer, membership, metrics
-    )
-    profiles = providers.Singleton(
-        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence
+        presence,
     )
     presence_tracker = providers.Resource(
         running_presence_tracker,

@@ -126,6 +126,20 @@ class Presence:
             )
         return answer
 
+    async def introduce(self, one: UserId, other: UserId) -> None:
+        """`one` and `other` just became contacts: each hears at once that the other is
+        online, if they are and may be seen (offline is what a client assumes of someone
+        it has heard nothing of)."""
+        for viewer, subject in ((one, other), (other, one)):
+            [state] = await self.of_users(viewer, [subject])
+            audience = await self._directory.audience(subject)
+            if state.status != "online" or audience is None:
+                continue
+            event = PresenceEvent(
+                user_id=subject, username=audience.username, status="online", last_seen_at=None
+            )
+            await self._announcer.to_user(viewer, event)
+
     async def in_conversation(
         self, viewer: UserId, conversation_id: ConversationId
     ) -> dict[UserId, bool]:

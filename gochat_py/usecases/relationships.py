@@ -12,6 +12,7 @@ import uuid
 
 import asyncpg
 from loguru import logger
+from redis.exceptions import RedisError
 
 from gochat_py.errors import NotFound
 from gochat_py.ids import UserId
@@ -36,6 +37,7 @@ from gochat_py.realtime.events import (
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.usecases.notifications import Notifications
+from gochat_py.usecases.presence import Presence
 
 REQUEST_ACTION = "contact_request"  # the rate limit's name (redis/keys.py rate_limit)
 
@@ -50,6 +52,7 @@ class Relationships:
         limiter: RateLimiter,
         requests_per_window: int,
         notifications: Notifications,
+        presence: Presence,
     ) -> None:
         self._contacts = contacts
         self._blocks = blocks
@@ -58,6 +61,7 @@ class Relationships:
         self._limiter = limiter
         self._requests_per_window = requests_per_window
         self._notifications = notifications
+        self._presence = presence
 
     async def request(self, sender: UserId, recipient: UserId) -> tuple[ContactRequest, bool]:
         """A pending request to `recipient`, or their own request to the sender accepted at
@@ -68,6 +72,7 @@ class Relationships:
         if accepted:
             await self._membership.invalidate_direct_between(sender, recipient)
             await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
+            await self._introduce(sender, recipient)
             # The recipient had asked first: this is their request, accepted.
             await self._notify(recipient, "contact_accepted", sender, request)
         else:
@@ -81,6 +86,7 @@ class Relationships:
             UserId(request.from_.id), UserId(request.to.id)
         )
         await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
+        await self._introduce(UserId(request.from_.id), user)
         await self._notify(UserId(request.from_.id), "contact_accepted", user, request)
         return request
 
@@ -93,6 +99,13 @@ class Relationships:
         request = await self._contacts.decide(user, request_id, "cancelled")
         await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
         return request
+
+    async def _introduce(self, one: UserId, other: UserId) -> None:
+        # Done and told: a presence Redis cannot read now comes with the next transition.
+        try:
+            await self._presence.introduce(one, other)
+        except (asyncpg.PostgresError, RedisError, *DEPENDENCY_DOWN) as exc:
+            logger.warning("presence_not_introduced", error=type(exc).__name__)
 
     async def _notify(
         self, recipient: UserId, kind: NotificationType, actor: UserId, request: ContactRequest

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -37,32 +36,20 @@ MARKER_SEQ = 424242
 
 
 @pytest.fixture
-def presence_settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, redis_url: str) -> Settings:
+    """This module's servers (conftest's two_servers): presence entries live 3 s and are
+    refreshed every second, so expiry and sweeps are quick to see."""
     return load_settings(
         server_environment(database_url, redis_url, PRESENCE_TTL="3s", PRESENCE_HEARTBEAT="1s")
     )
 
 
 @pytest.fixture
-async def servers(
-    presence_settings: Settings,
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Two API servers on one Redis and one PostgreSQL."""
-    async with (
-        serve_app(presence_settings) as first_url,
-        serve_app(presence_settings) as second_url,
-        httpx.AsyncClient(base_url=first_url) as first,
-        httpx.AsyncClient(base_url=second_url) as second,
-    ):
-        yield first, second
-
-
-@pytest.fixture
 async def people(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """alice and bob, who share a direct conversation."""
-    one, _ = servers
+    one, _ = two_servers
     alice, bob = await register(one), await register(one)
     conversation = await create_direct(one, alice["tokens"], bob["user"]["id"])
     return alice, bob, conversation["id"]
@@ -145,11 +132,11 @@ async def presence_of(
 
 
 async def test_a_user_online_on_two_processes_is_announced_once_and_offline_when_the_last_goes(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, _ = people
     bob_id = bob["user"]["id"]
     async with connect(ws_url(one, token(alice))) as alice_ws:
@@ -186,12 +173,12 @@ async def test_a_user_online_on_two_processes_is_announced_once_and_offline_when
 
 
 async def test_the_last_seen_time_is_stored_in_postgresql(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     db: asyncpg.Connection,
     redis: Redis,
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, _ = people
     async with connect(ws_url(one, token(alice))) as alice_ws:
         async with connect(ws_url(one, token(bob))):
@@ -209,10 +196,10 @@ async def test_the_last_seen_time_is_stored_in_postgresql(
 
 
 async def test_a_gochat_client_gets_the_online_list_and_presence_in_gochats_shape(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, _ = people
     bob_id = bob["user"]["id"]
     async with connect(ws_url(two, token(bob))) as bob_ws:
@@ -238,10 +225,10 @@ async def test_a_gochat_client_gets_the_online_list_and_presence_in_gochats_shap
 
 
 async def test_a_socket_that_asks_for_presence_by_name_gets_the_rich_shape(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, _ = people
     url = ws_url(one, token(alice)) + "&events=presence"
     async with plain_connect(url) as alice_ws:
@@ -259,11 +246,11 @@ async def test_a_socket_that_asks_for_presence_by_name_gets_the_rich_shape(
 
 
 async def test_a_socket_that_did_not_ask_for_presence_gets_none(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, _ = people
     # It asks for read events only, so that the marker reaches it.
     async with plain_connect(ws_url(one, token(alice)) + "&events=read") as alice_ws:
@@ -271,12 +258,12 @@ async def test_a_socket_that_did_not_ask_for_presence_gets_none(
 
 
 async def test_a_user_who_hides_presence_is_never_announced_and_shows_offline(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
     db: asyncpg.Connection,
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, conversation_id = people
     bob_id = bob["user"]["id"]
     await db.execute("UPDATE users SET show_presence = false WHERE id = $1", user_id(bob))
@@ -305,12 +292,12 @@ async def test_a_user_who_hides_presence_is_never_announced_and_shows_offline(
 
 
 async def test_a_user_who_blocked_the_asker_shows_offline_to_them_only(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
     db: asyncpg.Connection,
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, conversation_id = people
     carol = await register(one)
     bob_id = bob["user"]["id"]
@@ -344,9 +331,9 @@ async def test_a_user_who_blocked_the_asker_shows_offline_to_them_only(
 
 
 async def test_contacts_are_told_too(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient], db: asyncpg.Connection
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient], db: asyncpg.Connection
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, dave = await register(one), await register(one)
     await db.executemany(
         "INSERT INTO contacts (user_id, contact_id) VALUES ($1, $2)",
@@ -359,9 +346,9 @@ async def test_contacts_are_told_too(
 
 
 async def test_group_members_who_are_not_contacts_are_not_told(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient], redis: Redis
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient], redis: Redis
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, erin = await register(one), await register(one)
     response = await one.post(
         "/api/v1/conversations",
@@ -374,17 +361,17 @@ async def test_group_members_who_are_not_contacts_are_not_told(
 
 
 async def test_a_socket_nobody_refreshes_is_swept_and_announced_offline_once(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
-    presence_settings: Settings,
+    settings: Settings,
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, _ = people
     async with connect(ws_url(one, token(alice))) as alice_ws:
         await next_frame(alice_ws, is_list)
         # A socket of bob's on a process that died: its deadline passed, nobody refreshes it.
-        store = PresenceStore(redis, presence_settings.presence_ttl)
+        store = PresenceStore(redis, settings.presence_ttl)
         await store.connect(user_id(bob), ["ghost"], times.now_ms() - int(TTL * 1000) - 1)
         offline = await next_frame(alice_ws, announced, timeout=TTL + 5)
         assert (offline["user_id"], offline["status"]) == (bob["user"]["id"], "offline")
@@ -399,11 +386,11 @@ async def test_a_socket_nobody_refreshes_is_swept_and_announced_offline_once(
 
 
 async def test_live_sockets_are_refreshed_and_outlive_the_ttl(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, _ = people
     async with connect(ws_url(one, token(alice))) as alice_ws:
         async with connect(ws_url(two, token(bob))):
@@ -422,10 +409,10 @@ async def test_live_sockets_are_refreshed_and_outlive_the_ttl(
 
 
 async def test_presence_of_users_asked_by_id_in_the_order_asked(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, bob, _ = people
     carol = await register(one)
     unknown = str(uuid.uuid4())
@@ -446,11 +433,11 @@ async def test_presence_of_users_asked_by_id_in_the_order_asked(
     [None, "", "not-a-uuid", "{id},", ",".join(str(uuid.uuid4()) for _ in range(101))],
 )
 async def test_presence_refuses_a_missing_malformed_or_too_long_list(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     user_ids: str | None,
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, _, _ = people
     params = {} if user_ids is None else {"user_ids": user_ids.format(id=alice["user"]["id"])}
     response = await one.get("/api/v1/presence", params=params, headers=bearer(alice["tokens"]))
@@ -459,10 +446,10 @@ async def test_presence_refuses_a_missing_malformed_or_too_long_list(
 
 
 async def test_presence_takes_up_to_a_hundred_ids_and_needs_a_token(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    one, _ = servers
+    one, _ = two_servers
     alice, _, _ = people
     ids = [str(uuid.uuid4()) for _ in range(100)]
     assert len(await presence_of(one, alice, *ids)) == 100
@@ -472,10 +459,10 @@ async def test_presence_takes_up_to_a_hundred_ids_and_needs_a_token(
 
 
 async def test_who_is_online_in_a_conversation_is_for_its_members_only(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, conversation_id = people
     carol = await register(one)
     path = f"/api/v1/conversations/{conversation_id}/online"
@@ -537,11 +524,11 @@ async def test_a_redis_outage_leaves_sockets_open_and_presence_is_repaired_after
 
 
 async def test_hiding_or_showing_presence_while_online_is_announced_at_once(
-    servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
     people: tuple[dict[str, Any], dict[str, Any], str],
     redis: Redis,
 ) -> None:
-    one, two = servers
+    one, two = two_servers
     alice, bob, _ = people
     bob_id = bob["user"]["id"]
     async with connect(ws_url(one, token(alice))) as alice_ws:

@@ -18,6 +18,7 @@ from loguru import logger
 from gochat_py import times
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.metrics import Metrics
+from gochat_py.postgres.contacts import UserRef
 from gochat_py.postgres.presence import PresenceDirectory
 from gochat_py.realtime.events import Announcer, PresenceEvent
 from gochat_py.realtime.membership import Membership
@@ -126,19 +127,18 @@ class Presence:
             )
         return answer
 
-    async def introduce(self, one: UserId, other: UserId) -> None:
+    async def introduce(self, one: UserRef, other: UserRef) -> None:
         """`one` and `other` just became contacts: each hears at once that the other is
         online, if they are and may be seen (offline is what a client assumes of someone
         it has heard nothing of)."""
         for viewer, subject in ((one, other), (other, one)):
-            [state] = await self.of_users(viewer, [subject])
-            audience = await self._directory.audience(subject)
-            if state.status != "online" or audience is None:
+            [state] = await self.of_users(UserId(viewer.id), [UserId(subject.id)])
+            if state.status != "online":
                 continue
             event = PresenceEvent(
-                user_id=subject, username=audience.username, status="online", last_seen_at=None
+                user_id=subject.id, username=subject.username, status="online", last_seen_at=None
             )
-            await self._announcer.to_user(viewer, event)
+            await self._announcer.to_user(UserId(viewer.id), event)
 
     async def in_conversation(
         self, viewer: UserId, conversation_id: ConversationId

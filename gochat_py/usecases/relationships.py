@@ -72,7 +72,7 @@ class Relationships:
         if accepted:
             await self._membership.invalidate_direct_between(sender, recipient)
             await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
-            await self._introduce(sender, recipient)
+            await self._introduce(request)
             # The recipient had asked first: this is their request, accepted.
             await self._notify(recipient, "contact_accepted", sender, request)
         else:
@@ -86,7 +86,7 @@ class Relationships:
             UserId(request.from_.id), UserId(request.to.id)
         )
         await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
-        await self._introduce(UserId(request.from_.id), user)
+        await self._introduce(request)
         await self._notify(UserId(request.from_.id), "contact_accepted", user, request)
         return request
 
@@ -100,10 +100,10 @@ class Relationships:
         await self._tell_both(request, ContactRequestUpdatedEvent(request=request))
         return request
 
-    async def _introduce(self, one: UserId, other: UserId) -> None:
+    async def _introduce(self, request: ContactRequest) -> None:
         # Done and told: a presence Redis cannot read now comes with the next transition.
         try:
-            await self._presence.introduce(one, other)
+            await self._presence.introduce(request.from_, request.to)
         except (asyncpg.PostgresError, RedisError, *DEPENDENCY_DOWN) as exc:
             logger.warning("presence_not_introduced", error=type(exc).__name__)
 

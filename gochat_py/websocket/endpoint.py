@@ -99,7 +99,6 @@ class SocketSession:
         self.subprotocol = agreement.subprotocol
         self._events = agreement.events  # the optional frames it asked for (negotiation.py)
         self.dialect = dialect  # the shapes it reads them in (dialects.py)
-        self.echoes = "echo" in agreement.events
         self._unechoed: set[str] = set()  # ids of its own sends, when it wants no echo
         self._frames: list[str] = []  # the writer swaps it for a new one when it wakes
         self._queued = 0  # frames delivered and not yet written, the writer's included
@@ -156,14 +155,14 @@ class SocketSession:
     def acknowledge(self, ack: Ack) -> None:
         # A gochat client takes any frame with an id for a message: it gets an ack only
         # when it named its send, and so knows to look for one.
-        if ack.client_msg_id is not None or "ack" in self._events:
+        if ack.client_msg_id is not None or self.wants("ack"):
             self.reply(ack)
 
     def session_revoked(self) -> None:
         self._end(WS_4001_SESSION_REVOKED, "session_revoked")
 
     def token_expiring(self, expires_in: int) -> None:
-        if "token_expiring" in self._events:
+        if self.wants("token_expiring"):
             self.reply(frames.TokenExpiring(expires_in=expires_in))
 
     def token_expired(self) -> None:
@@ -420,7 +419,7 @@ def _ack(sent: Sent) -> Ack:
 async def _send(session: SocketSession, sending: Sending, frame: SendMessage) -> Sent:
     """Send, holding the message's own copy back from a socket that wants no echo."""
     message_id = None
-    if not session.echoes:
+    if not session.wants("echo"):
         message_id = MessageId(uuid7())
         session.expect_own(message_id)
     try:

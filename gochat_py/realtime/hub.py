@@ -333,7 +333,7 @@ class Hub:
                 if event is None:
                     for device in devices:
                         device.deliver(text)
-                        last = device  # only messages are timed: they carry sent_at
+                    last = device  # only messages are timed: they carry sent_at
                     delivered += len(devices)
                     continue
                 for device in devices:

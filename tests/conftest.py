@@ -17,10 +17,22 @@ from redis.asyncio import Redis
 
 from gochat_py.devstack.services import LocalStack, RedisServer, free_port
 from gochat_py.settings import Settings, load_settings
-from tests.harness import create_direct, register, serve_app, server_environment
+from tests.harness import ServerProcess, create_direct, register, serve_app, server_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "gochat_template"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries the last lines of every server and worker it ran."""
+    if call.when == "setup":
+        ServerProcess.started.clear()
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed:
+        for process in ServerProcess.started:
+            report.sections.append((f"log of {process.log_path.name}", process.tail()))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -116,6 +116,10 @@ def bearer(tokens: Mapping[str, Any]) -> dict[str, str]:
 class ServerProcess:
     """`python -m gochat_py` as a real subprocess, its output captured to a file."""
 
+    # Every process started during the current test: a failing test's report shows their
+    # logs' tails (conftest.py), where CI keeps nothing else of them.
+    started: ClassVar[list[ServerProcess]] = []
+
     def __init__(
         self,
         env: Mapping[str, str],
@@ -136,6 +140,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        ServerProcess.started.append(self)
 
     @property
     def base_url(self) -> str:
@@ -167,6 +172,12 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.output().splitlines()[-lines:])
+        except OSError as exc:
+            return f"(no log: {exc})"
 
 
 def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:

@@ -418,6 +418,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._refuse(500, "Internal Server Error")
         elif not self._closed and not self._disconnected:
             # The app ended with the socket open: close it properly rather than drop TCP.
+            _log.warning("ASGI app ended with the WebSocket open: closing it with 1000")
             self._closed = True
             self._conn.send_close(WS_1000_NORMAL)
             self._flush()

@@ -153,7 +153,11 @@ def _dashboard(
 
 def _webhook_queue(redis: Redis, settings: Settings) -> WebhookQueue | None:
     """The queue of the webhook for offline users; None while NOTIFY_WEBHOOK_URL is unset."""
-    return WebhookQueue(redis) if settings.notify_webhook_url else None
+    return (
+        WebhookQueue(redis, settings.notify_webhook_max_queued)
+        if settings.notify_webhook_url
+        else None
+    )
 
 
 def _passwords(settings: Settings) -> Iterator[Passwords]:

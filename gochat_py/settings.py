@@ -97,6 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notify_webhook_timeout: float = 5.0  # one POST, start to end
     notify_webhook_give_up: float = 24 * 3600.0  # after this, a failing event is dead-lettered
     notify_webhook_metrics_port: int = 9101  # the deliverer's Prometheus endpoint; 0: none
+    # Events the webhook stream holds at most: past it the oldest go, so a receiver down
+    # for days cannot fill Redis's memory.
+    notify_webhook_max_queued: int = 1_000_000
 
     @property
     def is_dev(self) -> bool:
@@ -315,6 +318,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         notify_webhook_metrics_port=_read(
             env, "NOTIFY_WEBHOOK_METRICS_PORT", _port_or_off, d.notify_webhook_metrics_port
+        ),
+        notify_webhook_max_queued=_read(
+            env, "NOTIFY_WEBHOOK_MAX_QUEUED", _positive_int, d.notify_webhook_max_queued
         ),
     )
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:

@@ -18,6 +18,7 @@ from gochat_py.ids import uuid7
 from gochat_py.messages import Message
 from gochat_py.redis import keys, stream_entries
 from gochat_py.redis.webhook_queue import WebhookQueue
+from gochat_py.settings import Settings
 from worker.consumer import Consumer, ConsumerConfig
 from worker.metrics import WorkerMetrics
 from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP
@@ -156,7 +157,11 @@ async def running_consumer(
     )
     metrics = WorkerMetrics()
     stop = asyncio.Event()
-    fanout = WebhookFanout(WebhookQueue(redis), pool, metrics) if webhooks else None
+    fanout = (
+        WebhookFanout(WebhookQueue(redis, Settings().notify_webhook_max_queued), pool, metrics)
+        if webhooks
+        else None
+    )
     consumer = Consumer(redis, pool, config, metrics, stop, fanout=fanout)
     task = asyncio.create_task(consumer.run())
     try:

@@ -89,7 +89,9 @@ async def serve(settings: Settings) -> int:
     )
     fanout = None
     if settings.notify_webhook_url:
-        fanout = WebhookFanout(WebhookQueue(redis), pool, metrics)
+        fanout = WebhookFanout(
+            WebhookQueue(redis, settings.notify_webhook_max_queued), pool, metrics
+        )
     config = ConsumerConfig.from_settings(settings)
     try:
         await Consumer(redis, pool, config, metrics, stop, fanout=fanout).run()

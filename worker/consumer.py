@@ -224,14 +224,17 @@ class Consumer:
                 return
             done, refused = triage.sort_out(rows, persisted)
             dead += refused
+        if len(done) < len(rows):  # PostgreSQL turned some away: only the stored count
+            stored = {(entry.partition, entry.id) for entry in done}
+            rows = [(e, r) for e, r in rows if (e.partition, e.id) in stored]
+        if self._fanout is not None:
+            # Before the ack, like the COMMIT: a crash between them redelivers the batch,
+            # which queues the same events again under the same ids (the receiver's
+            # deduplication key) rather than losing them.
+            await self._fanout.queue_for_offline(rows)
         # XACK only after COMMIT: a crash before it means redelivery, which ON CONFLICT absorbs.
         if await self._settle(done, dead) and done:
-            if len(done) < len(rows):  # PostgreSQL turned some away: only the stored count
-                acked = {(entry.partition, entry.id) for entry in done}
-                rows = [(e, r) for e, r in rows if (e.partition, e.id) in acked]
             await self._trim_recent(rows)
-            if self._fanout is not None:
-                await self._fanout.queue_for_offline(rows)
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:

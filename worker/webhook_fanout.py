@@ -1,9 +1,11 @@
-"""After a batch is committed and acknowledged: one webhook event per message per member
-(the sender aside) who has no socket open anywhere, queued for the webhook deliverer.
+"""After a batch is committed and before it is acknowledged: one webhook event per message
+per member (the sender aside) who has no socket open anywhere, queued for the webhook
+deliverer. A crash between the two redelivers the batch, and its events are queued again
+under the same ids, so an event is never lost to a crash, at worst queued twice.
 
-Persistence never waits on it for long and never fails because of it: a failure here is
-logged and counted and the batch stays settled. Its events are lost then, which is the
-trade: at-least-once covers an event from the moment it is queued.
+Persistence never waits on it for long and never fails because of it: a failure here (Redis
+refusing the events, a fan-out past FANOUT_TIMEOUT) is logged and counted and the batch is
+settled all the same; its events are lost then, the one trade of the design.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ BODY_FIELD = "body"  # the JSON POSTed, byte for byte
 DEAD_ERROR = "error"  # the last attempt's failure
 DEAD_ATTEMPTS = "attempts"
 DEAD_SOURCE_ID = "source_id"
+# Dead letters kept at most, the oldest trimmed first: enough to inspect an incident, never
+# a store that grows for as long as a receiver stays broken.
+DEAD_MAX = 100_000
 # Events per pipeline: a message to a large group with most members away makes thousands;
 # sent in one go they would sit in memory twice (commands and replies) at once.
 ADD_CHUNK = 1000
@@ -47,8 +50,10 @@ def field(fields: Mapping[bytes, bytes], name: str) -> bytes | None:
 class WebhookQueue:
     """Queues webhook events; only built when NOTIFY_WEBHOOK_URL is set."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, max_queued: int) -> None:
         self._redis = redis
+        # Trimmed approximately (whole nodes of the stream), which costs Redis nothing extra.
+        self._max_queued = max_queued
 
     async def offline(self, users: Collection[UserId]) -> set[UserId]:
         """Those of `users` with no open socket anywhere: the ones a webhook event is for."""
@@ -61,7 +66,12 @@ class WebhookQueue:
         for chunk in _chunks(events):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for event in chunk:
-                    pipe.xadd(keys.WEBHOOK_STREAM, entry(event))
+                    pipe.xadd(
+                        keys.WEBHOOK_STREAM,
+                        entry(event),
+                        maxlen=self._max_queued,
+                        approximate=True,
+                    )
                 await pipe.execute()
             queued += len(chunk)
         return queued

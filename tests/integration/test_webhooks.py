@@ -33,8 +33,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gochat_py import webhooks
 from gochat_py.devstack.services import free_port
+from gochat_py.ids import UserId
 from gochat_py.redis import keys
+from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.settings import load_settings
 from tests.harness import (
     ServerProcess,
@@ -51,6 +54,7 @@ from tests.harness import (
     ws_url,
 )
 from tests.stream_traffic import (
+    Chat,
     Traffic,
     create_chats,
     pending,
@@ -397,11 +401,9 @@ async def test_without_a_webhook_url_nothing_is_queued(
     assert await redis.exists(keys.WEBHOOK_STREAM) == 0
 
 
-async def test_a_failure_to_queue_webhook_events_never_holds_up_persistence(
-    database_url: str, redis_url: str, redis: Redis, db: asyncpg.Connection
-) -> None:
-    (chat,) = await create_chats(db, 1)
-    away = await db.fetchval(
+async def away_member(db: asyncpg.Connection, chat: Chat) -> uuid.UUID:
+    """A member of `chat` who never connects: every message sent there is a webhook event."""
+    away: uuid.UUID = await db.fetchval(
         "INSERT INTO users (id, email, username, password_hash)"
         " VALUES (gen_random_uuid(), 'away@example.com', 'away', 'x') RETURNING id"
     )
@@ -411,6 +413,82 @@ async def test_a_failure_to_queue_webhook_events_never_holds_up_persistence(
         chat.conversation_id,
         away,
     )
+    return away
+
+
+async def queued_events(redis: Redis) -> list[dict[str, Any]]:
+    entries = await redis.xrange(keys.WEBHOOK_STREAM)
+    return [json.loads(fields[b"body"]) for _, fields in entries]
+
+
+async def test_a_worker_killed_between_commit_and_ack_queues_the_batchs_events_after_restart(
+    database_url: str,
+    redis_url: str,
+    redis: Redis,
+    db: asyncpg.Connection,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    (chat,) = await create_chats(db, 1)
+    away = await away_member(db, chat)
+    # Holding the member table locked stops the worker in the fan-out, after its COMMIT.
+    blocker = await asyncpg.connect(database_url)
+    lock = blocker.transaction()
+    await lock.start()
+    await blocker.execute("LOCK TABLE conversation_members IN ACCESS EXCLUSIVE MODE")
+    await xadd_messages(redis, Traffic([chat]).burst(3))
+    env = webhook_env(database_url, redis_url, receiver, WORKER_CLAIM_IDLE="1s")
+    with processes(env, tmp_path) as running:
+        first = running.start("worker")
+        try:
+
+            async def waiting_on_the_lock() -> bool:
+                waiting = await db.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'conversation_members'::regclass"
+                )
+                return len(await stored_ids(db)) == 3 and waiting > 0
+
+            await poll_until(waiting_on_the_lock, what="the batch committed, its fan-out waiting")
+            first.stop(signal.SIGKILL)
+        finally:
+            await lock.rollback()
+            await blocker.close()
+        # Committed but not acknowledged: the batch is still the dead worker's to redo.
+        assert await pending(redis) == 3
+        assert await queued_events(redis) == []
+        running.start("worker")
+
+        async def settled() -> bool:
+            return await pending(redis) == 0 and len(await queued_events(redis)) >= 3
+
+        await poll_until(settled, timeout=30, what="the restarted worker to queue and ack")
+    events = await queued_events(redis)
+    assert {(e["user_id"], e["message"]["seq"]) for e in events} == {
+        (str(away), s) for s in (1, 2, 3)
+    }
+    assert len(await stored_ids(db)) == 3
+
+
+async def test_the_webhook_stream_keeps_at_most_about_its_bound_dropping_the_oldest(
+    redis: Redis,
+) -> None:
+    queue = WebhookQueue(redis, max_queued=200)
+    user = UserId(uuid.uuid4())
+    sent = [webhooks.for_message(user, uuid.uuid4(), b'{"seq": %d}' % i, 1) for i in range(2000)]
+    assert await queue.add(sent) == 2000
+    length = await redis.xlen(keys.WEBHOOK_STREAM)
+    # Trimmed by whole nodes of the stream (100 entries each), never below the bound.
+    assert 200 <= length <= 400
+    (_, newest), *_ = await redis.xrevrange(keys.WEBHOOK_STREAM, count=1)
+    assert json.loads(newest[b"body"])["id"] == str(sent[-1].id)
+
+
+async def test_a_failure_to_queue_webhook_events_never_holds_up_persistence(
+    database_url: str, redis_url: str, redis: Redis, db: asyncpg.Connection
+) -> None:
+    (chat,) = await create_chats(db, 1)
+    away = await away_member(db, chat)
     # The webhook stream's key holds a string: every XADD to it fails with WRONGTYPE.
     await redis.set(keys.WEBHOOK_STREAM, "in the way")
     traffic = Traffic([chat])
@@ -430,5 +508,5 @@ async def test_a_failure_to_queue_webhook_events_never_holds_up_persistence(
     await xadd_messages(redis, traffic.burst(2))
     async with running_consumer(redis_url, database_url, webhooks=True) as run:
         await poll_until(lambda: webhook_entries(redis), what="the next batch's events")
-    queued = [json.loads(fields[b"body"]) for _, fields in await redis.xrange(keys.WEBHOOK_STREAM)]
+    queued = await queued_events(redis)
     assert [(e["user_id"], e["message"]["seq"]) for e in queued] == [(str(away), 4), (str(away), 5)]

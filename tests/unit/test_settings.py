@@ -178,6 +178,14 @@ def test_the_webhook_is_off_until_its_url_is_set() -> None:
     assert settings.notify_webhook_url is None
     assert settings.notify_webhook_timeout == 5.0
     assert settings.notify_webhook_give_up == 24 * 3600
+    assert settings.notify_webhook_max_queued == 1_000_000
+
+
+def test_the_webhook_queue_bound_must_be_a_positive_count() -> None:
+    assert load_settings({"NOTIFY_WEBHOOK_MAX_QUEUED": "5000"}).notify_webhook_max_queued == 5000
+    for wrong in ("0", "-1", "lots"):
+        with pytest.raises(SettingsError, match="NOTIFY_WEBHOOK_MAX_QUEUED"):
+            load_settings({"NOTIFY_WEBHOOK_MAX_QUEUED": wrong})
 
 
 def test_a_webhook_url_needs_a_secret_of_at_least_16_characters() -> None:

@@ -132,7 +132,7 @@ async def give_up(redis: Redis, held: Held, error: str) -> None:
         webhook_queue.DEAD_SOURCE_ID: held.id,
     }
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(keys.WEBHOOK_DEAD, fields)
+        pipe.xadd(keys.WEBHOOK_DEAD, fields, maxlen=webhook_queue.DEAD_MAX, approximate=True)
         pipe.xack(STREAM, GROUP, held.id)
         pipe.xdel(STREAM, held.id)
         await pipe.execute()

@@ -3,7 +3,6 @@ user's devices, and the one way such an announcement is published."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Collection, Iterable
 from typing import Literal
@@ -141,13 +140,9 @@ class Announcer:
         if len(users) > 1:
             users = await users_with_sockets(self._redis, users)
         frame = _encoder.encode(event)
-        await asyncio.gather(
-            *(
-                self._pipeliner.execute(
-                    "PUBLISH", keys.user_channel(user), envelope.seal([user], frame, event.event)
-                )
-                for user in users
-            )
+        await self._pipeliner.execute_many(
+            ("PUBLISH", keys.user_channel(user), envelope.seal([user], frame, event.event))
+            for user in users
         )
 
     async def to_members(

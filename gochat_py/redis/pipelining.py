@@ -11,6 +11,7 @@ costs (measured: ~10 µs of CPU against ~50 µs, 200 concurrent callers).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,10 +33,28 @@ class Pipeliner:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
         self._queued.append((command, reply))
+        self._schedule(loop)
+        return await reply
+
+    async def execute_many(self, commands: Iterable[tuple[Arg, ...]]) -> list[Any]:
+        """The replies to `commands`, in order; the first error raises. One future each and
+        no task: a coroutine per command, gathered, costs a Task apiece (a tenth of a busy
+        server's CPU when an event went to a thousand users, profiled)."""
+        loop = asyncio.get_running_loop()
+        replies: list[asyncio.Future[Any]] = []
+        for command in commands:
+            reply: asyncio.Future[Any] = loop.create_future()
+            self._queued.append((command, reply))
+            replies.append(reply)
+        if not replies:
+            return []
+        self._schedule(loop)
+        return await asyncio.gather(*replies)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await reply
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from gochat_py.ids import UserId
 from gochat_py.redis import keys
 from gochat_py.redis.online import users_with_sockets
-from gochat_py.redis.pipelining import Pipeliner
+from gochat_py.redis.pipelining import Arg, Pipeliner
 from gochat_py.redis.scripts import LuaScript
 
 # A user's socket set outlives its last deadline by this much, so that a set nobody sweeps
@@ -168,11 +168,11 @@ class PresenceStore:
     async def states(self, users: Iterable[UserId], now: int) -> dict[UserId, PresenceState]:
         """Whether each user has a live socket, and when their last one went, pipelined."""
         users = list(users)
-        calls = []
+        commands: list[tuple[Arg, ...]] = []
         for user in users:
-            calls.append(self._pipeliner.execute("ZCOUNT", keys.presence(user), f"({now}", "+inf"))
-            calls.append(self._pipeliner.execute("GET", keys.presence_seen(user)))
-        replies = await asyncio.gather(*calls)
+            commands.append(("ZCOUNT", keys.presence(user), f"({now}", "+inf"))
+            commands.append(("GET", keys.presence_seen(user)))
+        replies = await self._pipeliner.execute_many(commands)
         return {
             user: PresenceState(
                 online=int(replies[2 * i]) > 0,

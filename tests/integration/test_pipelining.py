@@ -23,6 +23,21 @@ async def test_concurrent_callers_each_get_their_own_reply(redis: Redis) -> None
     assert int(await redis.get(f"{ns}:{callers - 1}") or 0) == callers - 1
 
 
+async def test_many_commands_of_one_caller_go_in_batches_and_come_back_in_order(
+    redis: Redis,
+) -> None:
+    pipeliner, ns = Pipeliner(redis), uuid.uuid4().hex
+    count = 2 * MAX_BATCH + 3
+    beside = pipeliner.execute("INCRBY", f"{ns}:beside", 5)
+    many = pipeliner.execute_many(("INCRBY", f"{ns}:{i}", i) for i in range(count))
+    assert await asyncio.gather(beside, many) == [5, list(range(count))]
+    assert await pipeliner.execute_many([]) == []
+    await redis.set(f"{ns}:text", "not a number")
+    with pytest.raises(ResponseError):
+        await pipeliner.execute_many([("INCR", f"{ns}:0"), ("INCR", f"{ns}:text")])
+    assert int(await redis.get(f"{ns}:0") or 0) == 1  # the rest of the batch still ran
+
+
 async def test_an_error_reply_fails_only_its_own_caller(redis: Redis) -> None:
     pipeliner, ns = Pipeliner(redis), uuid.uuid4().hex
     await redis.set(f"{ns}:text", "not a number")

@@ -68,7 +68,15 @@ CREATE TABLE messages (
     client_msg_id   text        CHECK (client_msg_id IS NULL OR length(client_msg_id) <= 64),
     sent_at         timestamptz NOT NULL,
     persisted_at    timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT messages_conversation_seq_key UNIQUE (conversation_id, seq)
+    -- Edits and deletes (0004): changed_seq is the seq of the last one applied.
+    edited_at       timestamptz,
+    deleted_at      timestamptz,
+    changed_seq     bigint      CHECK (changed_seq IS NULL OR changed_seq > seq),
+    system          jsonb,
+    reply_to        jsonb,
+    mentions        uuid[],
+    CONSTRAINT messages_conversation_seq_key UNIQUE (conversation_id, seq),
+    CONSTRAINT messages_deleted_is_empty CHECK (deleted_at IS NULL OR content = '')
 );
 
 CREATE TABLE contact_requests (

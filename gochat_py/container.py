@@ -36,6 +36,7 @@ from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.conversation_views import ConversationViews
+from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.notifications import Notifications
@@ -45,6 +46,7 @@ from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.relationships import Relationships
 from gochat_py.usecases.sending import Sending
+from gochat_py.usecases.system_messages import SystemMessages
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
 from gochat_py.usecases.user_search import PeopleSearch
@@ -235,9 +237,15 @@ class Container(containers.DeclarativeContainer):
     notifications = providers.Singleton(
         Notifications, stored_notifications, announcer, metrics, webhook_queue
     )
-    members = providers.Singleton(Members, conversations, users, membership, notifications)
+    system_messages = providers.Singleton(SystemMessages, users, membership, publisher)
+    members = providers.Singleton(
+        Members, conversations, users, membership, notifications, system_messages
+    )
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     sending = providers.Singleton(Sending, membership, publisher, metrics)
+    editing = providers.Singleton(
+        Editing, membership, conversations, stored_messages, recent, publisher
+    )
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))

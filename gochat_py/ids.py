@@ -32,6 +32,11 @@ def uuid7_of(unix_ms: int, *parts: uuid.UUID | str) -> uuid.UUID:
     return _uuid7(unix_ms, int.from_bytes(digest[:10], "big"))
 
 
+def uuid7_time(value: uuid.UUID) -> int | None:
+    """The unix ms a UUIDv7 was made at; None for any other kind of id."""
+    return value.int >> 80 if value.version == 7 else None
+
+
 def _uuid7(ms: int, rand: int) -> uuid.UUID:
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version

@@ -1,5 +1,9 @@
-"""A chat message as it travels: one JSON encoding is the live frame, the stream entry and
-the recent-cache member, so it is encoded once per message."""
+"""A conversation's log as it travels: one JSON encoding is the live frame, the stream entry
+and the recent-cache member, so each entry is encoded once.
+
+An entry is a message (text, or a system message recording a change to the group) or a
+change to an earlier message (an edit or a delete), which takes a seq of its own; a
+change frame names its event and starts with it, a message frame starts with its id."""
 
 from __future__ import annotations
 
@@ -25,18 +29,76 @@ MAX_SEQ = 2**63 - 1
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
-class Message(msgspec.Struct, frozen=True, omit_defaults=False):
-    """The message frame every member's devices receive (gochat's shape plus seq)."""
+# The first characters of a replied-to message that its reply carries.
+QUOTE_CHARS = 140
+
+MemberRole = Literal["owner", "admin", "member"]
+SystemAction = Literal[
+    "created",
+    "member_added",
+    "member_left",
+    "member_removed",
+    "renamed",
+    "description_changed",
+    "role_changed",
+    "ownership_transferred",
+]
+
+
+class SystemEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a system message records, for clients to render in their own words (`content`
+    is a short English line for those that do not)."""
+
+    action: SystemAction
+    actor_id: uuid.UUID
+    target_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
+    name: str | None = None  # created, renamed: the group's name now
+    role: MemberRole | None = None  # role_changed: the new role
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    """The message a reply answers, as it read when the reply was sent."""
+
+    id: uuid.UUID
+    sender_id: uuid.UUID
+    sender_username: str
+    content: str  # its first QUOTE_CHARS characters; "" for a deleted message
+    deleted: bool
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The message frame every member's devices receive: gochat's shape plus seq, and the
+    optional fields only when they are set, so a plain message reads as gochat's."""
 
     id: uuid.UUID
     conversation_id: uuid.UUID
     sender_id: uuid.UUID
     sender_username: str
-    content: str
+    content: str  # "" once deleted
     type: Literal["text", "system"]
     sent_at: int  # unix milliseconds
     client_msg_id: str | None
+    system: SystemEvent | None = None
+    reply_to: Quote | None = None
+    mentions: list[uuid.UUID] | None = None  # the members named with @username
+    edited_at: int | None = None  # unix ms of the last edit
+    deleted: bool = False
     seq: int  # last field: the send script appends its value to the encoded prefix
+
+
+ChangeEvent = Literal["message_updated", "message_deleted"]
+
+
+class MessageChange(msgspec.Struct, frozen=True, kw_only=True):
+    """An edit or a delete: the message as it reads afterwards, at the change's own seq."""
+
+    event: ChangeEvent
+    message: Message
+    changed_at: int  # unix ms
+    seq: int  # last field, as in Message
+
+
+LogEntry = Message | MessageChange
 
 
 class _Stamp(msgspec.Struct):
@@ -47,23 +109,62 @@ class _Stamp(msgspec.Struct):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
+_change_decoder = msgspec.json.Decoder(MessageChange)
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
 _SEQ_PLACEHOLDER = b',"seq":0}'
+_CHANGE_START = b'{"event":'
 
 
-def encode_without_seq(message: Message) -> bytes:
-    """The encoded message up to `"seq":`; the send script appends the seq and `}`.
+def encode_without_seq(entry: LogEntry) -> bytes:
+    """The encoded entry up to `"seq":`; the send script appends the seq and `}`.
 
-    seq is taken inside the same Redis script that publishes the message, so the payload
-    cannot carry it yet; splicing keeps the encoding to once per message.
+    seq is taken inside the same Redis script that publishes the entry, so the payload
+    cannot carry it yet; splicing keeps the encoding to once per entry.
     """
-    encoded = _encoder.encode(message)
+    encoded = _encoder.encode(entry)
     assert encoded.endswith(_SEQ_PLACEHOLDER)
     return encoded[: -len(_SEQ_PLACEHOLDER)] + b',"seq":'
 
 
 def decode(payload: bytes | str) -> Message:
     return _decoder.decode(payload)
+
+
+def decode_change(payload: bytes | str) -> MessageChange:
+    return _change_decoder.decode(payload)
+
+
+def is_change(payload: bytes | str) -> bool:
+    start = _CHANGE_START if isinstance(payload, bytes) else _CHANGE_START.decode()
+    return payload.startswith(start)  # type: ignore[arg-type]
+
+
+def decode_entry(payload: bytes | str) -> LogEntry:
+    """A message or a change, told apart by how the encoding starts."""
+    return _change_decoder.decode(payload) if is_change(payload) else _decoder.decode(payload)
+
+
+def apply_changes(found: list[Message], changes: list[MessageChange]) -> list[Message]:
+    """`found` as `changes` (in log order) leave them: each message reads as its newest
+    change, and a deleted one stays deleted whatever comes after."""
+    latest: dict[uuid.UUID, Message] = {}
+    for change in changes:
+        previous = latest.get(change.message.id)
+        if previous is None or not previous.deleted:
+            latest[change.message.id] = change.message
+    if not latest:
+        return found
+    return [latest.get(message.id, message) for message in found]
+
+
+def quote(message: Message) -> Quote:
+    return Quote(
+        id=message.id,
+        sender_id=message.sender_id,
+        sender_username=message.sender_username,
+        content=message.content[:QUOTE_CHARS],
+        deleted=message.deleted,
+    )
 
 
 def sent_at_of(frame: bytes) -> int:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 from redis.asyncio import Redis
 
 from gochat_py.ids import uuid7
-from gochat_py.messages import Message
+from gochat_py.messages import Message, MessageChange
 from gochat_py.redis import keys, stream_entries
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.settings import Settings
@@ -87,6 +88,18 @@ class Traffic:
         message = Message(**values)
         self.sent.append(message)
         return message
+
+    def change(self, original: Message, content: str | None) -> MessageChange:
+        """An edit of `original` to `content` (None: its delete), at its conversation's next
+        seq, as the editing use case appends it."""
+        seq = self.seqs[original.conversation_id] + 1
+        self.seqs[original.conversation_id] = seq
+        now = int(time.time() * 1000)
+        if content is None:
+            after = msgspec.structs.replace(original, content="", deleted=True)
+            return MessageChange(event="message_deleted", message=after, changed_at=now, seq=seq)
+        after = msgspec.structs.replace(original, content=content, edited_at=now)
+        return MessageChange(event="message_updated", message=after, changed_at=now, seq=seq)
 
     def burst(self, count: int) -> list[Message]:
         """`count` messages spread round-robin over the chats."""

@@ -277,8 +277,11 @@ class Consumer:
     def _record(self, persisted: Persisted) -> None:
         self._metrics.rows_persisted.inc(persisted.inserted)
         now = datetime.now(UTC)
+        # A change's row carries its message's send time: its lag is not measured.
         self._metrics.persist_lag.observe_many(
-            max(0.0, (now - row.sent_at).total_seconds()) for row in persisted.committed
+            max(0.0, (now - row.sent_at).total_seconds())
+            for row in persisted.committed
+            if row.changed_seq is None
         )
 
     async def _settle(self, done: Sequence[Entry], dead: Sequence[DeadLetter]) -> bool:

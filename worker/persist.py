@@ -1,9 +1,16 @@
-"""A batch of messages into PostgreSQL in one transaction: COPY straight into `messages`.
+"""A batch of log entries into PostgreSQL in one transaction: messages by COPY straight into
+`messages`, then edits and deletes applied to the messages they change.
 
 Idempotent by construction: a row that is already stored (a batch persisted twice because
 a crash came between COMMIT and XACK, or an entry twice in one batch) fails the COPY with a
 unique violation, and the batch is then merged through a staging table instead, where
 `ON CONFLICT DO NOTHING` on the message id (and on `(conversation_id, seq)`) absorbs it.
+
+A change carries the whole message as it reads afterwards and is an upsert that only a
+newer change may overwrite (`changed_seq`), and never a deleted message: applied twice, out
+of order, or before the message itself is stored (another worker still holds it, or a crash
+left it pending), the row ends as the newest change made it; the message's own row, stored
+later, then finds its id taken and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,22 +23,16 @@ from datetime import datetime
 from typing import NamedTuple
 
 import asyncpg
+import msgspec
 
 from gochat_py import times
-from gochat_py.messages import Message
+from gochat_py.messages import LogEntry, Message, MessageChange
 
 # The fallback only. Per session, emptied at every commit: concurrent workers never see
 # each other's rows.
 _CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS messages_staging
     (LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-_INSERT = """
-INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, client_msg_id, sent_at)
-SELECT id, conversation_id, seq, sender_id, type, content, client_msg_id, sent_at
-FROM messages_staging
-ON CONFLICT DO NOTHING
-RETURNING id
 """
 # Only for rows the INSERT skipped (rare: a redelivery, or a collision). One whose id is
 # not in messages lost its (conversation_id, seq) to another message: report it instead of
@@ -59,7 +60,8 @@ WHERE c.id = t.id
 
 
 class Row(NamedTuple):
-    """One message as a row of `messages`, in COPY column order."""
+    """One message as a row of `messages`, in COPY column order; for a change, the message
+    as it reads after it, with `changed_seq` the change's own seq."""
 
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -69,14 +71,49 @@ class Row(NamedTuple):
     content: str
     client_msg_id: str | None
     sent_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    changed_seq: int | None = None
+    system: str | None = None  # JSON text: asyncpg's jsonb codec takes text
+    reply_to: str | None = None
+    mentions: list[uuid.UUID] | None = None
+
+    @property
+    def position(self) -> int:
+        """The entry's seq in its conversation's log."""
+        return self.seq if self.changed_seq is None else self.changed_seq
 
 
 COLUMNS = list(Row._fields)
+_STORED_COLUMNS = ", ".join(COLUMNS)
+_INSERT = f"""
+INSERT INTO messages ({_STORED_COLUMNS})
+SELECT {_STORED_COLUMNS}
+FROM messages_staging
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+# A change: the message as it reads afterwards, stored whole when the message is not yet.
+_APPLY_CHANGE = f"""
+INSERT INTO messages AS m ({_STORED_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (id) DO UPDATE
+SET content = excluded.content, edited_at = excluded.edited_at,
+    deleted_at = excluded.deleted_at, changed_seq = excluded.changed_seq,
+    reply_to = excluded.reply_to, mentions = excluded.mentions
+WHERE m.deleted_at IS NULL AND coalesce(m.changed_seq, m.seq) < excluded.changed_seq
+"""
+_json = msgspec.json.Encoder()
 
 
-def to_row(message: Message) -> Row:
-    """The row for a decoded message; ValueError/OverflowError if it has no representation."""
-    sent_at = times.from_unix_ms(message.sent_at)
+def to_row(entry: LogEntry) -> Row:
+    """The row for a decoded entry; ValueError/OverflowError if it has no representation."""
+    message, changed_seq, deleted_at = entry, None, None
+    if isinstance(entry, MessageChange):
+        message, changed_seq = entry.message, entry.seq
+        if message.deleted:
+            deleted_at = times.from_unix_ms(entry.changed_at)
+    assert isinstance(message, Message)
     return Row(
         message.id,
         message.conversation_id,
@@ -85,7 +122,13 @@ def to_row(message: Message) -> Row:
         message.type,
         message.content,
         message.client_msg_id,
-        sent_at,
+        times.from_unix_ms(message.sent_at),
+        None if message.edited_at is None else times.from_unix_ms(message.edited_at),
+        deleted_at,
+        changed_seq,
+        None if message.system is None else _json.encode(message.system).decode(),
+        None if message.reply_to is None else _json.encode(message.reply_to).decode(),
+        message.mentions,
     )
 
 
@@ -147,21 +190,38 @@ async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
     """Store `rows` in one transaction; raise if any of them cannot be stored."""
     if not rows:
         return Persisted()
+    messages = [row for row in rows if row.changed_seq is None]
+    # In log order: each change overwrites the one before it.
+    changes = sorted((row for row in rows if row.changed_seq is not None), key=_position)
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
-                await conn.copy_records_to_table("messages", records=rows, columns=COLUMNS)
+                if messages:
+                    await conn.copy_records_to_table("messages", records=messages, columns=COLUMNS)
+                if changes:
+                    await conn.executemany(_APPLY_CHANGE, changes)
                 await _advance_conversations(conn, rows)
         except asyncpg.UniqueViolationError:
             pass  # some row is stored already: merge the batch instead, skipping those
         else:
-            return Persisted(inserted=len(rows), committed=list(rows))
+            return Persisted(inserted=len(messages), committed=list(rows))
         async with conn.transaction():
-            return await _merge(conn, rows)
+            merged = await _merge(conn, messages)
+            if changes:
+                await conn.executemany(_APPLY_CHANGE, changes)
+                await _advance_conversations(conn, changes)
+            merged.committed += changes
+            return merged
+
+
+def _position(row: Row) -> int:
+    return row.position
 
 
 async def _merge(conn: asyncpg.Connection, rows: Sequence[Row]) -> Persisted:
     """Insert what is not stored yet, and sort out why each skipped row was skipped."""
+    if not rows:
+        return Persisted()
     await conn.execute(_CREATE_STAGING)
     await conn.copy_records_to_table("messages_staging", records=rows, columns=COLUMNS)
     inserted_ids = {r["id"] for r in await conn.fetch(_INSERT)}
@@ -178,11 +238,13 @@ async def _merge(conn: asyncpg.Connection, rows: Sequence[Row]) -> Persisted:
 
 
 async def _advance_conversations(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
-    """Move each conversation's last_seq and last_activity_at forward, never back."""
+    """Move each conversation's last_seq (the newest log position, changes included) and
+    last_activity_at (the newest message's time: an edit does not bring a conversation up)
+    forward, never back."""
     newest: dict[uuid.UUID, tuple[int, datetime]] = {}
     for row in rows:
-        seq, sent_at = newest.get(row.conversation_id, (row.seq, row.sent_at))
-        newest[row.conversation_id] = (max(seq, row.seq), max(sent_at, row.sent_at))
+        seq, sent_at = newest.get(row.conversation_id, (row.position, row.sent_at))
+        newest[row.conversation_id] = (max(seq, row.position), max(sent_at, row.sent_at))
     ids = list(newest)
     await conn.fetchval(_LOCK_CONVERSATIONS, ids)
     seqs, sent = zip(*newest.values(), strict=True)

@@ -15,7 +15,7 @@ from worker.persist import Persisted, Row, to_row
 def decode(
     entries: Sequence[Entry], max_deliveries: int
 ) -> tuple[list[tuple[Entry, Row]], list[DeadLetter]]:
-    """Rows for the entries that carry a message; dead letters for the rest."""
+    """Rows for the entries that carry a message or a change; dead letters for the rest."""
     rows: list[tuple[Entry, Row]] = []
     dead: list[DeadLetter] = []
     for entry in entries:
@@ -33,7 +33,7 @@ def decode(
             dead.append(DeadLetter(entry, reason, "undecodable"))
             continue
         try:
-            rows.append((entry, to_row(messages.decode(payload))))
+            rows.append((entry, to_row(messages.decode_entry(payload))))
         except (msgspec.DecodeError, ValueError, OverflowError) as exc:
             # UnicodeDecodeError (a ValueError) for bytes that are not UTF-8 at all,
             # OverflowError for a sent_at no timestamp can hold.

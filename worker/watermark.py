@@ -49,7 +49,7 @@ def watermarks(
         if boundary is not None and parse_id(entry.id) >= boundary:
             continue  # an older entry of the partition is still pending: maybe this chat's
         mine = marks[entry.partition]
-        mine[row.conversation_id] = max(mine.get(row.conversation_id, 0), row.seq)
+        mine[row.conversation_id] = max(mine.get(row.conversation_id, 0), row.position)
     return dict(marks)
 
 
@@ -63,7 +63,9 @@ def trim_bounds(
     rounded down to a multiple of `step`, where this batch moved it past one."""
     firsts: dict[uuid.UUID, int] = {}
     for _, row in committed:
-        firsts[row.conversation_id] = min(firsts.get(row.conversation_id, row.seq), row.seq)
+        firsts[row.conversation_id] = min(
+            firsts.get(row.conversation_id, row.position), row.position
+        )
     bounds: dict[int, dict[uuid.UUID, int]] = {}
     for partition, marks in watermarks(committed, lowest).items():
         for conversation, mark in marks.items():

@@ -83,6 +83,8 @@ def _events(
     offline: set[UserId],
 ) -> Iterator[webhooks.WebhookEvent]:
     for entry, row in committed:
+        if row.changed_seq is not None or row.type == "system":
+            continue  # edits, deletes and the group's own records reach nobody's phone
         frame = stream_entries.payload(entry.fields)
         if frame is None:  # triage made no row of such an entry
             continue

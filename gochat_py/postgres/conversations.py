@@ -13,7 +13,7 @@ from gochat_py import times
 from gochat_py.direct_policy import CONTACTS_ONLY, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
-from gochat_py.messages import Message
+from gochat_py.messages import Message, Quote, SystemEvent
 from gochat_py.postgres.users import ACTIVE, Email
 
 # Each live frame names every recipient (envelope.py) and each send re-checks the set;
@@ -81,7 +81,36 @@ class ConversationRow(msgspec.Struct, frozen=True):
     unread_count: int
 
 
+_MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "sender_id",
+    "content",
+    "type",
+    "sent_at",
+    "client_msg_id",
+    "seq",
+    "edited_at",
+    "deleted_at",
+    "system",
+    "reply_to",
+    "mentions",
+)
+
+
+def message_columns(table: str, users: str, prefix: str = "") -> str:
+    """The select-list message_from_row reads: `table` a messages alias, `users` the
+    sender's users alias."""
+    columns = [f"{table}.{name} AS {prefix}{name}" for name in _MESSAGE_COLUMNS]
+    return ", ".join([*columns, f"{users}.username AS {prefix}sender_username"])
+
+
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
+    edited_at, system, reply_to = (
+        row[f"{prefix}edited_at"],
+        row[f"{prefix}system"],
+        row[f"{prefix}reply_to"],
+    )
     return Message(
         id=row[f"{prefix}id"],
         conversation_id=row[f"{prefix}conversation_id"],
@@ -91,8 +120,18 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
         type=row[f"{prefix}type"],
         sent_at=times.unix_ms(row[f"{prefix}sent_at"]),
         client_msg_id=row[f"{prefix}client_msg_id"],
+        system=None if system is None else _system_decoder.decode(system),
+        reply_to=None if reply_to is None else _quote_decoder.decode(reply_to),
+        mentions=row[f"{prefix}mentions"],
+        edited_at=None if edited_at is None else times.unix_ms(edited_at),
+        deleted=row[f"{prefix}deleted_at"] is not None,
         seq=row[f"{prefix}seq"],
     )
+
+
+# asyncpg hands jsonb over as its text.
+_system_decoder = msgspec.json.Decoder(SystemEvent)
+_quote_decoder = msgspec.json.Decoder(Quote)
 
 
 def _standing_columns(low: str, high: str) -> str:
@@ -124,12 +163,11 @@ UNREAD_CAP = 1000
 _LIST = f"""
 SELECT c.id, c.kind, c.name, c.created_by, c.created_at, c.last_seq, c.last_activity_at,
        m.last_read_seq,
-       lm.id AS lm_id, lm.conversation_id AS lm_conversation_id, lm.sender_id AS lm_sender_id,
-       lu.username AS lm_sender_username, lm.content AS lm_content, lm.type AS lm_type,
-       lm.sent_at AS lm_sent_at, lm.client_msg_id AS lm_client_msg_id, lm.seq AS lm_seq,
+       {message_columns("lm", "lu", "lm_")},
        (SELECT count(*) FROM (
             SELECT 1 FROM messages u
             WHERE u.conversation_id = c.id AND u.seq > m.last_read_seq AND u.sender_id <> $1
+              AND u.type <> 'system'
             LIMIT {UNREAD_CAP}) AS capped) AS unread_count
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
@@ -299,6 +337,17 @@ class Conversations:
                 user,
             )
         return removed is not None
+
+    async def manages(self, conversation_id: ConversationId, user: UserId) -> bool:
+        """Whether `user` is an owner or admin of the group (never so in a direct one)."""
+        role = await self._pool.fetchval(
+            "SELECT m.role FROM conversation_members m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.conversation_id = $1 AND m.user_id = $2 AND c.kind = 'group'",
+            conversation_id,
+            user,
+        )
+        return role in ("owner", "admin")
 
     @staticmethod
     async def _require_manager(

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from gochat_py.ids import ConversationId
+from gochat_py.ids import ConversationId, MessageId
 from gochat_py.messages import Direction, Message
-from gochat_py.postgres.conversations import message_from_row
+from gochat_py.postgres.conversations import message_columns, message_from_row
 
-SELECT = """
-SELECT m.id, m.conversation_id, m.sender_id, u.username AS sender_username, m.content, m.type,
-       m.sent_at, m.client_msg_id, m.seq
+SELECT = f"""
+SELECT {message_columns("m", "u")}
 FROM messages m JOIN users u ON u.id = m.sender_id
 WHERE m.conversation_id = $1
 """
@@ -38,3 +37,8 @@ class Messages:
             sql, args = SELECT + " ORDER BY m.seq DESC LIMIT $2", (limit,)
         rows = await self._pool.fetch(sql, conversation_id, *args)
         return [message_from_row(row) for row in rows]
+
+    async def one(self, conversation_id: ConversationId, message_id: MessageId) -> Message | None:
+        """The stored message, as its last stored change left it."""
+        row = await self._pool.fetchrow(SELECT + " AND m.id = $2", conversation_id, message_id)
+        return None if row is None else message_from_row(row)

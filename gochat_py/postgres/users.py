@@ -90,6 +90,12 @@ class Users:
         )
         return {row["email"]: UserId(row["id"]) for row in rows}
 
+    async def usernames(self, user_ids: list[UserId]) -> dict[UserId, str]:
+        rows = await self._pool.fetch(
+            "SELECT id, username FROM users WHERE id = ANY($1::uuid[])", user_ids
+        )
+        return {UserId(row["id"]): row["username"] for row in rows}
+
     async def by_id(self, user_id: UserId) -> Account | None:
         row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
         return _account(row) if row else None

@@ -63,6 +63,13 @@ def recent(conversation_id: uuid.UUID, partitions: int) -> str:
     return f"{PREFIX}:{_tag(conversation_id, partitions)}:recent:{conversation_id}"
 
 
+def recent_changes(conversation_id: uuid.UUID, partitions: int) -> str:
+    """Sorted set of the conversation's edits and deletes not yet persisted, and the newest
+    persisted ones, scored by their own seq; apart from `recent`, so a history page reads
+    the changes to its messages without walking the messages above them."""
+    return f"{PREFIX}:{_tag(conversation_id, partitions)}:changes:{conversation_id}"
+
+
 def recent_held(partition: int) -> str:
     """How many messages the recent caches of one partition's conversations hold (a gauge
     kept by the send script and the worker's trim, so reading it costs no SCAN)."""

@@ -1,28 +1,31 @@
 """The recent cache: reading what PostgreSQL may lack yet, trimming what it holds, and
 counting what the caches hold.
 
-The send script adds every message to its conversation's cache and counts it in the
-partition's held counter (publish.py); nothing but `trim` removes one, so the cache holds
-every message not yet persisted. The worker decides how far trimming is safe.
+The send script adds every message to its conversation's cache, and every edit and delete
+to the conversation's changes, and counts each in the partition's held counter
+(publish.py); nothing but `trim` removes one, so the caches hold every entry not yet
+persisted. The worker decides how far trimming is safe.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
 from gochat_py import messages
 from gochat_py.ids import ConversationId
-from gochat_py.messages import Direction, Message
+from gochat_py.messages import Direction, Message, MessageChange
 from gochat_py.redis import keys
 from gochat_py.redis.scripts import LuaScript
 
-# KEYS[1] the partition's held counter, KEYS[2..] recent caches of that partition, ARGV[i]
-# the highest seq to drop from KEYS[i + 1]. By score, so a repeat (a redelivered batch,
-# two workers) removes nothing more; one script, so the counter moves with the removal.
-# The counter is floored at 0: caches written before it existed are trimmed uncounted.
+# KEYS[1] the partition's held counter, KEYS[2..] recent caches and changes of that
+# partition, ARGV[i] the highest seq to drop from KEYS[i + 1]. By score, so a repeat (a
+# redelivered batch, two workers) removes nothing more; one script, so the counter moves
+# with the removal. The counter is floored at 0: caches written before it existed are
+# trimmed uncounted.
 _TRIM = """
 local removed = 0
 for i = 2, #KEYS do
@@ -35,6 +38,19 @@ return removed
 """
 
 
+FIND_CHUNK = 256
+# Where a change's message id ends, at the latest: `{"event":"message_updated","message":
+# {"id":"<36>"`.
+_CHANGE_HEAD = 100
+
+
+class Pending(NamedTuple):
+    """What a conversation's caches hold: messages, and changes in log order."""
+
+    messages: list[Message]
+    changes: list[MessageChange]
+
+
 class RecentCache:
     def __init__(self, redis: Redis, partitions: int) -> None:
         self._redis = redis
@@ -43,31 +59,85 @@ class RecentCache:
 
     async def page(
         self, conversation_id: ConversationId, direction: Direction, bound: int | None, limit: int
-    ) -> list[Message]:
-        """Up to `limit` cached messages past `bound` (none: from the newest), in walking order."""
+    ) -> Pending:
+        """Up to `limit` cached messages past `bound` (none: from the newest), in walking
+        order, and every cached change, in one round trip: the changes to a page's messages
+        can lie anywhere above them, and the caches hold few once the worker keeps up."""
         key = keys.recent(conversation_id, self._partitions)
-        if direction == "before":
-            top = f"({bound}" if bound is not None else "+inf"
-            raw = await self._redis.zrevrangebyscore(key, top, "-inf", start=0, num=limit)
-        else:
-            raw = await self._redis.zrangebyscore(key, f"({bound}", "+inf", start=0, num=limit)
-        return [messages.decode(item) for item in raw]  # type: ignore[arg-type]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if direction == "before":
+                top = f"({bound}" if bound is not None else "+inf"
+                pipe.zrevrangebyscore(key, top, "-inf", start=0, num=limit)
+            else:
+                pipe.zrangebyscore(key, f"({bound}", "+inf", start=0, num=limit)
+            pipe.zrange(keys.recent_changes(conversation_id, self._partitions), 0, -1)
+            found, changes = await pipe.execute()
+        return Pending(
+            [messages.decode(item) for item in found],
+            [messages.decode_change(item) for item in changes],
+        )
+
+    async def changes_above(self, conversation_id: ConversationId, seq: int) -> list[MessageChange]:
+        """The cached edits and deletes with a seq above `seq`, in log order: every change
+        to a message at or above `seq` that PostgreSQL may lack (a change always comes
+        after its message, and is trimmed after it)."""
+        key = keys.recent_changes(conversation_id, self._partitions)
+        raw = await self._redis.zrangebyscore(key, f"({seq}", "+inf")
+        return [messages.decode_change(item) for item in raw]  # type: ignore[arg-type]
+
+    async def changes_to(self, message: Message) -> list[MessageChange]:
+        """The cached changes to `message`, in log order: among those after it (a change
+        always comes after its message), the ones naming it, found without decoding."""
+        key = keys.recent_changes(message.conversation_id, self._partitions)
+        raw: list[bytes] = await self._redis.zrangebyscore(  # type: ignore[assignment]
+            key, f"({message.seq}", "+inf"
+        )
+        # A change's encoding starts with its event, then its message's id (MessageChange).
+        named = b'"message":{"id":"' + str(message.id).encode()
+        return [messages.decode_change(item) for item in raw if named in item[:_CHANGE_HEAD]]
+
+    async def find(
+        self, conversation_id: ConversationId, message_id: uuid.UUID, sent_after: int
+    ) -> Message | None:
+        """The message, if the conversation's cache holds it. The cache has no index by id:
+        it is read from the newest down, FIND_CHUNK entries a round trip, until the message
+        or one sent before `sent_after` (unix ms) turns up; an edit of a recent message
+        reads one chunk."""
+        key = keys.recent(conversation_id, self._partitions)
+        # A message's encoding starts with its id (messages.Message): no decoding to look.
+        start = b'{"id":"' + str(message_id).encode()
+        position = 0
+        while True:
+            chunk: list[bytes] = await self._redis.zrevrange(  # type: ignore[assignment]
+                key, position, position + FIND_CHUNK - 1
+            )
+            for item in chunk:
+                if item.startswith(start):
+                    return messages.decode(item)
+            if len(chunk) < FIND_CHUNK or messages.decode(chunk[-1]).sent_at < sent_after:
+                return None
+            position += FIND_CHUNK
 
     async def newer_than(
         self, floors: dict[ConversationId, int], limit: int
-    ) -> dict[ConversationId, list[Message]]:
+    ) -> dict[ConversationId, Pending]:
         """Per conversation, the cached messages above a seq (what PostgreSQL lacks yet),
-        newest first, in one round trip."""
+        newest first, and the cached changes above it, in one round trip."""
         if not floors:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for conversation_id, floor in floors.items():
                 key = keys.recent(conversation_id, self._partitions)
                 pipe.zrevrangebyscore(key, "+inf", f"({floor}", start=0, num=limit)
+                changes = keys.recent_changes(conversation_id, self._partitions)
+                pipe.zrangebyscore(changes, f"({floor}", "+inf")
             results = await pipe.execute()
         return {
-            conversation_id: [messages.decode(item) for item in raw]
-            for conversation_id, raw in zip(floors, results, strict=True)
+            conversation_id: Pending(
+                [messages.decode(item) for item in results[2 * i]],
+                [messages.decode_change(item) for item in results[2 * i + 1]],
+            )
+            for i, conversation_id in enumerate(floors)
         }
 
     async def trim(self, partition: int, up_to: Mapping[uuid.UUID, int]) -> int:
@@ -75,9 +145,15 @@ class RecentCache:
         be in `partition`. Returns how many went."""
         if not up_to:
             return 0
-        names = [keys.recent(c, self._partitions) for c in up_to]
-        assert all(keys.partition_of(c, self._partitions) == partition for c in up_to)
-        removed = await self._trim([keys.recent_held(partition), *names], list(up_to.values()))
+        names, bounds = [], []
+        for conversation_id, bound in up_to.items():
+            assert keys.partition_of(conversation_id, self._partitions) == partition
+            names += [
+                keys.recent(conversation_id, self._partitions),
+                keys.recent_changes(conversation_id, self._partitions),
+            ]
+            bounds += [bound, bound]
+        removed = await self._trim([keys.recent_held(partition), *names], bounds)
         return int(removed)
 
     async def held(self) -> list[int]:

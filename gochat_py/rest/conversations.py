@@ -1,4 +1,5 @@
-"""`/api/v1/conversations`: create, list, details, members, history, sending, read marks."""
+"""`/api/v1/conversations`: create, list, details, members, history, sending, edits and
+deletes, read marks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from gochat_py import cursors, times
 from gochat_py.errors import BadRequest, Unauthorized
-from gochat_py.ids import ConversationId, UserId
+from gochat_py.ids import ConversationId, MessageId, UserId
 from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, Seq
 from gochat_py.postgres.conversations import (
     ConversationRow,
@@ -24,6 +25,7 @@ from gochat_py.rest import query
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
+from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.read_marks import ReadMarks
@@ -59,6 +61,10 @@ class ListCursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
 class SendBody(msgspec.Struct, frozen=True):
     content: Content
     client_msg_id: ClientMsgId | None = None
+
+
+class EditBody(msgspec.Struct, frozen=True):
+    content: Content
 
 
 class ConversationPage(msgspec.Struct, frozen=True):
@@ -135,6 +141,27 @@ async def send_message(request: Request) -> Response:
     )
     # 200 for a resend with the same client_msg_id: nothing new was created.
     return json_response(sent.message, 200 if sent.duplicate else 201)
+
+
+async def edit_message(request: Request) -> Response:
+    claims = await require_claims(request)
+    body = await read_json(request, EditBody)
+    editing: Editing = request.state.editing
+    change = await editing.edit(
+        claims.user_id, _conversation_id(request), _message_id(request), body.content
+    )
+    return json_response(change)
+
+
+async def delete_message(request: Request) -> Response:
+    claims = await require_claims(request)
+    editing: Editing = request.state.editing
+    await editing.delete(claims.user_id, _conversation_id(request), _message_id(request))
+    return Response(status_code=204)
+
+
+def _message_id(request: Request) -> MessageId:
+    return MessageId(request.path_params["message_id"])
 
 
 async def mark_read(request: Request) -> Response:

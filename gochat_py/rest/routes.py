@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gochat_py.dashboard.stats import DashboardStats
-from gochat_py.messages import MAX_SEQ, Message
+from gochat_py.messages import MAX_SEQ, Message, MessageChange
 from gochat_py.postgres.blocks import Block
 from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
@@ -251,6 +251,28 @@ routes: list[BaseRoute] = [
             conversations.SendBody,
             errors=(403, 404, 503),
             also={200: Message},
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/messages/{{message_id:uuid}}",
+        conversations.edit_message,
+        "PATCH",
+        Operation(
+            "Edit a message you sent: a message_updated entry of the conversation's log",
+            MessageChange,
+            request=conversations.EditBody,
+            errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/messages/{{message_id:uuid}}",
+        conversations.delete_message,
+        "DELETE",
+        Operation(
+            "Delete a message (its sender, or a group's owner or admin); it stays a tombstone",
+            None,
+            204,
+            errors=(403, 404, 503),
         ),
     ),
     ApiRoute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from gochat_py import times
+from gochat_py import messages, times
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.postgres.conversations import (
     UNREAD_CAP,
@@ -15,7 +15,9 @@ from gochat_py.postgres.conversations import (
     ConversationView,
 )
 from gochat_py.realtime.membership import NotAMember
-from gochat_py.redis.recent import RecentCache
+from gochat_py.redis.recent import Pending, RecentCache
+
+NOTHING_PENDING = Pending([], [])
 
 
 class ConversationViews:
@@ -48,13 +50,18 @@ class ConversationViews:
         pending = await self._recent.newer_than(floors, UNREAD_CAP)
         result = []
         for row in rows:
-            newer = pending.get(ConversationId(row.id), [])
+            newer, changes = pending.get(ConversationId(row.id), NOTHING_PENDING)
             unread_newer = sum(
-                1 for m in newer if m.sender_id != user and m.seq > row.last_read_seq
+                1
+                for m in newer
+                if m.sender_id != user and m.seq > row.last_read_seq and m.type != "system"
             )
             last_activity_at = max(
                 [times.unix_ms(row.last_activity_at), *(m.sent_at for m in newer)]
             )
+            last_message = newer[0] if newer else row.last_message
+            if last_message is not None and changes:
+                [last_message] = messages.apply_changes([last_message], changes)
             conversation = Conversation(
                 id=row.id,
                 type=row.kind,
@@ -62,14 +69,14 @@ class ConversationViews:
                 created_by=row.created_by,
                 created_at=times.unix_ms(row.created_at),
                 updated_at=last_activity_at,
-                last_seq=max([row.last_seq, *(m.seq for m in newer)]),
+                last_seq=max([row.last_seq, *(m.seq for m in newer), *(c.seq for c in changes)]),
                 last_activity_at=last_activity_at,
             )
             result.append(
                 ConversationView(
                     conversation=conversation,
                     participants=participants[ConversationId(row.id)],
-                    last_message=newer[0] if newer else row.last_message,
+                    last_message=last_message,
                     unread_count=min(UNREAD_CAP, row.unread_count + unread_newer),
                 )
             )

@@ -1,4 +1,5 @@
-"""Message history: keyset pages from PostgreSQL merged with the recent cache in Redis.
+"""Message history: keyset pages from PostgreSQL merged with the recent cache in Redis,
+each message as its latest edit or delete left it.
 
 The cache holds every message of a conversation that PostgreSQL does not hold yet, and a
 few of the newest it does (the worker trims the rest once committed), so a page shows a
@@ -14,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from gochat_py import cursors
+from gochat_py import cursors, messages
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.messages import Direction, Message
 from gochat_py.postgres.messages import Messages
@@ -54,11 +55,14 @@ class History:
         # One extra row says whether another page exists, so the last page has no cursor.
         # Cache first, then PostgreSQL: a message trimmed in between was committed before
         # it was trimmed, so the second read finds it.
-        cached = await self._recent.page(conversation_id, direction, bound, limit + 1)
+        cached, changes = await self._recent.page(conversation_id, direction, bound, limit + 1)
         stored = await self._stored.page(conversation_id, direction, bound, limit + 1)
         merged = {m.seq: m for m in stored}
         merged.update((m.seq, m) for m in cached)
         ordered = sorted(merged.values(), key=lambda m: m.seq, reverse=direction == "before")
+        # Edits and deletes PostgreSQL may not hold yet: each message as its newest change
+        # left it (a cached message is as sent, a stored one as the changes stored so far).
+        ordered = messages.apply_changes(ordered, changes)
         page, more = ordered[:limit], len(ordered) > limit
         next_cursor = cursors.encode(Cursor(direction, page[-1].seq)) if more and page else None
         return Page(messages=page, next_cursor=next_cursor, has_more=next_cursor is not None)

@@ -1,6 +1,7 @@
 """Starting conversations and changing who is in them; every change is announced to every
-server process, so delivery follows it at once (realtime/membership.py), and those a manager
-added to a group or removed from it are notified (usecases/notifications.py).
+server process, so delivery follows it at once (realtime/membership.py), recorded in the
+group's log as a system message (usecases/system_messages.py), and those a manager added
+to a group or removed from it are notified (usecases/notifications.py).
 
 A committed change is notified, then announced, and announced even when notifying fails:
 a notification stored first outlives a Redis outage that fails the announcement (and the
@@ -18,6 +19,7 @@ from gochat_py.postgres.conversations import MAX_GROUP_MEMBERS, Conversations, C
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
 from gochat_py.usecases.notifications import Notifications
+from gochat_py.usecases.system_messages import SystemMessages
 
 # One wording whichever address it was: the answer tells no more than that one is unknown.
 UNKNOWN_EMAIL = "no account has an email given"
@@ -30,11 +32,13 @@ class Members:
         users: Users,
         membership: Membership,
         notifications: Notifications,
+        system: SystemMessages,
     ) -> None:
         self._conversations = conversations
         self._users = users
         self._membership = membership
         self._notifications = notifications
+        self._system = system
 
     async def start(
         self, creator: UserId, request: CreateConversation
@@ -86,6 +90,9 @@ class Members:
             )
         finally:
             await self._announce(conversation_id, added=list(joined))
+        await self._system.record(
+            conversation_id, creator, "created", sorted(joined - {creator}), name=name.strip()
+        )
         return conversation_id
 
     async def _accounts_of(self, emails: list[str], field: str) -> list[UserId]:
@@ -122,6 +129,8 @@ class Members:
                 await self._notifications.notify_many(added, "added_to_conversation", actor, notice)
         finally:
             await self._announce(conversation_id, added=added)
+        if added:
+            await self._system.record(conversation_id, actor, "member_added", added)
         return added
 
     async def remove(self, actor: UserId, conversation_id: ConversationId, user: UserId) -> None:
@@ -135,6 +144,12 @@ class Members:
                 await self._notifications.notify(user, "removed_from_conversation", actor, notice)
         finally:
             await self._announce(conversation_id, removed=[user])
+        if user == actor:
+            await self._system.record(conversation_id, actor, "member_left", leaving=[user])
+        else:
+            await self._system.record(
+                conversation_id, actor, "member_removed", [user], leaving=[user]
+            )
 
     async def _notice(self, member: UserId, conversation_id: ConversationId) -> ConversationNotice:
         """What a notification about the conversation says of it, read as `member` sees it."""

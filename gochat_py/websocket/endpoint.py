@@ -30,6 +30,7 @@ from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.sending import Sending
@@ -46,6 +47,8 @@ from gochat_py.websocket.dialects import RICH, Dialect
 from gochat_py.websocket.frames import (
     Ack,
     Authenticate,
+    Delete,
+    Edit,
     FrameError,
     Ping,
     Pong,
@@ -458,3 +461,13 @@ async def _act(
             session.reply(Pong())
         case Authenticate():
             await renewal.renew(session, frame.token)
+        case Edit():
+            editing: Editing = state.editing
+            conversation_id = ConversationId(frame.conversation_id)
+            await editing.edit(
+                session.user, conversation_id, MessageId(frame.message_id), frame.content
+            )
+        case Delete():
+            editing = state.editing
+            conversation_id = ConversationId(frame.conversation_id)
+            await editing.delete(session.user, conversation_id, MessageId(frame.message_id))

@@ -47,7 +47,24 @@ class Authenticate(msgspec.Struct, frozen=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
-ClientFrame = SendMessage | Typing | Read | Ping | Authenticate
+class Edit(msgspec.Struct, frozen=True):
+    """Edit a message you sent; every member's devices that asked get `message_updated`."""
+
+    event: Literal["edit"]
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    content: Content
+
+
+class Delete(msgspec.Struct, frozen=True):
+    """Delete a message (its sender, or a group's owner or admin): `message_deleted`."""
+
+    event: Literal["delete"]
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+ClientFrame = SendMessage | Typing | Read | Ping | Authenticate | Edit | Delete
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -127,6 +144,8 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "read": msgspec.json.Decoder(Read),
     "ping": msgspec.json.Decoder(Ping),
     "auth": msgspec.json.Decoder(Authenticate),
+    "edit": msgspec.json.Decoder(Edit),
+    "delete": msgspec.json.Decoder(Delete),
 }
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()

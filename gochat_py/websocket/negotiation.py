@@ -44,6 +44,8 @@ OPTIONAL_EVENTS = frozenset(
         "contact_request_updated",
         "contact_removed",
         "presence",
+        "message_updated",
+        "message_deleted",
     }
 )
 # What a socket that asks for nothing gets beyond the frames always sent: gochat's own

@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 
-from gochat_py.messages import Message
+from gochat_py.messages import Message, MessageChange
 from gochat_py.realtime.events import Event, GochatEvent
 from gochat_py.websocket.frames import ClientFrame, Reply
 
-# Every frame the server sends: messages and events published to members or one user, the
-# same events in gochat's shapes, and the replies to one socket.
-ServerFrame = Message | Event | GochatEvent | Reply
+# Every frame the server sends: messages, edits and deletes, and events published to members
+# or one user, the same events in gochat's shapes, and the replies to one socket.
+ServerFrame = Message | MessageChange | Event | GochatEvent | Reply
 _REF = "#/$defs/{name}"
 
 
@@ -29,9 +29,12 @@ def document() -> dict[str, Any]:
     client, server = frame_types(ClientFrame), frame_types(ServerFrame)
     schemas, definitions = msgspec.json.schema_components(client + server, ref_template=_REF)
     for frame in server:
-        # The server writes every field, defaults included: all of them are always there.
-        definition = definitions[frame.__name__]
-        definition["required"] = list(definition["properties"])
+        # The server writes every field, defaults included, unless the frame leaves out
+        # those at their default (a message's optional fields): then only the others are
+        # always there.
+        if not frame.__struct_config__.omit_defaults:
+            definition = definitions[frame.__name__]
+            definition["required"] = list(definition["properties"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "gochat-py WebSocket frames",

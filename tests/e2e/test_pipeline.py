@@ -28,6 +28,7 @@ from tests.harness import (
     next_frame,
     poll_until,
     register,
+    send_frame,
     server_environment,
     ws_url,
 )
@@ -54,10 +55,10 @@ class Deployment:
         await process.wait_healthy()
         return process
 
-    def worker(self) -> ServerProcess:
+    def worker(self, **extra: str) -> ServerProcess:
         name = f"worker-{len(self.processes)}-{uuid.uuid4().hex[:6]}"
         process = ServerProcess(
-            self._env(WORKER_METRICS_PORT="0", WORKER_CLAIM_IDLE="1s"),
+            self._env(WORKER_METRICS_PORT="0", WORKER_CLAIM_IDLE="1s", **extra),
             self.logs / f"{name}.log",
             module="worker",
         )
@@ -211,10 +212,93 @@ async def test_postgres_down_for_20_seconds_delivery_goes_on_and_everything_pers
             assert [f["id"] for f in delivered] == [a["id"] for a in acks]
             own_stack.postgres.start()
 
+    # The group's creation (a system message) took seq 1.
     async def all_persisted() -> bool:
-        return len(await persisted(outage_deployment.database_url, group["id"])) == len(acks)
+        rows = await persisted(outage_deployment.database_url, group["id"])
+        return len(rows) == len(acks) + 1
 
     await poll_until(all_persisted, timeout=60, what="the backlog to persist after the outage")
     rows = await persisted(outage_deployment.database_url, group["id"])
-    assert [row[1] for row in rows] == list(range(1, len(acks) + 1))
-    assert {row[0] for row in rows} == {uuid.UUID(a["id"]) for a in acks}
+    assert [row[1] for row in rows] == list(range(1, len(acks) + 2))
+    assert {row[0] for row in rows[1:]} == {uuid.UUID(a["id"]) for a in acks}
+
+
+async def test_edits_made_while_the_worker_is_down_end_right_in_postgres_through_a_kill(
+    deployment: Deployment,
+) -> None:
+    server = await deployment.server()
+    count = 1000
+    async with httpx.AsyncClient(base_url=server.base_url) as api:
+        alice, bob = await register(api), await register(api)
+        conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+        updates = 0
+
+        def ack_counting_updates(frame: dict[str, Any]) -> bool:
+            nonlocal updates
+            assert frame.get("event") != "error", frame
+            updates += frame.get("event") == "message_updated"
+            return frame.get("event") == "ack"
+
+        async with connect(ws_url(api, alice["tokens"]["access_token"])) as ws:
+            # No worker yet: messages, and each one's edit as soon as it is acked, wait in
+            # the stream, a hundred at a time.
+            for start in range(0, count, 100):
+                for i in range(start, start + 100):
+                    await send_frame(ws, conversation_id=conversation["id"], content=f"v1-{i}")
+                for i in range(start, start + 100):
+                    ack = await next_frame(ws, ack_counting_updates)
+                    await send_frame(
+                        ws,
+                        event="edit",
+                        conversation_id=conversation["id"],
+                        message_id=ack["id"],
+                        content=f"v2-{i}",
+                    )
+            while updates < count:
+                await next_frame(ws, lambda f: f.get("event") == "message_updated")
+                updates += 1
+    # Small batches: the kill lands mid-backlog, between commits.
+    worker = deployment.worker(WORKER_BATCH_SIZE="20")
+
+    async def some_edits_stored() -> bool:
+        return await edited(deployment.database_url, conversation["id"]) >= 100
+
+    await poll_until(some_edits_stored, timeout=60, what="the worker to be mid-backlog")
+    worker.stop(signal.SIGKILL)
+    at_kill = await edited(deployment.database_url, conversation["id"])
+    assert at_kill < count, "the backlog was stored before the kill; the test proved nothing"
+    deployment.worker()
+
+    async def all_edited() -> bool:
+        return await edited(deployment.database_url, conversation["id"]) == count
+
+    await poll_until(all_edited, timeout=90, what="the restarted worker to store every edit")
+    conn = await asyncpg.connect(deployment.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT seq, content, changed_seq, edited_at IS NOT NULL AS edited FROM messages"
+            " WHERE conversation_id = $1 ORDER BY seq",
+            uuid.UUID(conversation["id"]),
+        )
+        last_seq = await conn.fetchval(
+            "SELECT last_seq FROM conversations WHERE id = $1", uuid.UUID(conversation["id"])
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == count
+    assert [r["content"] for r in rows] == [f"v2-{i}" for i in range(count)]
+    assert all(r["changed_seq"] > r["seq"] and r["edited"] for r in rows)
+    assert last_seq == 2 * count
+
+
+async def edited(database_url: str, conversation_id: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM messages WHERE conversation_id = $1 AND changed_seq > 0",
+                uuid.UUID(conversation_id),
+            )
+        )
+    finally:
+        await conn.close()

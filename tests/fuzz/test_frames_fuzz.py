@@ -44,7 +44,7 @@ DOCUMENTED_CLOSES = {WS_1007_INVALID_DATA, WS_1008_POLICY_VIOLATION, WS_1009_MES
 REPLY_TIMEOUT = 10.0  # a live server answers a ping in milliseconds; this is a hang
 BYSTANDER_EVERY = 10  # examples between two checks that the other user's socket is served
 PING = '{"event": "ping"}'
-KNOWN_EVENTS = ("message", "typing", "read", "ping", "auth")
+KNOWN_EVENTS = ("message", "typing", "read", "ping", "auth", "edit", "delete")
 
 
 @dataclass
@@ -455,5 +455,25 @@ def test_unknown_events_and_bad_tokens_are_refused(world: World) -> None:
             world.refuses(_json({"event": "auth", "token": token}))
         else:
             world.refuses(_json({"event": event, "conversation_id": world.member_of}))
+
+    check()
+
+
+def test_hostile_edits_and_deletes_are_refused_and_change_nothing(world: World) -> None:
+    # No message id the fuzzer makes up names a message, in its conversation or another.
+    @fuzz_settings()
+    @given(
+        event=st.sampled_from(["edit", "delete"]),
+        conversation=st.one_of(
+            st.sampled_from([world.member_of, world.foreign, str(uuid.uuid4())]),
+            hostile_text,
+            not_a_string,
+        ),
+        message_id=st.one_of(st.uuids().map(str), hostile_text, not_a_string),
+        content=st.one_of(hostile_text, not_a_string),
+    )
+    def check(event: str, conversation: Any, message_id: Any, content: Any) -> None:
+        frame = {"event": event, "conversation_id": conversation, "message_id": message_id}
+        world.refuses(_json({**frame, "content": content} if event == "edit" else frame))
 
     check()

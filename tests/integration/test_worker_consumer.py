@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gochat_py.devstack.services import RedisServer, free_port
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message, encode
-from gochat_py.postgres.conversations import message_from_row
+from gochat_py.postgres.conversations import message_columns, message_from_row
 from gochat_py.redis import keys
 from gochat_py.redis.publish import Publisher
 from tests.harness import poll_until
@@ -415,9 +415,7 @@ async def test_entries_written_by_the_real_send_script_are_stored_exactly_as_sen
         await poll_until(count_of(db, len(sent)), what="every sent message stored")
         await poll_until(lambda: _no_pending(redis, 2), what="every entry acknowledged")
     rows = await db.fetch(
-        "SELECT m.id, m.conversation_id, m.sender_id, u.username AS sender_username, m.content,"
-        " m.type, m.sent_at, m.client_msg_id, m.seq"
-        " FROM messages m JOIN users u ON u.id = m.sender_id"
+        f"SELECT {message_columns('m', 'u')} FROM messages m JOIN users u ON u.id = m.sender_id"
     )
     assert sorted(map(message_from_row, rows), key=lambda m: m.id) == sorted(
         sent, key=lambda m: m.id

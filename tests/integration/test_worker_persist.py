@@ -254,3 +254,53 @@ def test_errors_are_sorted_by_what_they_say_about_the_batch(
     error: BaseException, failure: Failure | None
 ) -> None:
     assert classify(error) is failure
+
+
+async def stored_state(db: asyncpg.Connection, message_id: object) -> tuple[object, ...]:
+    row = await db.fetchrow(
+        "SELECT content, edited_at IS NOT NULL, deleted_at IS NOT NULL, changed_seq, seq"
+        " FROM messages WHERE id = $1",
+        message_id,
+    )
+    assert row is not None
+    return tuple(row)
+
+
+async def test_changes_apply_in_log_order_whatever_order_and_how_often_they_arrive(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    (chat,) = await create_chats(db, 1)
+    traffic = Traffic([chat])
+    original = traffic.message(chat)
+    first, second = traffic.change(original, "edited once"), traffic.change(original, "twice")
+    # The newest change first, then the older one, then the newest again (a redelivery),
+    # and the message itself last (another worker held it): the newest change stands.
+    await persist_batch(pool, [to_row(second)])
+    assert await stored_state(db, original.id) == ("twice", True, False, 3, 1)
+    await persist_batch(pool, [to_row(first)])
+    assert await stored_state(db, original.id) == ("twice", True, False, 3, 1)
+    await persist_batch(pool, [to_row(second)])
+    persisted = await persist_batch(pool, [to_row(original)])
+    assert persisted.displaced == [] and persisted.rejected == {}
+    assert await stored_state(db, original.id) == ("twice", True, False, 3, 1)
+    assert await db.fetchval("SELECT last_seq FROM conversations") == 3
+
+
+async def test_a_message_and_its_changes_in_one_batch_end_as_the_last_change(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    (chat,) = await create_chats(db, 1)
+    traffic = Traffic([chat])
+    original, other = traffic.message(chat), traffic.message(chat)
+    edit, delete = traffic.change(original, "edited"), traffic.change(original, None)
+    late_edit = traffic.change(original, "raced past the delete")
+    rows = [to_row(e) for e in (original, other, edit, delete, late_edit)]
+    persisted = await persist_batch(pool, rows)
+    assert len(persisted.committed) == 5
+    # Deleted stays deleted, with no text, whatever change comes after.
+    assert await stored_state(db, original.id) == ("", False, True, 4, 1)
+    assert await stored_state(db, other.id) == ("message 2", False, False, None, 2)
+    # Again, as a batch redelivered after a crash before its ack.
+    await persist_batch(pool, rows)
+    assert await stored_state(db, original.id) == ("", False, True, 4, 1)
+    assert await db.fetchval("SELECT count(*) FROM messages") == 2

@@ -36,6 +36,14 @@ class Read(msgspec.Struct, frozen=True):
     seq: Seq
 
 
+class Received(msgspec.Struct, frozen=True):
+    """This device has every entry of the conversation up to `seq`."""
+
+    event: Literal["received"]
+    conversation_id: uuid.UUID
+    seq: Seq
+
+
 class Ping(msgspec.Struct, frozen=True):
     event: Literal["ping"]
 
@@ -47,7 +55,7 @@ class Authenticate(msgspec.Struct, frozen=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 
 
-ClientFrame = SendMessage | Typing | Read | Ping | Authenticate
+ClientFrame = SendMessage | Typing | Read | Received | Ping | Authenticate
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -125,6 +133,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "message": msgspec.json.Decoder(SendMessage),
     "typing": msgspec.json.Decoder(Typing),
     "read": msgspec.json.Decoder(Read),
+    "received": msgspec.json.Decoder(Received),
     "ping": msgspec.json.Decoder(Ping),
     "auth": msgspec.json.Decoder(Authenticate),
 }

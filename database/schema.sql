@@ -54,6 +54,7 @@ CREATE TABLE conversation_members (
     role            text        NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'admin', 'member')),
     joined_at       timestamptz NOT NULL DEFAULT now(),
     last_read_seq   bigint      NOT NULL DEFAULT 0,
+    delivered_seq   bigint      NOT NULL DEFAULT 0,  -- a device of the member has everything up to it
     PRIMARY KEY (conversation_id, user_id)
 );
 CREATE INDEX conversation_members_user_idx ON conversation_members (user_id, conversation_id);

@@ -79,6 +79,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "sending": await _resolved(container.sending()),
                 "editing": await _resolved(container.editing()),
                 "read_marks": await _resolved(container.read_marks()),
+                "delivery_marks": await _resolved(container.delivery_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
                 "relationships": await _resolved(container.relationships()),
                 "profiles": await _resolved(container.profiles()),

@@ -18,6 +18,7 @@ from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory
 from gochat_py.postgres.profiles import Profiles
+from gochat_py.postgres.receipts import Receipts
 from gochat_py.postgres.user_search import UserSearch
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
@@ -30,12 +31,15 @@ from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
+from gochat_py.redis.sequence import SeqCounter
 from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.conversation_views import ConversationViews
+from gochat_py.usecases.delivery_flush import DeliveryFlusher
+from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
@@ -137,6 +141,26 @@ async def running_presence_tracker(
         yield tracker
     finally:
         await tracker.stop()
+
+
+async def running_delivery_flusher(
+    pg_pool: asyncpg.Pool, redis: Redis, membership: Membership, settings: Settings
+) -> AsyncIterator[DeliveryFlusher]:
+    # Built from the pool and the client themselves: the container shuts a resource down
+    # before those it takes directly, so the last flush still finds them open.
+    partitions = settings.stream_partitions
+    flusher = DeliveryFlusher(
+        Receipts(pg_pool),
+        RecentCache(redis, partitions),
+        membership,
+        Announcer(redis, partitions),
+        settings.delivery_flush_interval,
+    )
+    flusher.start()
+    try:
+        yield flusher
+    finally:
+        await flusher.stop()
 
 
 def _dashboard(
@@ -246,7 +270,21 @@ class Container(containers.DeclarativeContainer):
     editing = providers.Singleton(
         Editing, membership, conversations, stored_messages, recent, publisher
     )
-    read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
+    receipts = providers.Singleton(Receipts, pg_pool)
+    delivery_flusher = providers.Resource(
+        running_delivery_flusher, pg_pool, redis, membership, settings
+    )
+    delivery_marks = providers.Singleton(
+        DeliveryMarks,
+        membership,
+        conversations,
+        providers.Singleton(SeqCounter, redis, settings.provided.stream_partitions),
+        receipts,
+        delivery_flusher,
+    )
+    read_marks = providers.Singleton(
+        ReadMarks, membership, conversations, announcer, delivery_marks
+    )
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)

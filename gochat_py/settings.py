@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # each (measured, short messages): 100,000 is ~40 MiB, minutes of a busy group's
     # traffic with the worker down.
     recent_cache_max: int = 100_000
+    # How often a process writes the delivered marks it coalesced (one UPDATE for all) and
+    # tells the senders: the delay of a `delivered` event, and what a crash may lose.
+    delivery_flush_interval: float = 0.25
     worker_batch_size: int = 5000  # rows per transaction; 500 kept the worker at ~35% of COPY
     worker_claim_idle: float = 30.0
     worker_max_deliveries: int = 5
@@ -292,6 +295,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         presence_ttl=_read(env, "PRESENCE_TTL", parse_duration, d.presence_ttl),
         presence_heartbeat=_read(env, "PRESENCE_HEARTBEAT", parse_duration, d.presence_heartbeat),
         recent_cache_max=_read(env, "RECENT_CACHE_MAX", _positive_int, d.recent_cache_max),
+        delivery_flush_interval=_read(
+            env, "DELIVERY_FLUSH_INTERVAL", parse_duration, d.delivery_flush_interval
+        ),
         worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
         worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
         worker_max_deliveries=_read(

@@ -33,6 +33,16 @@ class ReadEvent(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
 
 
+class DeliveredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A device of member `user_id` has every entry of the conversation up to `seq`: to
+    the senders of the messages that mark newly covers (usecases/delivery_flush.py)."""
+
+    event: Literal["delivered"] = "delivered"
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    seq: int
+
+
 class NotificationEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A new notification, to every device of its recipient."""
 
@@ -88,6 +98,7 @@ class PresenceEvent(msgspec.Struct, frozen=True, kw_only=True):
 Event = (
     TypingEvent
     | ReadEvent
+    | DeliveredEvent
     | NotificationEvent
     | NotificationsReadEvent
     | ContactRequestEvent

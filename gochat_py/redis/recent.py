@@ -1,5 +1,5 @@
-"""The recent cache: reading what PostgreSQL may lack yet, trimming what it holds, and
-counting what the caches hold.
+"""The recent cache: reading what PostgreSQL may lack yet, trimming what it holds,
+counting what the caches hold, and who sent the messages of a seq range.
 
 The send script adds every message to its conversation's cache, and every edit and delete
 to the conversation's changes, and counts each in the partition's held counter
@@ -10,13 +10,14 @@ persisted. The worker decides how far trimming is safe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import msgspec
 from redis.asyncio import Redis
 
 from gochat_py import messages
-from gochat_py.ids import ConversationId
+from gochat_py.ids import ConversationId, UserId
 from gochat_py.messages import Direction, Message, MessageChange
 from gochat_py.redis import keys
 from gochat_py.redis.scripts import LuaScript
@@ -49,6 +50,29 @@ class Pending(NamedTuple):
 
     messages: list[Message]
     changes: list[MessageChange]
+
+
+# Entries one range of `senders_between` reads at most, the newest first: a device that
+# catches up on a long gap would otherwise pull that many whole frames for a few ids.
+SENDERS_SCAN_MAX = 500
+
+
+class _Author(msgspec.Struct):
+    """Who sent a cache member, if it is a text message: an event frame names its `event`,
+    a system message its `type` (any other field is skipped unread)."""
+
+    sender_id: uuid.UUID | None = None
+    type: str = "text"
+    event: str | None = None
+
+
+class CachedSenders(msgspec.Struct, frozen=True):
+    senders: set[UserId]
+    # The lowest seq read in the range; below it the cache was not read (None: nothing was).
+    lowest: int | None
+
+
+_author_decoder = msgspec.json.Decoder(_Author)
 
 
 class RecentCache:
@@ -139,6 +163,32 @@ class RecentCache:
             )
             for i, conversation_id in enumerate(floors)
         }
+
+    async def senders_between(
+        self, ranges: Sequence[tuple[ConversationId, int, int]]
+    ) -> list[CachedSenders]:
+        """For each (conversation, low, high), who sent the cached text messages with
+        low < seq <= high, reading at most SENDERS_SCAN_MAX entries from the top, in one
+        round trip."""
+        if not ranges:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id, low, high in ranges:
+                key = keys.recent(conversation_id, self._partitions)
+                pipe.zrevrangebyscore(
+                    key, high, f"({low}", start=0, num=SENDERS_SCAN_MAX, withscores=True
+                )
+            results = await pipe.execute()
+        found = []
+        for entries in results:
+            senders: set[UserId] = set()
+            for member, _ in entries:
+                author = _author_decoder.decode(member)
+                if author.event is None and author.type == "text" and author.sender_id:
+                    senders.add(UserId(author.sender_id))
+            lowest = int(entries[-1][1]) if entries else None
+            found.append(CachedSenders(senders, lowest))
+        return found
 
     async def trim(self, partition: int, up_to: Mapping[uuid.UUID, int]) -> int:
         """Drop each conversation's cached messages with seq <= its bound; all of them must

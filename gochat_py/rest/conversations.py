@@ -1,5 +1,5 @@
 """`/api/v1/conversations`: create, list, details, members, history, sending, edits and
-deletes, read marks."""
+deletes, read marks, receipts."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from gochat_py.rest import query
 from gochat_py.rest.authn import require_claims
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
+from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
 from gochat_py.usecases.members import Members
@@ -171,6 +172,12 @@ async def mark_read(request: Request) -> Response:
     read_marks: ReadMarks = request.state.read_marks
     mark = await read_marks.mark(claims.user_id, conversation_id, body.seq)
     return json_response(ReadMark(conversation_id, mark))
+
+
+async def receipts(request: Request) -> Response:
+    claims = await require_claims(request)
+    delivery_marks: DeliveryMarks = request.state.delivery_marks
+    return json_response(await delivery_marks.receipts(claims.user_id, _conversation_id(request)))
 
 
 def _message_cursor(request: Request) -> Cursor | None:

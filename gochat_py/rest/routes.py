@@ -28,6 +28,7 @@ from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
 from gochat_py.usecases import notifications as notices
 from gochat_py.usecases import user_search
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
+from gochat_py.usecases.delivery_marks import ConversationReceipts
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
 from gochat_py.usecases.profiles import ProfileUpdate
 
@@ -283,6 +284,16 @@ routes: list[BaseRoute] = [
             "Move your read mark forward",
             conversations.ReadMark,
             request=conversations.MarkRead,
+            errors=(404, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/receipts",
+        conversations.receipts,
+        "GET",
+        Operation(
+            "Each member's delivered and read marks (seqs)",
+            ConversationReceipts,
             errors=(404, 503),
         ),
     ),

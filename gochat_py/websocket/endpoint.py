@@ -30,6 +30,7 @@ from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.read_marks import ReadMarks
@@ -53,6 +54,7 @@ from gochat_py.websocket.frames import (
     Ping,
     Pong,
     Read,
+    Received,
     SendMessage,
     Typing,
 )
@@ -457,6 +459,11 @@ async def _act(
         case Read():
             read_marks: ReadMarks = state.read_marks
             await read_marks.mark(session.user, ConversationId(frame.conversation_id), frame.seq)
+        case Received():
+            delivery_marks: DeliveryMarks = state.delivery_marks
+            await delivery_marks.received(
+                session.user, ConversationId(frame.conversation_id), frame.seq
+            )
         case Ping():
             session.reply(Pong())
         case Authenticate():

@@ -36,6 +36,14 @@ class Read(msgspec.Struct, frozen=True):
     seq: Seq
 
 
+class Received(msgspec.Struct, frozen=True):
+    """This device has every entry of the conversation up to `seq`."""
+
+    event: Literal["received"]
+    conversation_id: uuid.UUID
+    seq: Seq
+
+
 class Ping(msgspec.Struct, frozen=True):
     event: Literal["ping"]
 
@@ -64,7 +72,7 @@ class Delete(msgspec.Struct, frozen=True):
     message_id: uuid.UUID
 
 
-ClientFrame = SendMessage | Typing | Read | Ping | Authenticate | Edit | Delete
+ClientFrame = SendMessage | Typing | Read | Received | Ping | Authenticate | Edit | Delete
 
 
 class _Envelope(msgspec.Struct, frozen=True):
@@ -142,6 +150,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "message": msgspec.json.Decoder(SendMessage),
     "typing": msgspec.json.Decoder(Typing),
     "read": msgspec.json.Decoder(Read),
+    "received": msgspec.json.Decoder(Received),
     "ping": msgspec.json.Decoder(Ping),
     "auth": msgspec.json.Decoder(Authenticate),
     "edit": msgspec.json.Decoder(Edit),

@@ -37,6 +37,7 @@ OPTIONAL_EVENTS = frozenset(
         "echo",
         "typing",
         "read",
+        "delivered",
         "token_expiring",
         "notification",
         "notifications_read",

@@ -44,7 +44,7 @@ DOCUMENTED_CLOSES = {WS_1007_INVALID_DATA, WS_1008_POLICY_VIOLATION, WS_1009_MES
 REPLY_TIMEOUT = 10.0  # a live server answers a ping in milliseconds; this is a hang
 BYSTANDER_EVERY = 10  # examples between two checks that the other user's socket is served
 PING = '{"event": "ping"}'
-KNOWN_EVENTS = ("message", "typing", "read", "ping", "auth", "edit", "delete")
+KNOWN_EVENTS = ("message", "typing", "read", "received", "ping", "auth", "edit", "delete")
 
 
 @dataclass
@@ -356,7 +356,7 @@ def test_frames_aimed_at_a_conversation_not_theirs_are_refused(world: World) -> 
     @fuzz_settings()
     @given(
         conversation_id=st.deferred(lambda: _not_theirs(world)),
-        event=st.sampled_from(["message", "typing", "read"]),
+        event=st.sampled_from(["message", "typing", "read", "received"]),
     )
     def check(conversation_id: Any, event: str) -> None:
         frame = {"event": event, "conversation_id": conversation_id, "content": "hi", "seq": 1}
@@ -418,10 +418,10 @@ def test_message_frames_with_hostile_content(world: World) -> None:
     check()
 
 
-def test_read_and_typing_frames_with_hostile_seqs(world: World) -> None:
+def test_read_received_and_typing_frames_with_hostile_seqs(world: World) -> None:
     @fuzz_settings()
     @given(
-        event=st.sampled_from(["typing", "read"]),
+        event=st.sampled_from(["typing", "read", "received"]),
         seq=st.one_of(
             st.integers(),
             st.integers(-(2**80), 2**80),
@@ -432,12 +432,19 @@ def test_read_and_typing_frames_with_hostile_seqs(world: World) -> None:
     @example(event="read", seq=MAX_SEQ)
     @example(event="read", seq=MAX_SEQ + 1)
     @example(event="read", seq=-1)
+    @example(event="received", seq=0)
+    @example(event="received", seq=1)
+    @example(event="received", seq=MAX_SEQ)
+    @example(event="received", seq=MAX_SEQ + 1)
     def check(event: str, seq: Any) -> None:
         frame = {"event": event, "conversation_id": world.member_of, "seq": seq}
+        last = world.published()[1][world.member_of]
         outcome = world.send(_json(frame))
         in_range = isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
         if event == "read":  # typing ignores a seq, as it does any field it does not know
             assert bool(outcome.errors) != in_range, (frame, outcome)
+        if event == "received":  # no device can hold a seq past the last one
+            assert bool(outcome.errors) != (in_range and seq <= last), (frame, outcome)
 
     check()
 

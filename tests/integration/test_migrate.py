@@ -76,13 +76,16 @@ async def test_up_down_up_round_trips(stack: LocalStack, empty_database: str) ->
 async def test_each_migration_goes_down_to_the_one_before(
     stack: LocalStack, empty_database: str
 ) -> None:
+    # By the versions shipped, not 1..n: a version may be missing on a branch (its number
+    # is taken by work that has not landed here yet).
+    versions = [m.version for m in migrate.discover()]
     dumps = []
-    for version in range(1, len(SHIPPED) + 1):
+    for version in versions:
         await migrate.run(empty_database, "up", version)
         dumps.append(schema_dump(stack, empty_database))
-    for version in range(len(SHIPPED) - 1, 0, -1):
-        await migrate.run(empty_database, "down", version)
-        assert schema_dump(stack, empty_database) == dumps[version - 1], SHIPPED[version]
+    for index in range(len(versions) - 2, -1, -1):
+        await migrate.run(empty_database, "down", versions[index])
+        assert schema_dump(stack, empty_database) == dumps[index], SHIPPED[index + 1]
 
 
 async def test_a_second_run_has_nothing_to_do(empty_database: str) -> None:

@@ -12,7 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 
+from gochat_py.ids import ConversationId
 from gochat_py.redis import keys
+from gochat_py.redis.recent import SENDERS_SCAN_MAX, RecentCache
 from gochat_py.settings import load_settings
 from tests.harness import (
     connect,
@@ -116,3 +118,43 @@ async def test_a_rest_send_past_recent_cache_max_is_a_503_with_retry_after_and_s
         history = await api.get(url, headers=headers)
     assert [m["content"] for m in history.json()["messages"]] == ["m1", "m0"]
     assert await redis.xlen(keys.stream(0)) == 2
+
+
+async def test_senders_between_names_text_senders_only_and_where_it_stopped_reading(
+    redis: Redis,
+) -> None:
+    cache = RecentCache(redis, 1)
+    conversation = ConversationId(uuid.uuid4())
+    alice, bob, carol = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    key = keys.recent(conversation, 1)
+
+    def message(seq: int, sender: uuid.UUID, kind: str = "text") -> bytes:
+        return json.dumps(
+            {"id": str(uuid.uuid4()), "conversation_id": str(conversation),
+             "sender_id": str(sender), "sender_username": "u", "content": "x", "type": kind,
+             "sent_at": 1, "client_msg_id": None, "seq": seq}
+        ).encode()  # fmt: skip
+
+    # An event frame carries a whole message, its sender included: an edit is not a send.
+    edit = {"event": "message_updated", "message": json.loads(message(1, carol)), "seq": 4}
+    await redis.zadd(
+        key,
+        {
+            message(1, alice): 1,
+            message(2, bob): 2,
+            message(3, carol, "system"): 3,
+            json.dumps(edit).encode(): 4,
+            message(5, alice): 5,
+        },
+    )
+    whole, top, above, empty = await cache.senders_between(
+        [(conversation, 0, 5), (conversation, 2, 5), (conversation, 5, 9), (conversation, 7, 9)]
+    )
+    assert (whole.senders, whole.lowest) == ({alice, bob}, 1)
+    assert (top.senders, top.lowest) == ({alice}, 3)
+    assert (above.senders, above.lowest) == (set(), None)
+    assert (empty.senders, empty.lowest) == (set(), None)
+    await redis.zadd(key, {message(seq, bob): seq for seq in range(6, 6 + SENDERS_SCAN_MAX)})
+    [capped] = await cache.senders_between([(conversation, 0, 5 + SENDERS_SCAN_MAX)])
+    # Only the newest SENDERS_SCAN_MAX were read: alice's messages lie below them.
+    assert (capped.senders, capped.lowest) == ({bob}, 6)

@@ -16,6 +16,7 @@ from gochat_py.websocket.frames import (
     Ping,
     Pong,
     Read,
+    Received,
     SendMessage,
     Typing,
     decode,
@@ -60,6 +61,12 @@ def test_typing_read_and_ping_decode_to_their_frames() -> None:
         event="read", conversation_id=CONVERSATION, seq=7
     )
     assert decode(frame(event="ping")) == Ping(event="ping")
+
+
+def test_received_decodes_to_its_frame() -> None:
+    assert decode(frame(event="received", conversation_id=str(CONVERSATION), seq=9)) == Received(
+        event="received", conversation_id=CONVERSATION, seq=9
+    )
 
 
 def test_bytes_decode_like_text() -> None:
@@ -134,6 +141,11 @@ def test_an_unknown_event_is_named_in_the_error_cut_to_40_characters() -> None:
             frame(event="read", conversation_id=str(CONVERSATION)),
             "Object missing required field seq",
         ),
+        (
+            frame(event="received", conversation_id=str(CONVERSATION)),
+            "Object missing required field seq",
+        ),
+        (frame(event="received", seq=1), "Object missing required field conversation_id"),
     ],
 )
 def test_a_frame_without_a_required_field_is_missing_field(data: str, message: str) -> None:
@@ -163,6 +175,18 @@ def test_a_frame_without_a_required_field_is_missing_field(data: str, message: s
             "Expected int, got str - at $.seq",
         ),
         (frame(event="typing", conversation_id=7), "Expected uuid, got int - at $.conversation_id"),
+        (
+            frame(event="received", conversation_id=str(CONVERSATION), seq=-3),
+            "Expected int >= 0 - at $.seq",
+        ),
+        (
+            frame(event="received", conversation_id=str(CONVERSATION), seq=2**63),
+            f"Expected int <= {2**63 - 1} - at $.seq",
+        ),
+        (
+            frame(event="received", conversation_id=str(CONVERSATION), seq=1.5),
+            "Expected int, got float - at $.seq",
+        ),
     ],
 )
 def test_a_field_of_the_wrong_type_or_range_is_invalid_field(data: str, message: str) -> None:

@@ -115,6 +115,7 @@ def server_samples() -> list[msgspec.Struct]:
         frames.AuthOk(expires_in=5),
         events.TypingEvent(conversation_id=ID, user_id=ID, username="bob"),
         events.ReadEvent(conversation_id=ID, user_id=ID, seq=3),
+        events.DeliveredEvent(conversation_id=ID, user_id=ID, seq=3),
         events.NotificationEvent(
             notification=notifications.Notification(
                 id=ID,
@@ -161,6 +162,7 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
         {"conversation_id": str(ID), "content": "hi"},
         {"event": "typing", "conversation_id": str(ID)},
         {"event": "read", "conversation_id": str(ID), "seq": 0},
+        {"event": "received", "conversation_id": str(ID), "seq": 4},
         {"event": "ping"},
         {"event": "auth", "token": "x.y.z"},
         {"event": "edit", "conversation_id": str(ID), "message_id": str(ID), "content": "x"},

@@ -77,6 +77,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "notifications": await _resolved(container.notifications()),
                 "conversation_views": await _resolved(container.conversation_views()),
                 "sending": await _resolved(container.sending()),
+                "broadcasting": await _resolved(container.broadcasting()),
                 "read_marks": await _resolved(container.read_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
                 "relationships": await _resolved(container.relationships()),

@@ -74,11 +74,12 @@ class Broadcasting:
             # After the claim: a repeat, or a call that finds one running, costs no quota.
             await self._limiter.hit(RATE_LIMIT_ACTION, str(sender), self._limit)
             result = await self._send_all(sender, sender_username, request)
+            await self._ledger.save(sender, result)
         except BaseException:
+            # A retry may start at once: what was sent, it finds sent (client_msg_id).
             with contextlib.suppress(Exception):
                 await self._ledger.release(sender, request.client_broadcast_id, claimed)
             raise
-        await self._ledger.save(sender, result)
         return result
 
     async def _send_all(

@@ -104,7 +104,7 @@ def api_schema(live_server: LiveServer, caller: Caller) -> BaseSchema:
         if not isinstance(body, dict):
             return st.just(body)
         fields = {k: either(v, k) for k, v in body.items()}
-        for many in ("participant_ids", "user_ids"):
+        for many in ("participant_ids", "user_ids", "recipient_ids"):
             ids = body.get(many)
             if isinstance(ids, list):
                 # Item by item: the list keeps its length, valid or not.

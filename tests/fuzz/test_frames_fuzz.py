@@ -38,7 +38,13 @@ from gochat_py.websocket.close_codes import (
     WS_1009_MESSAGE_TOO_BIG,
 )
 from gochat_py.websocket.frames import MAX_FRAME_BYTES
-from tests.fuzz.conftest import LiveServer, fuzz_settings, register_sync, start_conversation
+from tests.fuzz.conftest import (
+    LiveServer,
+    fuzz_settings,
+    is_uuid,
+    register_sync,
+    start_conversation,
+)
 
 # What a client at fault may be closed with; 1011 (a server bug) never.
 DOCUMENTED_CLOSES = {WS_1007_INVALID_DATA, WS_1008_POLICY_VIOLATION, WS_1009_MESSAGE_TOO_BIG}
@@ -492,14 +498,6 @@ def _recipients(world: World) -> st.SearchStrategy[Any]:
     )
 
 
-def _valid_id(value: Any) -> bool:
-    try:
-        uuid.UUID(value)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
-
-
 def test_broadcast_frames_with_hostile_fields(world: World) -> None:
     @fuzz_settings()
     @given(
@@ -528,7 +526,7 @@ def test_broadcast_frames_with_hostile_fields(world: World) -> None:
         valid = (
             isinstance(recipient_ids, list)
             and 1 <= len(recipient_ids) <= MAX_RECIPIENTS
-            and all(_valid_id(r) for r in recipient_ids)
+            and all(is_uuid(r) for r in recipient_ids)
             and len({str(uuid.UUID(r)) for r in recipient_ids}) == len(recipient_ids)
             and isinstance(content, str)
             and 1 <= len(content) <= MAX_CONTENT_CHARS

@@ -192,6 +192,29 @@ async def test_a_broadcast_to_500_recipients_sends_497_and_skips_the_3_who_block
     assert sorted(map(str, stored)) == sorted(r["message_id"] for r in sent.values())
 
 
+async def test_a_recipient_on_another_server_gets_the_message_live(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    sender, known, new = await register(one), await register(one), await register(one)
+    direct = await create_direct(one, sender["tokens"], user_id(known))
+    async with (
+        connect(ws_url(two, known["tokens"]["access_token"])) as knowns,
+        connect(ws_url(two, sender["tokens"]["access_token"])) as senders,
+    ):
+        response = await post_broadcast(one, sender, [user_id(known), user_id(new)], "far")
+        assert response.status_code == 201, response.text
+        sent = response.json()["results"]
+        frame = await next_frame(knowns, is_message)
+        assert (frame["id"], frame["conversation_id"]) == (sent[0]["message_id"], direct["id"])
+        # The sender's other device, on the other server, sees what it sent to the pair
+        # it already talked with; the new conversation reaches it in history (README).
+        copy = await next_frame(senders, is_message)
+        assert copy["id"] == sent[0]["message_id"]
+    [message] = await history(two, new, sent[1]["conversation_id"])
+    assert message["id"] == sent[1]["message_id"]
+
+
 async def test_the_sends_share_pipelined_redis_round_trips(
     api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, redis_url: str
 ) -> None:

@@ -215,6 +215,33 @@ async def test_a_recipient_on_another_server_gets_the_message_live(
     assert message["id"] == sent[1]["message_id"]
 
 
+async def test_the_senders_socket_gets_all_of_a_broadcast_to_1000_and_stays_open(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    sender = await register(api)
+    recipients = await insert_users(db, 1000)
+    async with connect(ws_url(api, sender["tokens"]["access_token"])) as socket:
+        await send_frame(
+            socket,
+            event="broadcast",
+            recipient_ids=recipients,
+            content="to all",
+            client_broadcast_id="k",
+        )
+        # The copies and the result, in whichever order they come.
+        copies, results = set(), []
+        while len(copies) < 1000 or not results:
+            frame = await next_frame(socket)
+            if is_message(frame):
+                copies.add(frame["id"])
+            else:
+                assert frame["event"] == "broadcast_result", frame
+                results.append(frame)
+        assert copies == {r["message_id"] for r in results[0]["results"]}
+        await send_frame(socket, event="ping")
+        assert (await next_frame(socket))["event"] == "pong"
+
+
 async def test_the_sends_share_pipelined_redis_round_trips(
     api: httpx.AsyncClient, db: asyncpg.Connection, redis: Redis, redis_url: str
 ) -> None:

@@ -78,6 +78,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "conversation_views": await _resolved(container.conversation_views()),
                 "sending": await _resolved(container.sending()),
                 "editing": await _resolved(container.editing()),
+                "broadcasting": await _resolved(container.broadcasting()),
                 "read_marks": await _resolved(container.read_marks()),
                 "delivery_marks": await _resolved(container.delivery_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),

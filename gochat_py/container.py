@@ -27,16 +27,18 @@ from gochat_py.realtime.hub import Hub
 from gochat_py.realtime.membership import Membership
 from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
+from gochat_py.redis.broadcasts import BroadcastLedger
 from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
-from gochat_py.redis.sequence import SeqCounter
+from gochat_py.redis.sequences import Sequences
 from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.broadcasting import Broadcasting
 from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.delivery_flush import DeliveryFlusher
 from gochat_py.usecases.delivery_marks import DeliveryMarks
@@ -230,7 +232,11 @@ class Container(containers.DeclarativeContainer):
 
     conversations = providers.Singleton(Conversations, pg_pool)
     membership = providers.Singleton(
-        Membership, conversations.provided.roster, redis, conversations.provided.direct_ids
+        Membership,
+        conversations.provided.roster,
+        redis,
+        conversations.provided.direct_ids,
+        load_many=conversations.provided.rosters,
     )
     stored_messages = providers.Singleton(Messages, pg_pool)
     recent = providers.Singleton(RecentCache, redis, settings.provided.stream_partitions)
@@ -278,12 +284,22 @@ class Container(containers.DeclarativeContainer):
         DeliveryMarks,
         membership,
         conversations,
-        providers.Singleton(SeqCounter, redis, settings.provided.stream_partitions),
+        providers.Singleton(Sequences, redis, settings.provided.stream_partitions),
         receipts,
         delivery_flusher,
     )
     read_marks = providers.Singleton(
         ReadMarks, membership, conversations, announcer, delivery_marks
+    )
+    broadcasting = providers.Singleton(
+        Broadcasting,
+        conversations,
+        membership,
+        sending,
+        providers.Singleton(Sequences, redis, settings.provided.stream_partitions),
+        providers.Singleton(BroadcastLedger, redis),
+        providers.Singleton(RateLimiter, redis, settings.provided.broadcast_rate[1]),
+        settings.provided.broadcast_rate[0],
     )
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))

@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_window: float = 60.0
     contact_request_limit: int = 20
     contact_request_window: float = 3600.0
+    # Broadcasts a user may make per window (POST /broadcasts and the socket's frame alike),
+    # as (count, seconds): each may write to a thousand people.
+    broadcast_rate: tuple[int, float] = (3, 60.0)
     db_pool_max: int = 10
     stream_partitions: int = 1
     ws_send_queue: int = 1000
@@ -131,6 +134,15 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError(f"{text!r} must be a positive whole number")
     return value
+
+
+def _rate(text: str) -> tuple[int, float]:
+    """`<count>/<duration>`: `3/1m`, `100/1h`; a bare unit means one of it (`3/m`)."""
+    count, sep, per = text.strip().partition("/")
+    per = per.strip()
+    if not sep or not per:
+        raise ValueError(f"{text!r} is not a rate like 3/1m (count per duration)")
+    return _positive_int(count), parse_duration(per if per[0].isdigit() else f"1{per}")
 
 
 def _positive_float(text: str) -> float:
@@ -283,6 +295,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         contact_request_window=_read(
             env, "CONTACT_REQUEST_WINDOW", parse_duration, d.contact_request_window
         ),
+        broadcast_rate=_read(env, "BROADCAST_RATE", _rate, d.broadcast_rate),
         db_pool_max=_read(env, "DB_POOL_MAX", _positive_int, d.db_pool_max),
         stream_partitions=_read(env, "STREAM_PARTITIONS", _positive_int, d.stream_partitions),
         ws_send_queue=_read(env, "WS_SEND_QUEUE", _positive_int, d.ws_send_queue),

@@ -10,7 +10,8 @@ import asyncpg
 import msgspec
 
 from gochat_py import times
-from gochat_py.direct_policy import CONTACTS_ONLY, PairStanding, Roster, refusal, refuse
+from gochat_py.broadcasts import SkipReason
+from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message, Quote, SystemEvent
@@ -148,14 +149,12 @@ def _standing_columns(low: str, high: str) -> str:
 # One query per cache miss: the members and the permission together (a group's pair
 # columns are NULL, so its probes find nothing at once).
 _ROSTER = f"""
-SELECT m.user_id, u.dm_policy, c.kind,
+SELECT m.conversation_id, m.user_id, u.dm_policy, c.kind,
        {_standing_columns("c.direct_user_low", "c.direct_user_high")}
 FROM conversation_members m
 JOIN conversations c ON c.id = m.conversation_id
 JOIN users u ON u.id = m.user_id
-WHERE m.conversation_id = $1
 """
-
 
 # Unread counts stop at this: a badge says "999+", and counting further costs a longer scan.
 UNREAD_CAP = 1000
@@ -192,6 +191,93 @@ def _conversation_row(row: asyncpg.Record) -> ConversationRow:
         last_message=message_from_row(row, "lm_") if row["lm_id"] is not None else None,
         unread_count=row["unread_count"],
     )
+
+
+# Each of the users $2 that exists, with what decides whether $1 may write to them and
+# their direct conversation with $1, if any.
+_OPENINGS = f"""
+SELECT u.id AS user_id, u.dm_policy, d.id AS conversation_id,
+       {_standing_columns("least($1::uuid, u.id)", "greatest($1::uuid, u.id)")}
+FROM users u
+LEFT JOIN conversations d ON d.kind = 'direct'
+    AND d.direct_user_low = least($1::uuid, u.id) AND d.direct_user_high = greatest($1::uuid, u.id)
+WHERE u.id = ANY($2::uuid[]) AND u.id <> $1
+"""
+
+
+class DirectOpening(msgspec.Struct, frozen=True):
+    """The direct conversation of a sender with `recipient`, or why the sender may not write
+    to them (`refused`: `self`, `unknown_user`, or direct_policy.py's `blocked`,
+    `not_a_contact`)."""
+
+    recipient: UserId
+    conversation_id: ConversationId | None = None
+    created: bool = False  # by this call: its members must be announced
+    refused: SkipReason | None = None
+
+
+async def _create_directs(
+    conn: asyncpg.Connection, sender: UserId, others: list[UserId]
+) -> dict[UserId, ConversationId]:
+    """The sender's direct conversation with each of `others` that this call creates: one
+    statement per table. A pair's conversation created meanwhile by another call is left
+    out (ON CONFLICT DO NOTHING)."""
+    if not others:
+        return {}
+    rows = await conn.fetch(
+        "INSERT INTO conversations (id, kind, created_by, direct_user_low, direct_user_high)"
+        " SELECT t.id, 'direct', $1, least($1::uuid, t.other), greatest($1::uuid, t.other)"
+        " FROM unnest($2::uuid[], $3::uuid[]) AS t(id, other)"
+        " ON CONFLICT (direct_user_low, direct_user_high) WHERE kind = 'direct' DO NOTHING"
+        " RETURNING id, direct_user_low, direct_user_high",
+        sender, [uuid7() for _ in others], others,
+    )  # fmt: skip
+    created = {_other_of(row, sender): ConversationId(row["id"]) for row in rows}
+    await conn.execute(
+        "INSERT INTO conversation_members (conversation_id, user_id, role)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[])",
+        [c for c in created.values() for _ in range(2)],
+        [u for other in created for u in (sender, other)],
+        ["owner", "member"] * len(created),
+    )
+    return created
+
+
+async def _directs_with(
+    conn: asyncpg.Connection, sender: UserId, others: list[UserId]
+) -> dict[UserId, ConversationId]:
+    """The sender's existing direct conversations with `others`."""
+    if not others:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, direct_user_low, direct_user_high FROM conversations"
+        " WHERE kind = 'direct' AND (direct_user_low, direct_user_high) IN"
+        " (SELECT least($1::uuid, o), greatest($1::uuid, o) FROM unnest($2::uuid[]) AS o)",
+        sender,
+        others,
+    )
+    return {_other_of(row, sender): ConversationId(row["id"]) for row in rows}
+
+
+def _other_of(row: asyncpg.Record, user: UserId) -> UserId:
+    """The user of a direct conversation's pair who is not `user`."""
+    low, high = row["direct_user_low"], row["direct_user_high"]
+    return UserId(high if low == user else low)
+
+
+def _roster(rows: list[asyncpg.Record]) -> Roster:
+    """A conversation's roster from its _ROSTER rows."""
+    members = frozenset(UserId(row["user_id"]) for row in rows)
+    if len(rows) != 2 or rows[0]["kind"] != "direct":
+        return Roster(members)
+    standing = _standing(rows[0], rows)
+    first, second = (UserId(row["user_id"]) for row in rows)
+    refused = {
+        sender: reason
+        for sender, recipient in ((first, second), (second, first))
+        if (reason := refusal(standing, sender, recipient)) is not None
+    }
+    return Roster(members, refused)
 
 
 def _standing(pair: asyncpg.Record, users: list[asyncpg.Record]) -> PairStanding:
@@ -369,18 +455,51 @@ class Conversations:
 
     async def roster(self, conversation_id: ConversationId) -> Roster:
         """The members, and in a direct conversation who of the two may not send now."""
-        rows = await self._pool.fetch(_ROSTER, conversation_id)
-        members = frozenset(UserId(row["user_id"]) for row in rows)
-        if len(rows) != 2 or rows[0]["kind"] != "direct":
-            return Roster(members)
-        standing = _standing(rows[0], rows)
-        first, second = (UserId(row["user_id"]) for row in rows)
-        refused = {
-            sender: reason
-            for sender, recipient in ((first, second), (second, first))
-            if (reason := refusal(standing, sender, recipient)) is not None
-        }
-        return Roster(members, refused)
+        return _roster(
+            await self._pool.fetch(_ROSTER + " WHERE m.conversation_id = $1", conversation_id)
+        )
+
+    async def rosters(self, conversation_ids: list[ConversationId]) -> dict[ConversationId, Roster]:
+        """`roster` of each conversation, in one query (an unknown id: absent)."""
+        rows = await self._pool.fetch(
+            _ROSTER + " WHERE m.conversation_id = ANY($1::uuid[])", conversation_ids
+        )
+        by_conversation: dict[ConversationId, list[asyncpg.Record]] = {}
+        for row in rows:
+            by_conversation.setdefault(ConversationId(row["conversation_id"]), []).append(row)
+        return {c: _roster(found) for c, found in by_conversation.items()}
+
+    async def open_directs(self, sender: UserId, others: list[UserId]) -> list[DirectOpening]:
+        """For each of `others`, in order: the sender's direct conversation with them,
+        created where missing, or why the sender may not write to them (the same rule as
+        create_direct, asked in the same transaction as the creation). Creating any number
+        of them is one INSERT per table."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            found = {
+                UserId(row["user_id"]): row for row in await conn.fetch(_OPENINGS, sender, others)
+            }
+            refused: dict[UserId, SkipReason] = {}
+            existing: dict[UserId, ConversationId] = {}
+            for other in others:
+                row = found.get(other)
+                if other == sender:
+                    refused[other] = "self"
+                elif row is None:
+                    refused[other] = "unknown_user"
+                elif (reason := refusal(_standing(row, [row]), sender, other)) is not None:
+                    refused[other] = "blocked" if reason is Blocked else "not_a_contact"
+                elif row["conversation_id"] is not None:
+                    existing[other] = ConversationId(row["conversation_id"])
+            missing = [o for o in others if o not in refused and o not in existing]
+            created = await _create_directs(conn, sender, missing)
+            # A pair whose conversation another call created since the first query.
+            existing |= await _directs_with(conn, sender, [o for o in missing if o not in created])
+        return [
+            DirectOpening(o, refused=refused[o])
+            if o in refused
+            else DirectOpening(o, created.get(o) or existing[o], created=o in created)
+            for o in others
+        ]
 
     async def direct_ids(self, user: UserId, other: UserId | None) -> list[ConversationId]:
         """The direct conversations of `user` (with `other` only, when given)."""

@@ -9,9 +9,10 @@ every process, like a join or a leave does.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import msgspec
 from redis.asyncio import Redis
@@ -38,6 +39,8 @@ class MembershipChange(msgspec.Struct, frozen=True):
 # The direct conversations of a user (with one other user only, when given).
 DirectsOf = Callable[[UserId, UserId | None], Awaitable[list[ConversationId]]]
 ChangeWatcher = Callable[[MembershipChange], Awaitable[None]]
+# The rosters of many conversations in one load (an unknown id: absent).
+LoadMany = Callable[[list[ConversationId]], Awaitable[dict[ConversationId, Roster]]]
 _change_decoder = msgspec.json.Decoder(MembershipChange)
 
 
@@ -59,8 +62,12 @@ class Membership:
         redis: Redis,
         directs_of: DirectsOf,
         clock: Callable[[], float] = time.monotonic,
+        load_many: LoadMany | None = None,
     ) -> None:
+        """`load_many`: the rosters of many conversations at once, for `preload`; without
+        it, each conversation preloaded is loaded on its own."""
         self._load = load
+        self._load_many = load_many or self._load_each
         self._redis = redis
         self._directs_of = directs_of
         self._clock = clock
@@ -88,14 +95,39 @@ class Membership:
             if cached is None:
                 raise
             return cached[1]
+        if self._invalidations == invalidations:
+            self._remember(conversation_id, roster, now)
+        return roster
+
+    async def preload(self, conversation_ids: Iterable[ConversationId]) -> None:
+        """Cache the rosters of those of `conversation_ids` not cached, in one load: a burst
+        of sends into many conversations (a broadcast) then asks only the cache."""
+        now = self._clock()
+        missing = [c for c in conversation_ids if not self._fresh(c, now)]
+        if not missing:
+            return
+        invalidations = self._invalidations
+        rosters = await self._load_many(missing)
         if self._invalidations != invalidations:
-            return roster
+            return  # a change overtook the load: each conversation loads again when asked
+        for conversation_id, roster in rosters.items():
+            self._remember(conversation_id, roster, now)
+
+    def _fresh(self, conversation_id: ConversationId, now: float) -> bool:
+        cached = self._cache.get(conversation_id)
+        return cached is not None and cached[0] > now
+
+    def _remember(self, conversation_id: ConversationId, roster: Roster, now: float) -> None:
         if roster.members:  # unknown ids are not cached: a later create must not be shadowed
             self._cache[conversation_id] = (now + CACHE_TTL, roster)
             self._cache.move_to_end(conversation_id)
             while len(self._cache) > CACHE_MAX_CONVERSATIONS:
                 self._cache.popitem(last=False)
-        return roster
+
+    async def _load_each(
+        self, conversation_ids: list[ConversationId]
+    ) -> dict[ConversationId, Roster]:
+        return {c: await self._load(c) for c in conversation_ids}
 
     async def require(self, conversation_id: ConversationId, user: UserId) -> frozenset[UserId]:
         """The members, if `user` is one of them; NotAMember otherwise."""
@@ -130,6 +162,23 @@ class Membership:
             await watcher(change)
         await self._redis.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
 
+    @contextlib.asynccontextmanager
+    async def announcing(self, changes: list[MembershipChange]) -> AsyncIterator[None]:
+        """`announce_change` for many conversations, in two halves: this process forgets
+        them and its watchers see each change on entry; every other process is told on
+        exit, in one pipelined round trip. Each change's echo makes this process forget
+        the conversation once more, so a burst of sends into them (a broadcast) goes in
+        the block, between the two, and finds the rosters it preloaded still cached."""
+        try:
+            for change in changes:
+                self.invalidate(change.conversation_id)
+                for watcher in self._watchers:
+                    await watcher(change)
+            yield
+        finally:
+            if changes:
+                await self._publish(changes)
+
     async def invalidate_direct_between(self, user: UserId, other: UserId) -> None:
         """Every process forgets the pair's direct conversation, if they have one: a block,
         an unblock, a friendship made or ended changes who may send there."""
@@ -146,12 +195,14 @@ class Membership:
         for conversation_id in conversation_ids:
             self.invalidate(conversation_id)
         # A change with nobody added or removed: other processes forget the conversation and
-        # move no routes (hub.py). Pipelined: one round trip however many conversations.
+        # move no routes (hub.py).
+        await self._publish([MembershipChange(c) for c in conversation_ids])
+
+    async def _publish(self, changes: list[MembershipChange]) -> None:
+        """Announce `changes` to every process: pipelined, one round trip however many."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for conversation_id in conversation_ids:
-                pipe.publish(
-                    keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(MembershipChange(conversation_id))
-                )
+            for change in changes:
+                pipe.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
             await pipe.execute()
 
     def invalidate(self, conversation_id: ConversationId) -> None:

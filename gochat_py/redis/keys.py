@@ -122,3 +122,9 @@ def session_revoked(session_id: str) -> str:
 
 def rate_limit(action: str, subject: str) -> str:
     return f"{PREFIX}:ratelimit:{action}:{{{subject}}}"
+
+
+def broadcast(sender_id: uuid.UUID, client_broadcast_id: str) -> str:
+    """A sender's broadcast by its `client_broadcast_id`: a claim while it runs, then its
+    result. One key per command, tagged by the sender like their other keys."""
+    return f"{PREFIX}:broadcast:{{{sender_id}}}:{client_broadcast_id}"

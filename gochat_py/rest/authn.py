@@ -9,6 +9,7 @@ from gochat_py.credentials import Credentials
 from gochat_py.credentials import access_credentials as find_access_credentials
 from gochat_py.errors import Forbidden, Unauthorized
 from gochat_py.origins import is_trusted, request_origin
+from gochat_py.postgres.users import Users
 from gochat_py.settings import Settings
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.tokens import Claims
@@ -47,3 +48,13 @@ async def require_claims(connection: HTTPConnection) -> Claims:
     require_trusted_origin(connection, credentials)
     auth: Auth = connection.state.auth
     return await auth.authenticate(credentials.token)
+
+
+async def require_sender(connection: HTTPConnection) -> tuple[Claims, str]:
+    """The caller and their username, which the messages they send carry."""
+    claims = await require_claims(connection)
+    users: Users = connection.state.users
+    account = await users.by_id(claims.user_id)
+    if account is None:
+        raise Unauthorized("the account no longer exists", code="invalid_token")
+    return claims, account.user.username

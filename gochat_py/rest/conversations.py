@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gochat_py import cursors, times
-from gochat_py.errors import BadRequest, Unauthorized
+from gochat_py.errors import BadRequest
 from gochat_py.ids import ConversationId, MessageId, UserId
 from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, Seq
 from gochat_py.postgres.conversations import (
@@ -20,9 +20,8 @@ from gochat_py.postgres.conversations import (
     ConversationView,
     CreateConversation,
 )
-from gochat_py.postgres.users import Users
 from gochat_py.rest import query
-from gochat_py.rest.authn import require_claims
+from gochat_py.rest.authn import require_claims, require_sender
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.delivery_marks import DeliveryMarks
@@ -129,16 +128,12 @@ async def messages(request: Request) -> Response:
 
 
 async def send_message(request: Request) -> Response:
-    claims = await require_claims(request)
+    claims, username = await require_sender(request)
     conversation_id = _conversation_id(request)
     body = await read_json(request, SendBody)
-    users: Users = request.state.users
-    account = await users.by_id(claims.user_id)
-    if account is None:
-        raise Unauthorized("the account no longer exists", code="invalid_token")
     sending: Sending = request.state.sending
     sent = await sending.send(
-        claims.user_id, account.user.username, conversation_id, body.content, body.client_msg_id
+        claims.user_id, username, conversation_id, body.content, body.client_msg_id
     )
     # 200 for a resend with the same client_msg_id: nothing new was created.
     return json_response(sent.message, 200 if sent.duplicate else 201)

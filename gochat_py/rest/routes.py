@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from gochat_py.broadcasts import BroadcastRequest, BroadcastResult
 from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.messages import MAX_SEQ, Message, MessageChange
 from gochat_py.postgres.blocks import Block
@@ -14,6 +15,7 @@ from gochat_py.postgres.users import User
 from gochat_py.rest import (
     auth,
     blocks,
+    broadcasts,
     contacts,
     conversations,
     dashboard,
@@ -317,6 +319,21 @@ routes: list[BaseRoute] = [
             None,
             204,
             errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/broadcasts",
+        broadcasts.broadcast,
+        "POST",
+        Operation(
+            "One message to each recipient, in your direct conversation with them (created"
+            " when missing); each result is `sent` or `skipped` with the reason. 200 for a"
+            " repeat of the same client_broadcast_id, which sends nothing",
+            BroadcastResult,
+            201,
+            BroadcastRequest,
+            errors=(409, 429, 503),
+            also={200: BroadcastResult},
         ),
     ),
     ApiRoute(

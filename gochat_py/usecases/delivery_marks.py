@@ -10,7 +10,7 @@ from gochat_py.ids import ConversationId, UserId
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.receipts import MemberReceipt, Receipts
 from gochat_py.realtime.membership import Membership
-from gochat_py.redis.sequence import SeqCounter
+from gochat_py.redis.sequences import Sequences
 from gochat_py.usecases.delivery_flush import DeliveryFlusher
 
 
@@ -23,7 +23,7 @@ class DeliveryMarks:
         self,
         membership: Membership,
         conversations: Conversations,
-        counter: SeqCounter,
+        counter: Sequences,
         receipts: Receipts,
         flusher: DeliveryFlusher,
     ) -> None:

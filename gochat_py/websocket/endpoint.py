@@ -16,6 +16,7 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gochat_py.broadcasts import BroadcastRequest
 from gochat_py.credentials import access_credentials
 from gochat_py.errors import ApiError, BadRequest, Forbidden, Unauthorized
 from gochat_py.ids import ConversationId, MessageId, SessionId, UserId, uuid7
@@ -30,6 +31,7 @@ from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.publish import Sent
 from gochat_py.usecases.auth import Auth
+from gochat_py.usecases.broadcasting import Broadcasting
 from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.presence import Presence
@@ -48,6 +50,7 @@ from gochat_py.websocket.dialects import RICH, Dialect
 from gochat_py.websocket.frames import (
     Ack,
     Authenticate,
+    Broadcast,
     Delete,
     Edit,
     FrameError,
@@ -406,6 +409,8 @@ async def _list_presence(session: SocketSession, presence: Presence) -> None:
 
 def _ref(frame: Any) -> str | None:
     """The client's own name for the frame an error answers, if it gave one."""
+    if isinstance(frame, Broadcast):
+        return frame.client_broadcast_id
     return frame.client_msg_id if isinstance(frame, SendMessage) else None
 
 
@@ -478,3 +483,12 @@ async def _act(
             editing = state.editing
             conversation_id = ConversationId(frame.conversation_id)
             await editing.delete(session.user, conversation_id, MessageId(frame.message_id))
+        case Broadcast():
+            broadcasting: Broadcasting = state.broadcasting
+            request = BroadcastRequest(
+                recipient_ids=frame.recipient_ids,
+                content=frame.content,
+                client_broadcast_id=frame.client_broadcast_id,
+            )
+            result = await broadcasting.broadcast(session.user, session.username, request)
+            session.reply(frames.BroadcastResultFrame.of(result))

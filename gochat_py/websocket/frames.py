@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gochat_py.broadcasts import BroadcastResult, ClientBroadcastId, Outcome, Recipients
 from gochat_py.errors import BadRequest
 from gochat_py.messages import ClientMsgId, Content, Seq
 
@@ -72,12 +73,26 @@ class Delete(msgspec.Struct, frozen=True):
     message_id: uuid.UUID
 
 
-ClientFrame = SendMessage | Typing | Read | Received | Ping | Authenticate | Edit | Delete
+class Broadcast(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /api/v1/broadcasts as a frame: answered by one `broadcast_result`."""
+
+    event: Literal["broadcast"]
+    recipient_ids: Recipients
+    content: Content
+    client_broadcast_id: ClientBroadcastId
+
+
+ClientFrame = (
+    SendMessage | Typing | Read | Received | Ping | Authenticate | Edit | Delete | Broadcast
+)
 
 
 class _Envelope(msgspec.Struct, frozen=True):
     event: str = "message"
     client_msg_id: str | None = None
+    # Any JSON: only a string is echoed as an error's `ref`; the frame's decoder says what
+    # else is wrong with it.
+    client_broadcast_id: object = None
 
 
 # Outgoing frames name their event first, so a person reading a socket sees it at once.
@@ -132,9 +147,35 @@ class GochatPresenceList(msgspec.Struct, frozen=True, kw_only=True):
     online_users: list[uuid.UUID]
 
 
+class BroadcastResultFrame(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a `broadcast` frame: POST /broadcasts's answer, named."""
+
+    event: Literal["broadcast_result"] = "broadcast_result"
+    client_broadcast_id: str
+    duplicate: bool
+    results: list[Outcome]
+
+    @classmethod
+    def of(cls, result: BroadcastResult) -> BroadcastResultFrame:
+        return cls(
+            client_broadcast_id=result.client_broadcast_id,
+            duplicate=result.duplicate,
+            results=result.results,
+        )
+
+
 # What the server sends a socket in answer to it or about it, beside the frames it
 # publishes to members (messages.Message, realtime/events.py).
-Reply = Ack | Error | Pong | TokenExpiring | AuthOk | PresenceList | GochatPresenceList
+Reply = (
+    Ack
+    | Error
+    | Pong
+    | TokenExpiring
+    | AuthOk
+    | PresenceList
+    | GochatPresenceList
+    | BroadcastResultFrame
+)
 
 
 class FrameError(BadRequest):
@@ -155,6 +196,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "auth": msgspec.json.Decoder(Authenticate),
     "edit": msgspec.json.Decoder(Edit),
     "delete": msgspec.json.Decoder(Delete),
+    "broadcast": msgspec.json.Decoder(Broadcast),
 }
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()
@@ -171,7 +213,8 @@ def decode(data: str | bytes) -> ClientFrame:
     except RecursionError:
         # msgspec decodes nested values recursively: ~1000 levels exhaust the stack.
         raise FrameError("invalid_frame", "frame is nested too deeply") from None
-    ref = envelope.client_msg_id if isinstance(envelope.client_msg_id, str) else None
+    named = envelope.client_msg_id or envelope.client_broadcast_id
+    ref = named if isinstance(named, str) else None
     decoder = _decoders.get(envelope.event)
     if decoder is None:
         raise FrameError("unknown_event", f"unknown event {envelope.event[:40]!r}", ref)

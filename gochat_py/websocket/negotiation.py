@@ -3,8 +3,8 @@
 gochat's clients treat every frame that is not an error or a presence frame as a chat
 message, and show their own sends at once, so a socket that asks for nothing gets only what
 gochat sends, in gochat's shapes: every member's messages but its own sends, errors, answers
-to its own requests (`pong`, `auth_ok`), an ack only for a send that carried a
-`client_msg_id`, and presence as gochat writes it (`{"type": "presence_list"}` on connect,
+to its own requests (`pong`, `auth_ok`, `broadcast_result`), an ack only for a send that
+carried a `client_msg_id`, and presence as gochat writes it (`{"type": "presence_list"}` on connect,
 then `{"type": "presence"}` frames). A client asks for more the way Zulip's clients register
 event types, and then gets every event in gochat-py's own shape (`"event"` names it):
 
@@ -52,7 +52,7 @@ OPTIONAL_EVENTS = frozenset(
 # What a socket that asks for nothing gets beyond the frames always sent: gochat's own
 # client reads presence (in its own shape).
 GOCHAT_EVENTS = frozenset({"presence"})
-ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok"})
+ALWAYS_SENT = frozenset({"message", "error", "pong", "auth_ok", "broadcast_result"})
 MAX_EVENTS_PARAM = 512  # far more than every event name, comma-separated
 
 

@@ -63,6 +63,15 @@ class LiveServer:
         return self.base_url.replace("http://", "ws://") + "/ws"
 
 
+def is_uuid(value: Any) -> bool:
+    """Whether a fuzzed value is an id the server would parse."""
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
 def register_sync(client: httpx.Client) -> dict[str, Any]:
     """A new account over a blocking client: {user, tokens}."""
     name = unique_name("fuzz")

@@ -29,6 +29,7 @@ from redis import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from gochat_py.broadcasts import MAX_CLIENT_BROADCAST_ID, MAX_RECIPIENTS
 from gochat_py.messages import MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, MAX_SEQ
 from gochat_py.redis import keys
 from gochat_py.websocket.close_codes import (
@@ -37,14 +38,30 @@ from gochat_py.websocket.close_codes import (
     WS_1009_MESSAGE_TOO_BIG,
 )
 from gochat_py.websocket.frames import MAX_FRAME_BYTES
-from tests.fuzz.conftest import LiveServer, fuzz_settings, register_sync, start_conversation
+from tests.fuzz.conftest import (
+    LiveServer,
+    fuzz_settings,
+    is_uuid,
+    register_sync,
+    start_conversation,
+)
 
 # What a client at fault may be closed with; 1011 (a server bug) never.
 DOCUMENTED_CLOSES = {WS_1007_INVALID_DATA, WS_1008_POLICY_VIOLATION, WS_1009_MESSAGE_TOO_BIG}
 REPLY_TIMEOUT = 10.0  # a live server answers a ping in milliseconds; this is a hang
 BYSTANDER_EVERY = 10  # examples between two checks that the other user's socket is served
 PING = '{"event": "ping"}'
-KNOWN_EVENTS = ("message", "typing", "read", "received", "ping", "auth", "edit", "delete")
+KNOWN_EVENTS = (
+    "message",
+    "typing",
+    "read",
+    "received",
+    "ping",
+    "auth",
+    "edit",
+    "delete",
+    "broadcast",
+)
 
 
 @dataclass
@@ -61,6 +78,10 @@ class Outcome:
     @property
     def acks(self) -> list[dict[str, Any]]:
         return [f for f in self.frames if f.get("event") == "ack"]
+
+    @property
+    def broadcast_results(self) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f.get("event") == "broadcast_result"]
 
     @property
     def refused(self) -> bool:
@@ -140,6 +161,8 @@ class World:
     """The fuzzing user's socket, the ids it may aim at, the bystander and Redis."""
 
     socket: FuzzedSocket
+    me: str  # the fuzzing user
+    peer: str  # the other member of `member_of`
     member_of: str  # a conversation the fuzzing user is in
     foreign: str  # one they are not in
     bystander: Bystander
@@ -164,13 +187,21 @@ class World:
         outcome = self.socket.exchange(payload, text)
         entries, seqs = self.published()
         new = [a for a in outcome.acks if not a["duplicate"]]
+        # A broadcast's sends, each of which a message published.
+        new += [
+            sent
+            for result in outcome.broadcast_results
+            if not result["duplicate"]
+            for sent in result["results"]
+            if sent["status"] == "sent"
+        ]
         # Published exactly what was acknowledged: a refused frame moves nothing.
         assert entries - before[0] == len(new), (payload[:300], outcome)
         for conversation, seq in seqs.items():
             moved = sum(1 for a in new if a["conversation_id"] == conversation)
             assert seq - before[1][conversation] == moved, (payload[:300], outcome)
         if outcome.errors:
-            assert not outcome.acks, (payload[:300], outcome)
+            assert not outcome.acks and not outcome.broadcast_results, (payload[:300], outcome)
         self.examples += 1
         if self.examples % BYSTANDER_EVERY == 0:
             self.bystander.still_served()
@@ -205,6 +236,8 @@ def world(live_server: LiveServer) -> Iterator[World]:
     ):
         world = World(
             FuzzedSocket(url + fuzzer["tokens"]["access_token"]),
+            fuzzer["user"]["id"],
+            peer["user"]["id"],
             member_of,
             foreign,
             Bystander(bystanders_socket, theirs),
@@ -484,3 +517,77 @@ def test_hostile_edits_and_deletes_are_refused_and_change_nothing(world: World) 
         world.refuses(_json({**frame, "content": content} if event == "edit" else frame))
 
     check()
+
+
+def _recipients(world: World) -> st.SearchStrategy[Any]:
+    """Recipient lists: whom the fuzzing user may write to, themself, unknown and malformed
+    ids, too few and too many, repeats."""
+    one = st.one_of(
+        st.just(world.peer), st.just(world.me), st.uuids().map(str), st.text(max_size=40),
+        not_a_string,
+    )  # fmt: skip
+    return st.one_of(
+        st.lists(one, max_size=4),
+        st.integers(MAX_RECIPIENTS, MAX_RECIPIENTS + 2).map(
+            lambda n: [str(uuid.UUID(int=i + 1)) for i in range(n)]
+        ),
+        not_a_string,
+    )
+
+
+def test_broadcast_frames_with_hostile_fields(world: World) -> None:
+    @fuzz_settings()
+    @given(
+        recipient_ids=st.deferred(lambda: _recipients(world)),
+        content=st.one_of(hostile_text, not_a_string),
+        client_broadcast_id=st.one_of(
+            st.text(max_size=MAX_CLIENT_BROADCAST_ID + 5), st.just("again"), not_a_string
+        ),
+    )
+    @example(recipient_ids=["peer", str(uuid.UUID(int=1))], content="hi", client_broadcast_id="ok")
+    @example(recipient_ids=[], content="hi", client_broadcast_id="empty")
+    @example(recipient_ids=["peer", "peer"], content="hi", client_broadcast_id="twice")
+    @example(recipient_ids=["peer"], content=" ", client_broadcast_id="blank")
+    def check(recipient_ids: Any, content: Any, client_broadcast_id: Any) -> None:
+        if isinstance(recipient_ids, list):
+            recipient_ids = [world.peer if r == "peer" else r for r in recipient_ids]
+        frame = {
+            "event": "broadcast",
+            "recipient_ids": recipient_ids,
+            "content": content,
+            "client_broadcast_id": client_broadcast_id,
+        }
+        outcome = world.send(_json(frame))
+        if any(map(_has_surrogate, (content, client_broadcast_id, *_strings(recipient_ids)))):
+            return  # no UTF-8 text holds one: whether it is refused or kept is the server's call
+        valid = (
+            isinstance(recipient_ids, list)
+            and 1 <= len(recipient_ids) <= MAX_RECIPIENTS
+            and all(is_uuid(r) for r in recipient_ids)
+            and len({str(uuid.UUID(r)) for r in recipient_ids}) == len(recipient_ids)
+            and isinstance(content, str)
+            and 1 <= len(content) <= MAX_CONTENT_CHARS
+            and content.strip() != ""
+            and "\u0000" not in content
+            and isinstance(client_broadcast_id, str)
+            and 1 <= len(client_broadcast_id) <= MAX_CLIENT_BROADCAST_ID
+            and "\u0000" not in client_broadcast_id
+        )
+        if not valid:
+            assert outcome.errors and not outcome.broadcast_results, (frame, outcome)
+            return
+        # BROADCAST_RATE allows three a minute: past them, a valid frame is rate-limited.
+        if outcome.errors:
+            assert [e["code"] for e in outcome.errors] == ["rate_limited"], (frame, outcome)
+            return
+        [result] = outcome.broadcast_results
+        if not result["duplicate"]:  # a repeat answers with the first call's recipients
+            assert [r["recipient_id"] for r in result["results"]] == [
+                str(uuid.UUID(r)) for r in recipient_ids
+            ], (frame, outcome)
+
+    check()
+
+
+def _strings(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]

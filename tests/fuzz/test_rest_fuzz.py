@@ -7,7 +7,6 @@ member ids are drawn from it as well as generated, so requests reach it too."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.fuzz.conftest import LiveServer, fuzz_settings, register_sync, start_conversation
+from tests.fuzz.conftest import (
+    LiveServer,
+    fuzz_settings,
+    is_uuid,
+    register_sync,
+    start_conversation,
+)
 from tests.harness import bearer
 
 CHECKS = [
@@ -63,14 +68,6 @@ def caller(live_server: LiveServer) -> Caller:
     return Caller(tokens, [direct, group, foreign], ids)
 
 
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(value)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def api_schema(live_server: LiveServer, caller: Caller) -> BaseSchema:
     schema = schemathesis.openapi.from_url(f"{live_server.base_url}/openapi.json")
@@ -87,7 +84,7 @@ def api_schema(live_server: LiveServer, caller: Caller) -> BaseSchema:
 
     def either(generated: Any, name: str) -> st.SearchStrategy[Any]:
         # Only a valid id is swapped for a real one: invalid input stays invalid.
-        if name in real and _is_uuid(generated):
+        if name in real and is_uuid(generated):
             return st.one_of(st.just(generated), real[name])
         return st.just(generated)
 
@@ -104,7 +101,7 @@ def api_schema(live_server: LiveServer, caller: Caller) -> BaseSchema:
         if not isinstance(body, dict):
             return st.just(body)
         fields = {k: either(v, k) for k, v in body.items()}
-        for many in ("participant_ids", "user_ids"):
+        for many in ("participant_ids", "user_ids", "recipient_ids"):
             ids = body.get(many)
             if isinstance(ids, list):
                 # Item by item: the list keeps its length, valid or not.

@@ -88,3 +88,33 @@ async def test_invalidating_a_pair_forgets_their_direct_conversation_here_and_pu
     assert asked == [(ALICE, BOB)]
     await membership.members(direct)
     assert loads == [direct, direct]
+
+
+async def test_announcing_routes_here_on_entry_and_tells_other_processes_on_exit(
+    redis: Redis,
+) -> None:
+    async def load(conversation_id: ConversationId) -> Roster:
+        return Roster(frozenset({ALICE, BOB}))
+
+    membership = Membership(load, redis, no_directs)
+    watched: list[MembershipChange] = []
+
+    async def watcher(change: MembershipChange) -> None:
+        watched.append(change)
+
+    membership.watch(watcher)
+    changes = [MembershipChange(ConversationId(uuid.uuid4()), added=[ALICE, BOB]) for _ in range(3)]
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(keys.MEMBERSHIP_CHANNEL)
+        await pubsub.get_message(timeout=1)  # the subscribe confirmation
+        async with membership.announcing(changes):
+            assert watched == changes
+            # Nothing published yet: its echo would make this process forget the rosters.
+            assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
+        published = []
+        async with asyncio.timeout(10):
+            while len(published) < 3:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    published.append(decode_change(message["data"]))
+    assert published == changes

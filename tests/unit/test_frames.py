@@ -7,10 +7,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from gochat_py.broadcasts import BroadcastResult, SentTo, Skipped
 from gochat_py.messages import MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS
 from gochat_py.realtime.events import ReadEvent, TypingEvent
 from gochat_py.websocket.frames import (
     Ack,
+    Broadcast,
+    BroadcastResultFrame,
     Error,
     FrameError,
     Ping,
@@ -66,6 +69,15 @@ def test_typing_read_and_ping_decode_to_their_frames() -> None:
 def test_received_decodes_to_its_frame() -> None:
     assert decode(frame(event="received", conversation_id=str(CONVERSATION), seq=9)) == Received(
         event="received", conversation_id=CONVERSATION, seq=9
+    )
+
+
+def test_a_broadcast_decodes_to_its_frame() -> None:
+    decoded = decode(
+        frame(event="broadcast", recipient_ids=[str(USER)], content="hi", client_broadcast_id="b")
+    )
+    assert decoded == Broadcast(
+        event="broadcast", recipient_ids=[USER], content="hi", client_broadcast_id="b"
     )
 
 
@@ -271,6 +283,22 @@ def test_an_error_carries_the_client_msg_id_as_ref(data: str, code: str) -> None
     assert (error.code, error.ref) == (code, "c-9")
 
 
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"recipient_ids": [], "content": "hi"}, "invalid_field"),
+        ({"recipient_ids": [str(USER)] * 1001, "content": "hi"}, "invalid_field"),
+        ({"recipient_ids": [str(USER)], "content": ""}, "empty_content"),
+        ({"content": "hi"}, "missing_field"),
+    ],
+)
+def test_a_refused_broadcast_carries_its_client_broadcast_id_as_ref(
+    fields: dict[str, Any], code: str
+) -> None:
+    error = refused(frame(event="broadcast", client_broadcast_id="b-1", **fields))
+    assert (error.code, error.ref) == (code, "b-1")
+
+
 def test_an_error_has_no_ref_when_the_frame_had_no_client_msg_id() -> None:
     assert refused(send("")).ref is None
 
@@ -297,6 +325,9 @@ def test_every_server_frame_names_its_event_first() -> None:
         TypingEvent(conversation_id=CONVERSATION, user_id=USER, username="alice"),
         ReadEvent(conversation_id=CONVERSATION, user_id=USER, seq=3),
         Pong(),
+        BroadcastResultFrame.of(
+            BroadcastResult(client_broadcast_id="b", duplicate=False, results=[])
+        ),
     ]
     for server_frame in server_frames:
         assert encode(server_frame).startswith('{"event":'), server_frame
@@ -345,4 +376,30 @@ def test_pong_typing_and_read_events_encode_exactly() -> None:
         "conversation_id": str(CONVERSATION),
         "user_id": str(USER),
         "seq": 9,
+    }
+
+
+def test_a_broadcast_result_tags_each_outcome_with_its_status() -> None:
+    result = BroadcastResult(
+        client_broadcast_id="b",
+        duplicate=False,
+        results=[
+            SentTo(recipient_id=USER, conversation_id=CONVERSATION, message_id=USER, seq=1),
+            Skipped(recipient_id=USER, reason="blocked"),
+        ],
+    )
+    assert json.loads(encode(BroadcastResultFrame.of(result))) == {
+        "event": "broadcast_result",
+        "client_broadcast_id": "b",
+        "duplicate": False,
+        "results": [
+            {
+                "status": "sent",
+                "recipient_id": str(USER),
+                "conversation_id": str(CONVERSATION),
+                "message_id": str(USER),
+                "seq": 1,
+            },
+            {"status": "skipped", "recipient_id": str(USER), "reason": "blocked"},
+        ],
     }

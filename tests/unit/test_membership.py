@@ -335,3 +335,67 @@ def test_a_change_without_lists_decodes_with_empty_ones() -> None:
 def test_a_change_this_version_cannot_read_raises_decode_error(payload: bytes) -> None:
     with pytest.raises(msgspec.DecodeError):
         decode_change(payload)
+
+
+class ManyMembers(Members):
+    """The same table, also answering for many conversations in one load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[ConversationId]] = []
+
+    async def load_many(self, ids: list[ConversationId]) -> dict[ConversationId, Roster]:
+        self.batches.append(ids)
+        if self.gate is not None:
+            await self.gate.wait()
+        return {c: self.table[c] for c in ids if c in self.table}
+
+
+@pytest.fixture
+def many() -> ManyMembers:
+    table = ManyMembers()
+    table.set(GROUP, [ALICE, BOB])
+    table.set(OTHER, [ALICE, CAROL], {ALICE: Blocked})
+    return table
+
+
+async def test_preload_caches_the_conversations_missing_in_one_load(
+    many: ManyMembers, unused_redis: Redis, clock: Clock
+) -> None:
+    membership = Membership(many.load, unused_redis, no_directs, clock, many.load_many)
+    await membership.members(GROUP)
+    unknown = ConversationId(uuid.uuid4())
+    await membership.preload([GROUP, OTHER, unknown])
+    assert many.batches == [[OTHER, unknown]]  # GROUP was cached already
+    assert await membership.require_sender(GROUP, BOB) == {ALICE, BOB}
+    with pytest.raises(Blocked):
+        await membership.require_sender(OTHER, ALICE)
+    assert many.loads == [GROUP]  # both answered from the cache
+    await membership.preload([GROUP, OTHER])
+    assert len(many.batches) == 1
+
+
+async def test_a_preload_overtaken_by_an_invalidation_caches_nothing(
+    many: ManyMembers, unused_redis: Redis, clock: Clock
+) -> None:
+    membership = Membership(many.load, unused_redis, no_directs, clock, many.load_many)
+    many.gate = asyncio.Event()
+    preloading = asyncio.create_task(membership.preload([GROUP]))
+    await asyncio.sleep(0)
+    membership.invalidate(GROUP)  # a change committed while the load read the old table
+    many.set(GROUP, [ALICE])
+    many.gate.set()
+    await preloading
+    with pytest.raises(NotAMember):
+        await membership.require(GROUP, BOB)
+    assert many.loads == [GROUP]
+
+
+async def test_without_a_bulk_loader_preload_loads_each_conversation(
+    membership: Membership, members: Members
+) -> None:
+    members.set(OTHER, [CAROL])
+    await membership.preload([GROUP, OTHER])
+    assert members.loads == [GROUP, OTHER]
+    assert await membership.members(OTHER) == {CAROL}
+    assert members.loads == [GROUP, OTHER]

@@ -37,7 +37,7 @@ def test_events_selects_exactly_the_ones_named() -> None:
 
 
 def test_events_that_always_come_may_be_named_and_an_empty_list_narrows_to_none() -> None:
-    assert negotiate([], "message,error,pong,auth_ok").events == frozenset()
+    assert negotiate([], "message,error,pong,auth_ok,broadcast_result").events == frozenset()
     assert negotiate([SUBPROTOCOL], "").events == frozenset()
 
 

@@ -48,6 +48,11 @@ def test_defaults_follow_the_gochat_readme() -> None:
         ("DB_POOL_MAX", "many", "DB_POOL_MAX"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe", "WS_PER_MESSAGE_DEFLATE"),
         ("RECENT_CACHE_MAX", "0", "RECENT_CACHE_MAX"),
+        ("BROADCAST_RATE", "3", "BROADCAST_RATE"),
+        ("BROADCAST_RATE", "0/1m", "BROADCAST_RATE"),
+        ("BROADCAST_RATE", "3/", "BROADCAST_RATE"),
+        ("BROADCAST_RATE", "3/soon", "BROADCAST_RATE"),
+        ("BROADCAST_RATE", "many/1m", "BROADCAST_RATE"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
@@ -57,6 +62,23 @@ def test_a_bad_value_stops_start_up_naming_the_variable(
         load_settings({variable: value})
     assert caught.value.variable == named
     assert str(caught.value).startswith(f"{named}: ")
+
+
+def test_broadcasts_are_limited_to_three_a_minute_by_default() -> None:
+    assert load_settings({}).broadcast_rate == (3, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "rate"),
+    [
+        ("10/1h", (10, 3600.0)),
+        ("3/m", (3, 60.0)),
+        (" 5 / 30s ", (5, 30.0)),
+        ("1/1h30m", (1, 5400.0)),
+    ],
+)
+def test_broadcast_rate_is_a_count_per_duration(value: str, rate: tuple[int, float]) -> None:
+    assert load_settings({"BROADCAST_RATE": value}).broadcast_rate == rate
 
 
 def test_access_expiry_must_be_shorter_than_refresh_expiry() -> None:

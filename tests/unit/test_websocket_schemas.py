@@ -12,7 +12,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from gochat_py import messages, notifications
+from gochat_py import broadcasts, messages, notifications
 from gochat_py.postgres.contacts import ContactRequest, UserRef
 from gochat_py.realtime import events
 from gochat_py.websocket import frames
@@ -134,6 +134,14 @@ def server_samples() -> list[msgspec.Struct]:
         events.GochatPresence(user_id=ID, username="bob", status="online"),
         frames.PresenceList(online_users=[ID]),
         frames.GochatPresenceList(online_users=[ID]),
+        frames.BroadcastResultFrame(
+            client_broadcast_id="b",
+            duplicate=False,
+            results=[
+                broadcasts.SentTo(recipient_id=ID, conversation_id=ID, message_id=ID, seq=1),
+                broadcasts.Skipped(recipient_id=ID, reason="not_a_contact"),
+            ],
+        ),
     ]
 
 
@@ -167,6 +175,12 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
         {"event": "auth", "token": "x.y.z"},
         {"event": "edit", "conversation_id": str(ID), "message_id": str(ID), "content": "x"},
         {"event": "delete", "conversation_id": str(ID), "message_id": str(ID)},
+        {
+            "event": "broadcast",
+            "recipient_ids": [str(ID)],
+            "content": "hi all",
+            "client_broadcast_id": "b-1",
+        },
     ]
     for sample in samples:
         frames.decode(json.dumps(sample))

@@ -30,6 +30,7 @@ from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
+from gochat_py.redis.replay import ReplayReader
 from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
@@ -44,6 +45,7 @@ from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.relationships import Relationships
+from gochat_py.usecases.resumption import Resumption
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
@@ -173,6 +175,15 @@ def _passwords(settings: Settings) -> Iterator[Passwords]:
         passwords.close()
 
 
+def _resumption(conversations: Conversations, redis: Redis, settings: Settings) -> Resumption:
+    # Half the send queue: the replay and the frames held meanwhile fit in it together.
+    return Resumption(
+        conversations,
+        ReplayReader(redis, settings.stream_partitions),
+        replay_max=max(1, settings.ws_send_queue // 2),
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -240,6 +251,7 @@ class Container(containers.DeclarativeContainer):
     sending = providers.Singleton(Sending, membership, publisher, metrics)
     read_marks = providers.Singleton(ReadMarks, membership, conversations, announcer)
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    resumption = providers.Singleton(_resumption, conversations, redis, settings)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)

@@ -126,6 +126,14 @@ def server_samples() -> list[msgspec.Struct]:
         events.GochatPresence(user_id=ID, username="bob", status="online"),
         frames.PresenceList(online_users=[ID]),
         frames.GochatPresenceList(online_users=[ID]),
+        frames.Resumed(
+            conversations=[
+                frames.ResumedConversation(
+                    conversation_id=ID, recovered=True, from_seq=2, to_seq=3, replayed=2
+                )
+            ],
+            not_found=[ID],
+        ),
     ]
 
 
@@ -156,9 +164,11 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
         {"event": "read", "conversation_id": str(ID), "seq": 0},
         {"event": "ping"},
         {"event": "auth", "token": "x.y.z"},
+        {"event": "resume", "positions": {str(ID): 4}},
     ]
     for sample in samples:
         frames.decode(json.dumps(sample))
         check.validate(sample)
     assert {type(frames.decode(json.dumps(s))) for s in samples} == set(frame_types(ClientFrame))
     assert not check.is_valid({"conversation_id": str(ID), "content": ""})
+    assert not check.is_valid({"event": "resume", "positions": {str(ID): -1}})

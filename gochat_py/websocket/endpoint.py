@@ -121,30 +121,15 @@ class SocketSession:
         self.log = logger.bind(conn_id=self.socket_id[:12], user_id=str(user))
 
     def deliver(self, frame: str) -> None:
-        """A live frame from the hub."""
+        """A live frame from the hub, or (through `reply`) an answer to this client."""
+        if self._closing is not None:
+            return
         # A message frame begins with its id (messages.Message), at a fixed offset.
         if self._unechoed and frame[_ID_SLICE] in self._unechoed:
             self._unechoed.discard(frame[_ID_SLICE])
             return
         seam = self._seam
-        if seam is not None:
-            if seam.held is not None:
-                # Held frames count against the send queue: the same bound on memory.
-                if len(seam.held) + self._queued >= self._limit:
-                    self._metrics.ws_slow_consumers.inc()
-                    self.log.warning("resume_hold_full", held=len(seam.held))
-                    self.close(WS_1013_TRY_AGAIN_LATER, "resume_hold_full")
-                    return
-                seam.held.append(frame)
-                return
-            if seam.is_replayed(frame):
-                if not seam.guarding:
-                    self._seam = None  # every replayed frame came live: nothing left to drop
-                return
-        self._enqueue(frame)
-
-    def _enqueue(self, frame: str) -> None:
-        if self._closing is not None:
+        if seam is not None and self._seam_takes(seam, frame):
             return
         if self._queued >= self._limit:
             self._metrics.ws_slow_consumers.inc()
@@ -168,9 +153,30 @@ class SocketSession:
     def time_delivery(self, sent_at: int) -> None:
         self._timed = sent_at
 
+    def _seam_takes(self, seam: Seam, frame: str) -> bool:
+        """Whether a resume's seam keeps `frame` from the queue: held, or a live copy of a
+        replayed frame."""
+        if seam.held is not None:
+            # Held frames count against the send queue: the same bound on memory.
+            if len(seam.held) + self._queued >= self._limit:
+                self._metrics.ws_slow_consumers.inc()
+                self.log.warning("resume_hold_full", held=len(seam.held))
+                self.close(WS_1013_TRY_AGAIN_LATER, "resume_hold_full")
+            else:
+                seam.held.append(frame)
+            return True
+        if seam.is_replayed(frame):
+            if not seam.guarding:
+                self._seam = None  # every replayed frame came live: nothing left to drop
+            return True
+        return False
+
     def reply(self, frame: frames.Reply) -> None:
-        # Never held: answers to the client's own frames are not part of any log.
-        self._enqueue(frames.encode(frame))
+        # Answers to the client's own frames are no part of any log: never held, never
+        # taken for a replayed frame.
+        seam, self._seam = self._seam, None
+        self.deliver(frames.encode(frame))
+        self._seam = seam
 
     def hold(self) -> None:
         """Hold live frames from now on, until `release` (a resume is being answered)."""

@@ -500,7 +500,7 @@ async def _read_loop(
             session.log.exception("frame_crashed")
             session.close(WS_1011_INTERNAL_ERROR, "internal error")
             return
-        session.release()  # a refused first frame: its error went first, the held frames follow
+        session.release()  # a refused frame (a resume too): its error first, then what was held
 
 
 async def _list_presence(session: SocketSession, presence: Presence) -> None:
@@ -589,10 +589,7 @@ async def _resume(session: SocketSession, resumption: Resumption, frame: Resume)
         )
     session.hold()  # already holding when the socket connected with resume=1
     positions = {ConversationId(c): seq for c, seq in frame.positions.items()}
-    try:
-        replay = await resumption.replay(session.user, positions)
-    except BaseException:
-        session.release()
-        raise
+    # Should the read fail, the read loop answers with the error, then releases the hold.
+    replay = await resumption.replay(session.user, positions)
     session.release(replay)
     await resumption.caught_up(session.user, replay)

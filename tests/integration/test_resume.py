@@ -16,13 +16,16 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from gochat_py.devstack.services import RedisServer
 from gochat_py.redis import keys
 from gochat_py.settings import load_settings
 from tests.harness import (
+    bearer,
     connect,
     create_direct,
     is_message,
     next_frame,
+    poll_until,
     post_messages,
     register,
     send_frame,
@@ -274,3 +277,34 @@ async def test_a_socket_holding_more_frames_than_its_send_queue_is_closed_with_1
     assert not any(is_message(frame) for frame in received)
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "resume_hold_full")
+
+
+async def test_a_resume_that_meets_a_redis_outage_is_answered_unavailable_and_holds_nothing_after(
+    database_url: str, own_redis: RedisServer
+) -> None:
+    settings = load_settings(server_environment(database_url, own_redis.url))
+    async with serve_app(settings) as url, httpx.AsyncClient(base_url=url) as api:
+        alice, bob = await register(api), await register(api)
+        conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+        async with connect(resume_url(api, bob)) as socket:
+            own_redis.stop()
+            await send_frame(socket, event="resume", positions={conversation: 0})
+            error = await next_frame(socket)
+            own_redis.start()
+
+            async def delivered_live() -> bool:
+                # Sent until the hub has resubscribed: pub/sub keeps nothing published before.
+                response = await api.post(
+                    f"/api/v1/conversations/{conversation}/messages",
+                    json={"content": "after"},
+                    headers=bearer(alice["tokens"]),
+                )
+                if response.status_code != 201:
+                    return False
+                try:
+                    return is_message(await next_frame(socket, timeout=1))
+                except TimeoutError:
+                    return False
+
+            await poll_until(delivered_live, timeout=20, what="a live message after the outage")
+    assert (error["event"], error["code"]) == ("error", "unavailable")

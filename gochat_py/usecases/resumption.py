@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
+from loguru import logger
 
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.redis.replay import ReplayReader
 
-# Told, once a resume's frames are queued on the socket, how far the device now holds
-# each conversation it recovered: its delivery watermarks (issue 12, "Delivery status").
-DeliveredUpTo = Callable[[UserId, Mapping[ConversationId, int]], Awaitable[None]]
+# Told, once a resume's frames are queued on the socket, that a device of the user now
+# holds a conversation up to a seq: a delivery watermark (issue 12, "Delivery status"),
+# the shape of a `received` frame's use case.
+DeliveredUpTo = Callable[[UserId, ConversationId, int], Awaitable[None]]
 
 
 class Missed(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,10 +78,17 @@ class Resumption:
         return Replay(missed=missed, not_found=not_found)
 
     async def caught_up(self, user: UserId, replay: Replay) -> None:
-        """The replay is queued on the device's socket: the seqs it now holds are reported
-        here, the single place a resume counts as delivery."""
+        """The replay is queued on the device's socket: each conversation it brought up to
+        date is reported here, the single place a resume counts as delivery. A report that
+        fails is logged: the device has its frames whatever the watermark says."""
         if self._delivered is None:
             return
-        marks = {m.conversation_id: m.to_seq for m in replay.missed if m.recovered}
-        if marks:
-            await self._delivered(user, marks)
+        for missed in replay.missed:
+            if not missed.recovered or missed.from_seq > missed.to_seq:
+                continue  # nothing came: the device already held what it holds
+            try:
+                await self._delivered(user, missed.conversation_id, missed.to_seq)
+            except Exception as exc:
+                logger.bind(user_id=str(user)).warning(
+                    "resume_delivery_report_failed", error=type(exc).__name__
+                )

@@ -4,7 +4,7 @@ and what it reports as delivered."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -80,21 +80,40 @@ async def test_the_newest_cached_seq_stands_in_for_a_lost_counter(
     assert len(replay.missed[0].frames) == 2
 
 
-async def test_a_resume_reports_the_recovered_conversations_as_delivered_once_replayed(
+async def test_a_resume_reports_each_conversation_it_brought_up_to_date_as_delivered(
+    api: httpx.AsyncClient, pair: Pair, pool: asyncpg.Pool, redis: Redis
+) -> None:
+    alice, bob, conversation_text = pair
+    carol = await register(api)
+    level_text = (await create_direct(api, carol["tokens"], bob["user"]["id"]))["id"]
+    await send(api, alice, conversation_text, 2)
+    await send(api, carol, level_text, 1)
+    user, conversation = ids(pair)
+    level = ConversationId(uuid.UUID(level_text))
+    stranger = ConversationId(uuid.uuid4())
+    reports: list[tuple[UserId, ConversationId, int]] = []
+
+    async def delivered(who: UserId, conversation_id: ConversationId, seq: int) -> None:
+        reports.append((who, conversation_id, seq))
+
+    resume = resumption(pool, redis, delivered=delivered)
+    replay = await resume.replay(user, {conversation: 0, level: 1, stranger: 0})
+    assert reports == []
+    await resume.caught_up(user, replay)
+    # Not the conversation the device was level with, nor one it is not in.
+    assert reports == [(user, conversation, 2)]
+    assert replay.not_found == [stranger]
+
+
+async def test_a_failed_delivery_report_does_not_fail_the_resume(
     api: httpx.AsyncClient, pair: Pair, pool: asyncpg.Pool, redis: Redis
 ) -> None:
     alice, _, conversation_text = pair
-    await send(api, alice, conversation_text, 2)
+    await send(api, alice, conversation_text, 1)
     user, conversation = ids(pair)
-    stranger = ConversationId(uuid.uuid4())
-    reports: list[tuple[UserId, dict[ConversationId, int]]] = []
 
-    async def delivered(who: UserId, marks: Mapping[ConversationId, int]) -> None:
-        reports.append((who, dict(marks)))
+    async def refused(who: UserId, conversation_id: ConversationId, seq: int) -> None:
+        raise RuntimeError("the watermark store is down")
 
-    resume = resumption(pool, redis, delivered=delivered)
-    replay = await resume.replay(user, {conversation: 0, stranger: 0})
-    assert reports == []
-    await resume.caught_up(user, replay)
-    assert reports == [(user, {conversation: 2})]
-    assert replay.not_found == [stranger]
+    resume = resumption(pool, redis, delivered=refused)
+    await resume.caught_up(user, await resume.replay(user, {conversation: 0}))

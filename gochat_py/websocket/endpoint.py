@@ -230,6 +230,9 @@ class SocketSession:
             )
         held = seam.release(replayed)
         done = Resumed(conversations=resumed, not_found=list(replay.not_found))
+        for conversation in resumed:
+            self._metrics.ws_resumed.labels(str(conversation.recovered).lower()).inc()
+        self._metrics.ws_replayed.inc(len(replayed))
         self._enqueue_all([*replayed, frames.encode(done), *held])
         if seam.guarding:
             asyncio.get_running_loop().call_later(SEAM_GUARD, self._end_guard, seam)

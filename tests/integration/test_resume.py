@@ -74,6 +74,9 @@ async def test_a_resume_replays_what_came_after_the_position_then_says_so_then_g
     ]  # fmt: skip
     assert resumed["not_found"] == []
     assert live["seq"] == 6
+    metrics = (await api.get("/metrics")).text
+    assert 'gochat_ws_resumed_conversations_total{recovered="true"} 1.0' in metrics
+    assert "gochat_ws_replayed_frames_total 3.0" in metrics
 
 
 async def test_frames_published_while_holding_come_once_after_the_replay_in_order(

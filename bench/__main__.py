@@ -13,6 +13,7 @@ from bench import (
     login_storm,
     persistence,
     presence_churn,
+    resume_storm,
     user_search,
 )
 
@@ -28,6 +29,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("history", history.main, []),
     ("user search", user_search.main, []),
     ("presence churn", presence_churn.main, []),
+    ("resume storm", resume_storm.main, []),
 ]
 
 

@@ -82,6 +82,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "read_marks": await _resolved(container.read_marks()),
                 "delivery_marks": await _resolved(container.delivery_marks()),
                 "typing_notices": await _resolved(container.typing_notices()),
+                "resumption": await _resolved(container.resumption()),
                 "relationships": await _resolved(container.relationships()),
                 "profiles": await _resolved(container.profiles()),
                 "people_search": await _resolved(container.people_search()),

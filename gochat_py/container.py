@@ -32,6 +32,7 @@ from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
 from gochat_py.redis.recent import RecentCache
+from gochat_py.redis.replay import ReplayReader
 from gochat_py.redis.sequences import Sequences
 from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
@@ -51,6 +52,7 @@ from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.profiles import UserProfiles
 from gochat_py.usecases.read_marks import ReadMarks
 from gochat_py.usecases.relationships import Relationships
+from gochat_py.usecases.resumption import Resumption
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.system_messages import SystemMessages
 from gochat_py.usecases.tokens import TokenCodec
@@ -201,6 +203,15 @@ def _passwords(settings: Settings) -> Iterator[Passwords]:
         passwords.close()
 
 
+def _resumption(conversations: Conversations, redis: Redis, settings: Settings) -> Resumption:
+    # Half the send queue: the replay and the frames held meanwhile fit in it together.
+    return Resumption(
+        conversations,
+        ReplayReader(redis, settings.stream_partitions),
+        replay_max=max(1, settings.ws_send_queue // 2),
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -302,6 +313,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.broadcast_rate[0],
     )
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
+    resumption = providers.Singleton(_resumption, conversations, redis, settings)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)

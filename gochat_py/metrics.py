@@ -62,6 +62,18 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.ws_resumed = Counter(
+            "gochat_ws_resumed_conversations",
+            "Conversations named in resume frames by members, by whether the replay covered "
+            "all they missed (recovered) or sent them to history.",
+            ["recovered"],
+            registry=self.registry,
+        )
+        self.ws_replayed = Counter(
+            "gochat_ws_replayed_frames",
+            "Frames sent to sockets by resumes.",
+            registry=self.registry,
+        )
         self.messages_sent = Counter(
             "gochat_messages_sent", "Messages accepted and acknowledged.", registry=self.registry
         )

@@ -64,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_max: int = 10
     stream_partitions: int = 1
     ws_send_queue: int = 1000
+    # How long a socket that connected with ?resume=1 holds live frames waiting for its
+    # first frame; past it they go out as if no resume came. A client sends its resume
+    # right after the handshake: a few round trips.
+    ws_resume_hold: float = 5.0
     ws_rate: float = 20.0
     ws_burst: int = 40
     ws_ping_interval: float = 20.0
@@ -299,6 +303,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         db_pool_max=_read(env, "DB_POOL_MAX", _positive_int, d.db_pool_max),
         stream_partitions=_read(env, "STREAM_PARTITIONS", _positive_int, d.stream_partitions),
         ws_send_queue=_read(env, "WS_SEND_QUEUE", _positive_int, d.ws_send_queue),
+        ws_resume_hold=_read(env, "WS_RESUME_HOLD", parse_duration, d.ws_resume_hold),
         ws_rate=_read(env, "WS_RATE", _positive_float, d.ws_rate),
         ws_burst=_read(env, "WS_BURST", _positive_int, d.ws_burst),
         ws_ping_interval=_read(env, "WS_PING_INTERVAL", parse_duration, d.ws_ping_interval),

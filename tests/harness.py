@@ -258,6 +258,19 @@ async def create_direct(
     return conversation
 
 
+async def post_messages(
+    client: httpx.AsyncClient, tokens: Mapping[str, Any], conversation_id: str, count: int
+) -> None:
+    """`count` messages sent over REST one after the other, contents `m0`, `m1`, …"""
+    for i in range(count):
+        response = await client.post(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"content": f"m{i}"},
+            headers=bearer(tokens),
+        )
+        assert response.status_code == 201, response.text
+
+
 async def create_group(
     client: httpx.AsyncClient, tokens: Mapping[str, Any], name: str, member_ids: list[str]
 ) -> dict[str, Any]:

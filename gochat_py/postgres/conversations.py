@@ -533,6 +533,21 @@ class Conversations:
             )
         return listing
 
+    async def stored_seqs(
+        self, user: UserId, conversation_ids: list[ConversationId]
+    ) -> dict[ConversationId, int]:
+        """Of `conversation_ids`, those `user` is a member of, each with the highest seq
+        PostgreSQL holds: a resume's members-only check and its floor when Redis knows
+        nothing of a conversation, in one query."""
+        rows = await self._pool.fetch(
+            "SELECT c.id, c.last_seq FROM conversation_members m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.user_id = $1 AND m.conversation_id = ANY($2::uuid[])",
+            user,
+            conversation_ids,
+        )
+        return {ConversationId(row["id"]): int(row["last_seq"]) for row in rows}
+
     async def participants(
         self, conversation_ids: list[ConversationId]
     ) -> dict[ConversationId, list[Participant]]:

@@ -36,6 +36,7 @@ from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.presence import Presence
 from gochat_py.usecases.read_marks import ReadMarks
+from gochat_py.usecases.resumption import Replay, Resumption
 from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.typing_notices import TypingNotices
 from gochat_py.websocket import frames
@@ -58,11 +59,15 @@ from gochat_py.websocket.frames import (
     Pong,
     Read,
     Received,
+    Resume,
+    Resumed,
+    ResumedConversation,
     SendMessage,
     Typing,
 )
 from gochat_py.websocket.negotiation import Agreement, negotiate
 from gochat_py.websocket.renewal import Renewal
+from gochat_py.websocket.seam import SEAM_GUARD, Seam, event_of
 from gochat_py.websocket.throttle import Throttle
 
 ABUSE_WINDOW = 10.0  # seconds over which throttled frames are counted
@@ -116,15 +121,23 @@ class SocketSession:
         self._drained: asyncio.Future[None] | None = None  # a draining close waits on it
         self._metrics = metrics
         self._closing: asyncio.Task[None] | None = None
+        # While a resume holds live frames, and a while after (seam.py); None otherwise,
+        # which is all a delivery to a socket that never resumes checks.
+        self._seam: Seam | None = Seam() if agreement.resume else None
+        self._hold_clock: asyncio.TimerHandle | None = None  # ends a hold no resume came for
         self.socket_id = uuid.uuid4().hex  # its presence entry (realtime/presence.py)
         self.log = logger.bind(conn_id=self.socket_id[:12], user_id=str(user))
 
     def deliver(self, frame: str) -> None:
+        """A live frame from the hub, or (through `reply`) an answer to this client."""
         if self._closing is not None:
             return
         # A message frame begins with its id (messages.Message), at a fixed offset.
         if self._unechoed and frame[_ID_SLICE] in self._unechoed:
             self._unechoed.discard(frame[_ID_SLICE])
+            return
+        seam = self._seam
+        if seam is not None and self._seam_takes(seam, frame):
             return
         if self._queued >= self._limit:
             self._metrics.ws_slow_consumers.inc()
@@ -148,8 +161,106 @@ class SocketSession:
     def time_delivery(self, sent_at: int) -> None:
         self._timed = sent_at
 
+    def _seam_takes(self, seam: Seam, frame: str) -> bool:
+        """Whether a resume's seam keeps `frame` from the queue: held, or a live copy of a
+        replayed frame."""
+        if seam.held is not None:
+            # Held frames count against the send queue: the same bound on memory.
+            if len(seam.held) + self._queued >= self._limit:
+                self._metrics.ws_slow_consumers.inc()
+                self.log.warning("resume_hold_full", held=len(seam.held))
+                self.close(WS_1013_TRY_AGAIN_LATER, "resume_hold_full")
+            else:
+                seam.held.append(frame)
+            return True
+        if seam.is_replayed(frame):
+            if not seam.guarding:
+                self._seam = None  # every replayed frame came live: nothing left to drop
+            return True
+        return False
+
     def reply(self, frame: frames.Reply) -> None:
+        # Answers to the client's own frames are no part of any log: never held, never
+        # taken for a replayed frame.
+        seam, self._seam = self._seam, None
         self.deliver(frames.encode(frame))
+        self._seam = seam
+
+    def hold(self) -> None:
+        """Hold live frames from now on, until `release` (a resume is being answered)."""
+        if self._seam is None or not self._seam.holding:
+            self._seam = Seam()
+
+    def start_hold_clock(self, seconds: float) -> None:
+        """A socket that connected to resume: past `seconds` without a first frame, the
+        held frames go out as if no resume came."""
+        if self._seam is not None and self._seam.holding:
+            self._hold_clock = asyncio.get_running_loop().call_later(seconds, self._hold_expired)
+
+    def stop_hold_clock(self) -> None:
+        if self._hold_clock is not None:
+            self._hold_clock.cancel()
+            self._hold_clock = None
+
+    def _hold_expired(self) -> None:
+        self._hold_clock = None
+        self.log.info("resume_hold_expired")
+        self.release()
+
+    def release(self, replay: Replay | None = None) -> None:
+        """End a hold: the replay's frames this socket reads, then `resumed`, then the held
+        frames the replay did not carry. Without a replay, the held frames alone."""
+        seam = self._seam
+        if seam is None or not seam.holding:
+            return
+        if replay is None:
+            self._seam = None
+            self._enqueue_all(seam.release([]))
+            return
+        replayed: list[str] = []
+        resumed = []
+        for part in replay.missed:
+            count = 0
+            for frame in part.frames:
+                event = event_of(frame)
+                rendered = frame if event is None else self.render(event, frame)
+                if rendered is not None:
+                    replayed.append(rendered)
+                    count += 1
+            resumed.append(
+                ResumedConversation(
+                    conversation_id=part.conversation_id,
+                    recovered=part.recovered,
+                    from_seq=part.from_seq,
+                    to_seq=part.to_seq,
+                    replayed=count,
+                )
+            )
+        held = seam.release(replayed)
+        done = Resumed(conversations=resumed, not_found=list(replay.not_found))
+        for conversation in resumed:
+            self._metrics.ws_resumed.labels(str(conversation.recovered).lower()).inc()
+        self._metrics.ws_replayed.inc(len(replayed))
+        self._enqueue_all([*replayed, frames.encode(done), *held])
+        if seam.guarding:
+            asyncio.get_running_loop().call_later(SEAM_GUARD, self._end_guard, seam)
+        else:
+            self._seam = None
+
+    def _end_guard(self, seam: Seam) -> None:
+        if self._seam is seam:
+            self._seam = None
+
+    def _enqueue_all(self, batch: list[str]) -> None:
+        """Queue a resume's frames past the send queue's bound: they are bounded already
+        (the replay by its maximum, the held frames by the queue)."""
+        if self._closing is not None or not batch:
+            return
+        self._frames.extend(batch)
+        self._queued += len(batch)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     def expect_own(self, message_id: MessageId) -> None:
         """Its send of `message_id` is under way: do not hand the copy back to it."""
@@ -235,8 +346,9 @@ async def _identify(websocket: WebSocket, send: Send) -> tuple[SocketSession, li
     auth: Auth = state.auth
     users: Users = state.users
     conversations: Conversations = state.conversations
+    query = websocket.query_params
     agreement = negotiate(
-        websocket.scope.get("subprotocols", ()), websocket.query_params.get("events")
+        websocket.scope.get("subprotocols", ()), query.get("events"), query.get("resume")
     )
     credentials = access_credentials(websocket, query=True)
     if credentials is None:
@@ -321,6 +433,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
                 return
             session.log.info("socket_opened")
             writer = asyncio.create_task(session.write_loop())
+            session.start_hold_clock(state.settings.ws_resume_hold)
             expiry.track(session)
             tracker: PresenceTracker = state.presence_tracker
             try:
@@ -330,6 +443,7 @@ async def websocket_endpoint(websocket: WebSocket, send: Send) -> None:
             except WebSocketDisconnect:
                 pass
             finally:
+                session.stop_hold_clock()
                 expiry.forget(session)
                 await session.finish()
                 writer.cancel()
@@ -352,9 +466,13 @@ async def _read_loop(
         if session.closing:
             # Revoked, expired or cut off: frames that were already on their way are not acted on.
             return
+        # The first frame, whatever it is, ends the wait for a resume: a resume is answered,
+        # anything else ends the hold with nothing replayed.
+        session.stop_hold_clock()
         data = message.get("text") or message.get("bytes") or b""
         wait = throttle.take(session.user)
         if wait > 0:
+            session.release()
             now = time.monotonic()
             if now - window_start > ABUSE_WINDOW:
                 window_start, throttled = now, 0
@@ -371,6 +489,8 @@ async def _read_loop(
         frame: frames.ClientFrame | None = None
         try:
             frame = frames.decode(data)
+            if not isinstance(frame, Resume):
+                session.release()
             await _act(session, state, renewal, frame)
         except ApiError as exc:
             # The same refusals as over REST, as an error frame: the connection stays open.
@@ -391,6 +511,7 @@ async def _read_loop(
             session.log.exception("frame_crashed")
             session.close(WS_1011_INTERNAL_ERROR, "internal error")
             return
+        session.release()  # a refused frame (a resume too): its error first, then what was held
 
 
 async def _list_presence(session: SocketSession, presence: Presence) -> None:
@@ -492,3 +613,20 @@ async def _act(
             )
             result = await broadcasting.broadcast(session.user, session.username, request)
             session.reply(frames.BroadcastResultFrame.of(result))
+        case Resume():
+            await _resume(session, state.resumption, frame)
+
+
+async def _resume(session: SocketSession, resumption: Resumption, frame: Resume) -> None:
+    """Replay what the device missed, then the live frames held meanwhile: subscribed
+    first, so whatever the read misses arrives live, and what both carry goes once."""
+    if not session.wants("resume"):
+        raise FrameError(
+            "not_negotiated", "ask for the resume event at the handshake (events=resume)"
+        )
+    session.hold()  # already holding when the socket connected with resume=1
+    positions = {ConversationId(c): seq for c, seq in frame.positions.items()}
+    # Should the read fail, the read loop answers with the error, then releases the hold.
+    replay = await resumption.replay(session.user, positions)
+    session.release(replay)
+    await resumption.caught_up(session.user, replay)

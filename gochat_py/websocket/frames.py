@@ -17,6 +17,9 @@ from gochat_py.errors import BadRequest
 from gochat_py.messages import ClientMsgId, Content, Seq
 
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
+# Conversations one resume frame may name: far more than a client shows, and ~55 KB of
+# positions, inside MAX_FRAME_BYTES.
+MAX_RESUME_CONVERSATIONS = 1000
 
 
 class SendMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -82,8 +85,24 @@ class Broadcast(msgspec.Struct, frozen=True, kw_only=True):
     client_broadcast_id: ClientBroadcastId
 
 
+class Resume(msgspec.Struct, frozen=True):
+    """What the device has seen: per conversation, the last seq it holds (0: nothing)."""
+
+    event: Literal["resume"]
+    positions: Annotated[dict[uuid.UUID, Seq], msgspec.Meta(max_length=MAX_RESUME_CONVERSATIONS)]
+
+
 ClientFrame = (
-    SendMessage | Typing | Read | Received | Ping | Authenticate | Edit | Delete | Broadcast
+    SendMessage
+    | Typing
+    | Read
+    | Received
+    | Ping
+    | Authenticate
+    | Edit
+    | Delete
+    | Broadcast
+    | Resume
 )
 
 
@@ -164,6 +183,28 @@ class BroadcastResultFrame(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class ResumedConversation(msgspec.Struct, frozen=True, kw_only=True):
+    """One conversation of a resume. The device missed `from_seq` to `to_seq` (nothing when
+    `from_seq` > `to_seq`). `recovered`: all of it came in this replay, `replayed` frames
+    (fewer than the range when it holds events the socket did not ask for); otherwise none
+    of it came and the device reads it from history (`?after_seq=`)."""
+
+    conversation_id: uuid.UUID
+    recovered: bool
+    from_seq: int
+    to_seq: int
+    replayed: int
+
+
+class Resumed(msgspec.Struct, frozen=True, kw_only=True):
+    """The end of a replay: live frames follow. `not_found`: conversations of the resume
+    that do not exist or that the user is not a member of (nothing was sent of them)."""
+
+    event: Literal["resumed"] = "resumed"
+    conversations: list[ResumedConversation]
+    not_found: list[uuid.UUID]
+
+
 # What the server sends a socket in answer to it or about it, beside the frames it
 # publishes to members (messages.Message, realtime/events.py).
 Reply = (
@@ -175,6 +216,7 @@ Reply = (
     | PresenceList
     | GochatPresenceList
     | BroadcastResultFrame
+    | Resumed
 )
 
 
@@ -197,6 +239,7 @@ _decoders: dict[str, msgspec.json.Decoder[ClientFrame]] = {
     "edit": msgspec.json.Decoder(Edit),
     "delete": msgspec.json.Decoder(Delete),
     "broadcast": msgspec.json.Decoder(Broadcast),
+    "resume": msgspec.json.Decoder(Resume),
 }
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _encoder = msgspec.json.Encoder()
@@ -243,6 +286,8 @@ def _code_for(exc: msgspec.ValidationError) -> str:
         return "content_too_long"
     if field == "content" and "length >=" in text:
         return "empty_content"
+    if field == "positions" and "length <=" in text:
+        return "too_many_conversations"
     if "missing required field" in text:
         return "missing_field"
     return "invalid_field"

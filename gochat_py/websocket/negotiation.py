@@ -15,6 +15,10 @@ event types, and then gets every event in gochat-py's own shape (`"event"` names
 | `?events=ack,typing` (with or without the subprotocol) | exactly those named | gochat-py's |
 
 (`new WebSocket(url, ["gochat-py.v1"])`, `wscat -s gochat-py.v1`.)
+
+A socket that gets the `resume` event may also connect with `?resume=1`: it then holds the
+live frames it would be sent until its first frame, a `resume` naming what the device has
+seen, is answered (websocket/seam.py).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ OPTIONAL_EVENTS = frozenset(
         "presence",
         "message_updated",
         "message_deleted",
+        # `resumed`, the answer to a `resume` frame: a gochat client would take it for a
+        # message, so a resuming client asks for it.
+        "resume",
     }
 )
 # What a socket that asks for nothing gets beyond the frames always sent: gochat's own
@@ -63,11 +70,26 @@ class Agreement(msgspec.Struct, frozen=True):
     subprotocol: str | None
     events: frozenset[str]
     gochat: bool = False
+    resume: bool = False  # `?resume=1`: hold live frames until the first frame is answered
 
 
-def negotiate(offered: Sequence[str], events: str | None) -> Agreement:
+def negotiate(offered: Sequence[str], events: str | None, resume: str | None = None) -> Agreement:
     """The agreement for a handshake offering `offered` subprotocols and asking for
-    `events` (the query parameter), or BadRequest naming an event that does not exist."""
+    `events` and `resume` (the query parameters), or BadRequest naming what is wrong."""
+    agreement = _events(offered, events)
+    if resume is None or resume == "0":
+        return agreement
+    if resume != "1":
+        raise BadRequest("resume must be 1 or 0", code="invalid_resume")
+    if "resume" not in agreement.events:
+        raise BadRequest(
+            "resume=1 needs the resume event (the subprotocol, or events=resume)",
+            code="invalid_resume",
+        )
+    return msgspec.structs.replace(agreement, resume=True)
+
+
+def _events(offered: Sequence[str], events: str | None) -> Agreement:
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
     if events is None:
         if subprotocol is None:

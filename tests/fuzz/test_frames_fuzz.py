@@ -61,6 +61,7 @@ KNOWN_EVENTS = (
     "edit",
     "delete",
     "broadcast",
+    "resume",
 )
 
 
@@ -227,9 +228,9 @@ def world(live_server: LiveServer) -> Iterator[World]:
         theirs = start_conversation(
             client, bystander["tokens"], {"participant_id": friend["user"]["id"]}
         )
-    # Acks of every send and the copy of one's own (docs/websocket.md), and no other events:
-    # each example's replies end with the pong that follows it.
-    url = f"{live_server.ws_url}?events=ack,echo&token="
+    # Acks of every send and the copy of one's own (docs/websocket.md), the answer to a
+    # resume, and no other events: each example's replies end with the pong that follows it.
+    url = f"{live_server.ws_url}?events=ack,echo,resume&token="
     with (
         connect(url + bystander["tokens"]["access_token"]) as bystanders_socket,
         Redis.from_url(live_server.redis_url) as redis,
@@ -591,3 +592,32 @@ def test_broadcast_frames_with_hostile_fields(world: World) -> None:
 
 def _strings(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
+
+
+def test_resume_frames_with_hostile_positions_replay_only_the_users_own_conversations(
+    world: World,
+) -> None:
+    names = st.one_of(
+        st.just(world.member_of), st.just(world.foreign), st.uuids().map(str), st.text(max_size=40)
+    )
+    seqs = st.one_of(st.integers(-5, 5), st.integers(MAX_SEQ - 1, MAX_SEQ + 1), not_a_string)
+
+    @fuzz_settings()
+    @given(
+        positions=st.one_of(st.dictionaries(names, seqs, max_size=6), not_a_string),
+    )
+    @example(positions={world.member_of: 0, world.foreign: 0})
+    def check(positions: Any) -> None:
+        outcome = world.send(_json({"event": "resume", "positions": positions}))
+        resumed = [f for f in outcome.frames if f.get("event") == "resumed"]
+        if outcome.errors:
+            assert not resumed, outcome
+            return
+        [done] = resumed
+        assert all(c["conversation_id"] == world.member_of for c in done["conversations"])
+        # Nothing of a conversation the user is not in: not one frame names it.
+        assert all(f.get("conversation_id") in (None, world.member_of) for f in outcome.frames)
+        if world.foreign in positions:
+            assert world.foreign in done["not_found"]
+
+    check()

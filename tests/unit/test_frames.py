@@ -11,6 +11,8 @@ from gochat_py.broadcasts import BroadcastResult, SentTo, Skipped
 from gochat_py.messages import MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS
 from gochat_py.realtime.events import ReadEvent, TypingEvent
 from gochat_py.websocket.frames import (
+    MAX_FRAME_BYTES,
+    MAX_RESUME_CONVERSATIONS,
     Ack,
     Broadcast,
     BroadcastResultFrame,
@@ -20,6 +22,7 @@ from gochat_py.websocket.frames import (
     Pong,
     Read,
     Received,
+    Resume,
     SendMessage,
     Typing,
     decode,
@@ -403,3 +406,36 @@ def test_a_broadcast_result_tags_each_outcome_with_its_status() -> None:
             {"status": "skipped", "recipient_id": str(USER), "reason": "blocked"},
         ],
     }
+
+
+def test_a_resume_names_a_seq_per_conversation_and_may_name_none() -> None:
+    resume = decode(frame(event="resume", positions={str(CONVERSATION): 7}))
+    assert resume == Resume(event="resume", positions={CONVERSATION: 7})
+    assert decode(frame(event="resume", positions={})) == Resume(event="resume", positions={})
+
+
+@pytest.mark.parametrize(
+    ("positions", "code"),
+    [
+        ({str(CONVERSATION): -1}, "invalid_field"),
+        ({str(CONVERSATION): 2**63}, "invalid_field"),
+        ({str(CONVERSATION): "7"}, "invalid_field"),
+        ({"conversation": 7}, "invalid_field"),
+        ([7], "invalid_field"),
+        (
+            {str(uuid.UUID(int=i)): 0 for i in range(MAX_RESUME_CONVERSATIONS + 1)},
+            "too_many_conversations",
+        ),
+    ],
+)
+def test_a_resume_with_a_bad_position_or_too_many_is_refused_with_a_code(
+    positions: Any, code: str
+) -> None:
+    assert refused(frame(event="resume", positions=positions)).code == code
+
+
+def test_a_resume_of_the_most_conversations_fits_in_a_frame() -> None:
+    positions = {str(uuid.UUID(int=i)): 2**63 - 1 for i in range(MAX_RESUME_CONVERSATIONS)}
+    data = frame(event="resume", positions=positions)
+    assert len(data.encode()) <= MAX_FRAME_BYTES
+    assert len(decode(data).positions) == MAX_RESUME_CONVERSATIONS  # type: ignore[union-attr]

@@ -46,3 +46,22 @@ def test_an_unknown_event_is_refused_by_name(events: str) -> None:
     with pytest.raises(BadRequest) as refused:
         negotiate([], events)
     assert refused.value.code == "invalid_events"
+
+
+def test_resume_1_needs_the_resume_event_and_is_off_unless_asked() -> None:
+    assert negotiate([SUBPROTOCOL], None, "1").resume
+    assert negotiate([], "resume,ack", "1").resume
+    assert not negotiate([SUBPROTOCOL], None).resume
+    assert not negotiate([SUBPROTOCOL], None, "0").resume
+
+
+@pytest.mark.parametrize(
+    ("offered", "events", "resume"),
+    [([], None, "1"), ([SUBPROTOCOL], "ack", "1"), ([SUBPROTOCOL], None, "true")],
+)
+def test_resume_without_the_event_or_with_another_value_is_refused(
+    offered: list[str], events: str | None, resume: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        negotiate(offered, events, resume)
+    assert refused.value.code == "invalid_resume"

@@ -142,6 +142,14 @@ def server_samples() -> list[msgspec.Struct]:
                 broadcasts.Skipped(recipient_id=ID, reason="not_a_contact"),
             ],
         ),
+        frames.Resumed(
+            conversations=[
+                frames.ResumedConversation(
+                    conversation_id=ID, recovered=True, from_seq=2, to_seq=3, replayed=2
+                )
+            ],
+            not_found=[ID],
+        ),
     ]
 
 
@@ -181,9 +189,11 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
             "content": "hi all",
             "client_broadcast_id": "b-1",
         },
+        {"event": "resume", "positions": {str(ID): 4}},
     ]
     for sample in samples:
         frames.decode(json.dumps(sample))
         check.validate(sample)
     assert {type(frames.decode(json.dumps(s))) for s in samples} == set(frame_types(ClientFrame))
     assert not check.is_valid({"conversation_id": str(ID), "content": ""})
+    assert not check.is_valid({"event": "resume", "positions": {str(ID): -1}})

@@ -203,12 +203,16 @@ def _passwords(settings: Settings) -> Iterator[Passwords]:
         passwords.close()
 
 
-def _resumption(conversations: Conversations, redis: Redis, settings: Settings) -> Resumption:
+def _resumption(
+    conversations: Conversations, redis: Redis, settings: Settings, delivery: DeliveryMarks
+) -> Resumption:
     # Half the send queue: the replay and the frames held meanwhile fit in it together.
+    # A resume counts as delivery, as a `received` frame does.
     return Resumption(
         conversations,
         ReplayReader(redis, settings.stream_partitions),
         replay_max=max(1, settings.ws_send_queue // 2),
+        delivered=delivery.received,
     )
 
 
@@ -313,7 +317,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.broadcast_rate[0],
     )
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
-    resumption = providers.Singleton(_resumption, conversations, redis, settings)
+    resumption = providers.Singleton(_resumption, conversations, redis, settings, delivery_marks)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)

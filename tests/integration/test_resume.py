@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -324,3 +325,24 @@ async def test_a_resume_that_meets_a_redis_outage_is_answered_unavailable_and_ho
 
             await poll_until(delivered_live, timeout=20, what="a live message after the outage")
     assert (error["event"], error["code"]) == ("error", "unavailable")
+
+
+async def test_a_resume_moves_the_devices_delivered_mark(
+    api: httpx.AsyncClient, pair: Pair, db: asyncpg.Connection
+) -> None:
+    alice, bob, conversation = pair
+    await send_messages(api, alice, conversation, 4)
+    async with connect(resume_url(api, bob)) as socket:
+        await send_frame(socket, event="resume", positions={conversation: 1})
+        await until_resumed(socket)
+
+    async def marked() -> bool:
+        mark = await db.fetchval(
+            "SELECT delivered_seq FROM conversation_members"
+            " WHERE conversation_id = $1 AND user_id = $2",
+            uuid.UUID(conversation),
+            uuid.UUID(bob["user"]["id"]),
+        )
+        return mark == 4
+
+    await poll_until(marked, what="the resume to count as delivery up to seq 4")

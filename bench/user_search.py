@@ -12,6 +12,7 @@ bench/results/user_search.jsonl.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -23,9 +24,11 @@ from typing import Any
 import asyncpg
 import httpx
 import uvloop
+from asyncpg.connection import LoggedQuery
 
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
+from gochat_py import cursors
 from gochat_py.ids import UserId
 from gochat_py.postgres import user_search
 from gochat_py.postgres.migrate import run as migrate
@@ -68,12 +71,26 @@ JOIN LATERAL (SELECT ($3::text[])[1 + (g * 104729) % array_length($3::text[], 1)
 """
 
 
+# After the last username that starts with "anna" (reached by paging through all of them, or
+# by a crafted cursor): the next page starts in the display tier, whose "Anna …" users were
+# nearly all listed already by their usernames, and goes on into the inside tier.
+PAST_USERNAMES = user_search.Position(
+    user_search.Tier.USERNAME_PREFIX, "anna" + chr(0x10FFFF), user_search.FIRST_ID
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """A kind of query, and the q that stands for it."""
+    """A kind of query, the q that stands for it, and where its page starts (None: the
+    first page)."""
 
     label: str
     q: str
+    after: user_search.Position | None = None
+
+    def path(self) -> str:
+        cursor = f"&cursor={cursors.encode(self.after)}" if self.after else ""
+        return f"/api/v1/users?q={self.q}&limit={PAGE}{cursor}"
 
 
 SHAPES = (
@@ -83,13 +100,7 @@ SHAPES = (
     Shape("rare inside", "4242"),  # inside one username in ten thousand
     Shape("rare name", "zoe_weber_4"),  # a few dozen usernames start with it
     Shape("no match", "xyzzy"),  # every tier asked, nothing found
-)
-
-
-PAST_USERNAMES_LABEL = "anna, deep"
-# After the last username that starts with "anna": the next page starts in the display tier.
-PAST_USERNAMES = user_search.Position(
-    user_search.Tier.USERNAME_PREFIX, "anna" + chr(0x10FFFF), user_search.FIRST_ID
+    Shape("anna, deep", "anna", PAST_USERNAMES),  # the page after the common name's usernames
 )
 
 
@@ -156,7 +167,7 @@ async def sign_up(base_url: str) -> tuple[str, UserId]:
 def probes(target: Target) -> Iterator[tuple[str, str]]:
     yield f"{target.users:,} id lookup", f"/api/v1/users/{target.some_id}"
     for shape in SHAPES:
-        yield f"{target.users:,} {shape.label}", f"/api/v1/users?q={shape.q}&limit={PAGE}"
+        yield f"{target.users:,} {shape.label}", shape.path()
 
 
 async def measure(targets: Sequence[Target], requests: int) -> dict[str, list[float]]:
@@ -208,44 +219,51 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: Sequence[object]) -> d
     }
 
 
+def _statement_names(caller: UserId) -> dict[str, str]:
+    """The name of each statement a search may run, by its SQL."""
+    names = {
+        user_search.tier_query(tier, caller, "q", None, 1)[0]: tier.name.lower()
+        for tier in user_search.Tier
+    }
+    names[user_search.substring_candidates_query(caller, "q", None)[0]] = "substring_candidates"
+    return names
+
+
 async def explain(target: Target) -> dict[str, Any]:
-    """The queries of each shape's first page, as the server runs them (tier by tier until
-    the page is full): the indexes each used, its fastest execution, the buffers it read."""
+    """The statements each shape's page runs, recorded as the server's code runs them, then
+    replayed under EXPLAIN ANALYZE: the indexes each used, its fastest execution, the
+    buffers it read."""
+    statements: list[LoggedQuery] = []
+
+    async def record_statements(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(statements.append)
+
+    pool = await asyncpg.create_pool(
+        target.database_url, min_size=1, max_size=1, init=record_statements
+    )
+    search = user_search.UserSearch(pool)
+    names = _statement_names(target.caller)
     conn = await asyncpg.connect(target.database_url)
     plans: dict[str, Any] = {}
-    # The first page of each shape, and one page that costs more than any first page: past
-    # the users whose username starts with a common name, into those whose display name
-    # does (most of whom the username tier already listed, so they are read and skipped).
-    pages: list[tuple[str, str, user_search.Position | None]] = [
-        (shape.label, shape.q, None) for shape in SHAPES
-    ]
-    pages.append((PAST_USERNAMES_LABEL, "anna", PAST_USERNAMES))
     try:
-        for label, q, after in pages:
+        for shape in SHAPES:
+            statements.clear()
+            # One more than the page, as the use case asks, to know whether a page follows.
+            await search.page(target.caller, shape.q, shape.after, PAGE + 1)
+            await asyncio.sleep(0)  # query loggers are called soon after their statement
             steps: dict[str, Any] = {}
-            wanted = PAGE + 1  # the use case asks for one more, to know whether a page follows
-            tiers = [t for t in user_search.tiers_for(q) if after is None or t >= after.tier]
-            for tier in tiers:
-                sql, args = user_search.tier_query(tier, target.caller, q, after, wanted)
-                plan = await _plan(conn, sql, args)
-                steps[tier.name.lower()] = plan
-                if tier is user_search.Tier.SUBSTRING and plan["rows"] < wanted:
-                    sql, args = user_search.substring_candidates_query(
-                        target.caller, q, after, wanted
-                    )
-                    async with conn.transaction(readonly=True):
-                        await conn.execute(user_search.BITMAP_ONLY)
-                        plan = await _plan(conn, sql, args)
-                    steps["substring_candidates"] = plan
-                wanted -= plan["rows"]
-                if wanted <= 0:
-                    break
-            plans[label] = steps
+            for statement in statements:
+                if (name := names.get(statement.query)) is not None:
+                    steps[name] = await _plan(conn, statement.query, statement.args)
+                elif statement.query.split()[0].upper() in ("BEGIN", "SET", "COMMIT"):
+                    await conn.execute(statement.query)  # the settings of the next statement
+            plans[shape.label] = steps
         sizes = await conn.fetchrow(
             "SELECT pg_table_size('users') AS heap, pg_indexes_size('users') AS indexes"
         )
     finally:
         await conn.close()
+        await pool.close()
     return {"plans": plans, "heap_mib": sizes["heap"] >> 20, "indexes_mib": sizes["indexes"] >> 20}
 
 

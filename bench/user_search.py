@@ -238,12 +238,18 @@ async def explain(target: Target) -> dict[str, Any]:
     async def record_statements(conn: asyncpg.Connection) -> None:
         conn.add_query_logger(statements.append)
 
+    # Both with the search's planner settings, as the server's search connections have them.
+    settings = user_search.PLANNER_SETTINGS
     pool = await asyncpg.create_pool(
-        target.database_url, min_size=1, max_size=1, init=record_statements
+        target.database_url,
+        min_size=1,
+        max_size=1,
+        init=record_statements,
+        server_settings=settings,
     )
     search = user_search.UserSearch(pool)
     names = _statement_names(target.caller)
-    conn = await asyncpg.connect(target.database_url)
+    conn = await asyncpg.connect(target.database_url, server_settings=settings)
     plans: dict[str, Any] = {}
     try:
         for shape in SHAPES:
@@ -255,7 +261,7 @@ async def explain(target: Target) -> dict[str, Any]:
             for statement in statements:
                 if (name := names.get(statement.query)) is not None:
                     steps[name] = await _plan(conn, statement.query, statement.args)
-                elif statement.query.split()[0].upper() in ("BEGIN", "SET", "COMMIT"):
+                elif statement.query.split()[0].rstrip(";").upper() in ("BEGIN", "SET", "COMMIT"):
                     await conn.execute(statement.query)  # the settings of the next statement
             plans[shape.label] = steps
         sizes = await conn.fetchrow(

@@ -139,9 +139,11 @@ _SUBSTRING_CANDIDATES_SQL = (
 )
 # A window is a bound only when it is read in index order: given the choice, the planner
 # reads a small range whole in a bitmap scan and sorts it, and its guess of "small" may be
-# stale or, for a generic plan, a default. So the tiers' windows are read with ordered index
-# scans only, and the substring candidates with bitmap scans only.
-ORDERED_ONLY = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off"
+# stale or, for a generic plan, a default. So the search runs on connections of its own
+# whose planner may not use bitmap or sequential scans (set at connect: the RESET ALL of a
+# pool's release returns to them, and no request pays a round trip to set them); only the
+# substring candidates switch to bitmap scans, in a transaction of their own.
+PLANNER_SETTINGS = {"enable_bitmapscan": "off", "enable_seqscan": "off"}
 BITMAP_ONLY = (
     "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off;"
     " SET LOCAL enable_seqscan = off"
@@ -211,6 +213,7 @@ def _found(tier: Tier, rows: Iterable[asyncpg.Record]) -> list[Found]:
 
 class UserSearch:
     def __init__(self, pool: asyncpg.Pool) -> None:
+        """`pool`: connections opened with PLANNER_SETTINGS as their server settings."""
         self._pool = pool
 
     async def page(self, caller: UserId, q: str, after: Position | None, limit: int) -> Searched:
@@ -218,8 +221,7 @@ class UserSearch:
         full or a tier's window runs out first."""
         found: list[Found] = []
         tiers = [t for t in tiers_for(q) if after is None or t >= after.tier]
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            await conn.execute(ORDERED_ONLY)
+        async with self._pool.acquire() as conn:
             for tier in tiers:
                 wanted = limit - len(found)
                 sql, args = tier_query(tier, caller, q, after, wanted)
@@ -242,11 +244,11 @@ async def _substring_candidates(
     conn: asyncpg.Connection, caller: UserId, q: str, after: Position | None
 ) -> list[asyncpg.Record] | None:
     """Every match of the substring tier after `after`, in id order; None when the trigram
-    indexes hold more than CANDIDATES_MAX candidates for q. The last statement of the
-    page's transaction: it leaves bitmap scans the only ones allowed."""
+    indexes hold more than CANDIDATES_MAX candidates for q."""
     sql, args = substring_candidates_query(caller, q, after)
-    await conn.execute(BITMAP_ONLY)
-    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    async with conn.transaction(readonly=True):
+        await conn.execute(BITMAP_ONLY)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
     if len(rows) > CANDIDATES_MAX:
         return None
     return sorted((row for row in rows if row["hit"]), key=lambda row: row["id"])

@@ -20,6 +20,7 @@ from gochat_py.postgres import user_search
 from gochat_py.postgres.user_search import (
     CANDIDATES_MAX,
     FIRST_ID,
+    PLANNER_SETTINGS,
     WINDOW,
     Position,
     Tier,
@@ -160,9 +161,19 @@ async def search(database_url: str, statements: list[LoggedQuery]) -> AsyncItera
     async def record(conn: asyncpg.Connection) -> None:
         conn.add_query_logger(statements.append)
 
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=record)
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=1, init=record, server_settings=PLANNER_SETTINGS
+    )
     yield UserSearch(pool)
     await pool.close()
+
+
+@pytest.fixture
+async def replay(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection with the search's own planner settings, to replay its statements."""
+    conn = await asyncpg.connect(database_url, server_settings=PLANNER_SETTINGS)
+    yield conn
+    await conn.close()
 
 
 def rows_of_users(node: dict[str, Any]) -> Iterator[int]:
@@ -183,7 +194,7 @@ async def rows_read(db: asyncpg.Connection, statements: list[LoggedQuery]) -> li
     await asyncio.sleep(0)  # query loggers are called soon after their statement
     read = []
     for statement in statements:
-        first = statement.query.split()[0].upper()
+        first = statement.query.split()[0].rstrip(";").upper()
         if first in ("BEGIN", "SET", "COMMIT"):
             await db.execute(statement.query)
         elif first == "SELECT" and "FROM users u" in statement.query:
@@ -197,6 +208,7 @@ async def rows_read(db: asyncpg.Connection, statements: list[LoggedQuery]) -> li
 @pytest.mark.parametrize("after", CRAFTED)
 async def test_no_cursor_makes_a_request_read_more_than_a_window_per_tier(
     db: asyncpg.Connection,
+    replay: asyncpg.Connection,
     searcher: UserId,
     search: UserSearch,
     statements: list[LoggedQuery],
@@ -207,7 +219,7 @@ async def test_no_cursor_makes_a_request_read_more_than_a_window_per_tier(
     # names and the substring tier's candidates all of theirs.
     assert LISTED_BY_USERNAME > READ_MAX
     await search.page(searcher, Q, after, 51)
-    read = await rows_read(db, statements)
+    read = await rows_read(replay, statements)
     assert read, "no statement recorded"
     assert len(read) <= len(user_search.Tier) + 1  # a statement a tier, and the candidates
     assert max(read) <= READ_MAX, read

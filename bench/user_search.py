@@ -93,6 +93,7 @@ class Shape:
         return f"/api/v1/users?q={self.q}&limit={PAGE}{cursor}"
 
 
+DEEP = Shape("anna, deep", "anna", PAST_USERNAMES)  # after the common name's usernames
 SHAPES = (
     Shape("2-char prefix", "ma"),  # mark, martin, marta, maria, max: a sixth of all users
     Shape("common name", "anna"),  # one first name in thirty
@@ -100,7 +101,7 @@ SHAPES = (
     Shape("rare inside", "4242"),  # inside one username in ten thousand
     Shape("rare name", "zoe_weber_4"),  # a few dozen usernames start with it
     Shape("no match", "xyzzy"),  # every tier asked, nothing found
-    Shape("anna, deep", "anna", PAST_USERNAMES),  # the page after the common name's usernames
+    DEEP,
 )
 
 
@@ -197,6 +198,35 @@ async def measure(targets: Sequence[Target], requests: int) -> dict[str, list[fl
     return latencies
 
 
+async def page_to_the_end(target: Target, shape: Shape) -> dict[str, Any]:
+    """Every page from `shape`'s on, following next_cursor until it is null: how many
+    requests that takes, how many came back short, and what they cost."""
+    headers = {"authorization": f"Bearer {target.token}"}
+    requests, short, users, slowest_ms = 0, 0, 0, 0.0
+    path: str | None = shape.path()
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=target.base_url, headers=headers, timeout=30) as client:
+        while path is not None:
+            sent = time.perf_counter()
+            response = await client.get(path)
+            slowest_ms = max(slowest_ms, (time.perf_counter() - sent) * 1000)
+            response.raise_for_status()
+            body = response.json()
+            requests += 1
+            users += len(body["users"])
+            cursor = body["next_cursor"]
+            short += cursor is not None and len(body["users"]) < PAGE
+            path = f"/api/v1/users?q={shape.q}&limit={PAGE}&cursor={cursor}" if cursor else None
+    return {
+        "from": shape.label,
+        "requests": requests,
+        "short_pages": short,
+        "users": users,
+        "seconds": round(time.perf_counter() - started, 1),
+        "slowest_ms": round(slowest_ms, 1),
+    }
+
+
 def _indexes(node: dict[str, Any]) -> Iterator[str]:
     if "Index Name" in node:
         yield node["Index Name"]
@@ -225,7 +255,7 @@ def _statement_names(caller: UserId) -> dict[str, str]:
         user_search.tier_query(tier, caller, "q", None, 1)[0]: tier.name.lower()
         for tier in user_search.Tier
     }
-    names[user_search.substring_candidates_query(caller, "q", None)[0]] = "substring_candidates"
+    names[user_search.substring_candidates_query(caller, "q", None, 1)[0]] = "substring_candidates"
     return names
 
 
@@ -314,6 +344,12 @@ def table(result: dict[str, Any]) -> str:
         f" in {load['search_indexes_s']} s, VACUUM ANALYZE {load['vacuum_s']} s;"
         f" heap {result['heap_mib']} MiB, indexes {result['indexes_mib']} MiB"
     )
+    end = result["to_the_end"]
+    lines.append(
+        f"from {end['from']} to the last page at {result['users_big']:,} users: {end['requests']}"
+        f" requests ({end['short_pages']} short), {end['users']} users, {end['seconds']} s,"
+        f" slowest {end['slowest_ms']} ms"
+    )
     lines.append(f"plans at {result['users_big']:,} users (fastest of {PLAN_RUNS}):")
     for label, tiers in result["plans"].items():
         for tier, plan in tiers.items():
@@ -345,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         big, small = targets
         latencies = uvloop.run(measure(targets, args.requests))
         facts = uvloop.run(explain(big))
+        facts["to_the_end"] = uvloop.run(page_to_the_end(big, DEEP))
     result = figures(big, small, latencies, load_s) | facts
     sys.stdout.write(table(result))
     sys.stdout.write(record("user_search", result) + "\n")

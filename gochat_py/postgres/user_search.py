@@ -133,9 +133,13 @@ _NOT_PREFIXED = f"NOT {USERNAME_HAS_PREFIX} AND NOT coalesce({DISPLAY_HAS_PREFIX
 _SUBSTRING_WINDOW_SQL = _window(
     "''", "u.id > $4", "id", f"{_INSIDE} AND {_NOT_PREFIXED} AND {_VISIBLE}", "$5"
 )
+# Only the page's matches come back, sorted, each with the count of candidates read; when
+# there are too many, any rows at all, so that the count is seen.
 _SUBSTRING_CANDIDATES_SQL = (
-    f"SELECT {PUBLIC_COLUMNS}, '' AS key, (u.id > $4 AND {_NOT_PREFIXED} AND {_VISIBLE}) AS hit"
-    f" FROM users u WHERE {_INSIDE} LIMIT {CANDIDATES_MAX + 1}"
+    "SELECT * FROM (SELECT *, count(*) OVER () AS candidates FROM"
+    f" (SELECT {PUBLIC_COLUMNS}, '' AS key, (u.id > $4 AND {_NOT_PREFIXED} AND {_VISIBLE}) AS hit"
+    f" FROM users u WHERE {_INSIDE} LIMIT {CANDIDATES_MAX + 1}) u) u"
+    f" WHERE hit OR candidates > {CANDIDATES_MAX} ORDER BY id LIMIT $5"
 )
 # A window is a bound only when it is read in index order: given the choice, the planner
 # reads a small range whole in a bitmap scan and sorts it, and its guess of "small" may be
@@ -200,11 +204,11 @@ def tier_query(
 
 
 def substring_candidates_query(
-    caller: UserId, q: str, after: Position | None
+    caller: UserId, q: str, after: Position | None, limit: int
 ) -> tuple[str, list[object]]:
     """The substring tier's second way: its SQL (to run after BITMAP_ONLY) and arguments."""
     after_id = after.id if after and after.tier == Tier.SUBSTRING else FIRST_ID
-    return _SUBSTRING_CANDIDATES_SQL, [caller, q, like_pattern(q), after_id]
+    return _SUBSTRING_CANDIDATES_SQL, [caller, q, like_pattern(q), after_id, limit]
 
 
 def _found(tier: Tier, rows: Iterable[asyncpg.Record]) -> list[Found]:
@@ -229,9 +233,9 @@ class UserSearch:
                 hits = [row for row in rows if row["hit"]]
                 last = rows[-1] if rows and rows[-1]["scanned"] == WINDOW else None
                 if tier is Tier.SUBSTRING and last is not None and len(hits) < wanted:
-                    every = await _substring_candidates(conn, caller, q, after)
+                    every = await _substring_candidates(conn, caller, q, after, wanted)
                     if every is not None:
-                        hits, last = every[:wanted], None
+                        hits, last = every, None
                 found += _found(tier, hits)
                 if len(found) >= limit:
                     break
@@ -241,14 +245,14 @@ class UserSearch:
 
 
 async def _substring_candidates(
-    conn: asyncpg.Connection, caller: UserId, q: str, after: Position | None
+    conn: asyncpg.Connection, caller: UserId, q: str, after: Position | None, limit: int
 ) -> list[asyncpg.Record] | None:
-    """Every match of the substring tier after `after`, in id order; None when the trigram
-    indexes hold more than CANDIDATES_MAX candidates for q."""
-    sql, args = substring_candidates_query(caller, q, after)
+    """Up to `limit` matches of the substring tier after `after`, in id order: all there
+    are. None when the trigram indexes hold more than CANDIDATES_MAX candidates for q."""
+    sql, args = substring_candidates_query(caller, q, after, limit)
     async with conn.transaction(readonly=True):
         await conn.execute(BITMAP_ONLY)
         rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-    if len(rows) > CANDIDATES_MAX:
+    if rows and rows[0]["candidates"] > CANDIDATES_MAX:
         return None
-    return sorted((row for row in rows if row["hit"]), key=lambda row: row["id"])
+    return rows

@@ -47,8 +47,10 @@ POPULATION = [
 ]
 
 
-async def populate(db: asyncpg.Connection) -> None:
-    for username, display_name, count in POPULATION:
+async def populate(
+    db: asyncpg.Connection, population: list[tuple[str, str, int]] = POPULATION
+) -> None:
+    for username, display_name, count in population:
         await db.execute(
             "INSERT INTO users (id, email, username, password_hash, display_name)"
             f" SELECT gen_random_uuid(), {username} || '@search.test', {username}, '-',"
@@ -223,3 +225,16 @@ async def test_no_cursor_makes_a_request_read_more_than_a_window_per_tier(
     assert read, "no statement recorded"
     assert len(read) <= len(user_search.Tier) + 1  # a statement a tier, and the candidates
     assert max(read) <= READ_MAX, read
+
+
+async def test_rare_matches_inside_names_come_whole_from_the_trigram_candidates(
+    db: asyncpg.Connection, searcher: UserId, search: UserSearch, statements: list[LoggedQuery]
+) -> None:
+    # Too few inside a window of ids to fill a page: the tier asks the trigram indexes.
+    await populate(db, [("'rare_qwx_' || g", "NULL", 20), ("'zed_' || g", "NULL", 2 * WINDOW)])
+    searched = await search.page(searcher, "qwx", None, 51)
+    expected = await db.fetch("SELECT id FROM users WHERE username LIKE 'rare_qwx_%' ORDER BY id")
+    assert [found.profile.id for found in searched.found] == [row["id"] for row in expected]
+    assert searched.stopped_at is None
+    await asyncio.sleep(0)  # query loggers are called soon after their statement
+    assert any("count(*) OVER ()" in statement.query for statement in statements)

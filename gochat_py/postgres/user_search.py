@@ -80,9 +80,9 @@ def _window(key: str, scanned: str, order: str, hit: str, limit_param: str) -> s
     or not, so that a short page knows where it stopped. Rows are read only as far as the
     page needs: row_number() streams."""
     return (
-        f"SELECT * FROM (SELECT {PUBLIC_COLUMNS}, u.key, ({hit}) AS hit,"
+        f"SELECT * FROM (SELECT u.*, ({hit}) AS hit,"
         f" row_number() OVER (ORDER BY {order}) AS scanned"
-        f" FROM (SELECT u.*, {key} AS key FROM users u WHERE {scanned}"
+        f" FROM (SELECT {PUBLIC_COLUMNS}, {key} AS key FROM users u WHERE {scanned}"
         f" ORDER BY {order} LIMIT {WINDOW}) u) u"
         f" WHERE hit OR scanned = {WINDOW} ORDER BY {order} LIMIT {limit_param}"
     )

@@ -1,5 +1,6 @@
 """Scenario 5, user search: does `GET /users?q=` at 1,000,000 users cost what it does at 10,000,
-for a 2-character prefix, a common and a rare name, and a substring?
+for a 2-character prefix, a common and a rare name, a substring, and the page after a common
+name's usernames? And how many requests does that deep page take to reach the end?
 
 `python -m bench.user_search [--users N] [--requests N]` from the repo root: fills two
 databases straight in PostgreSQL (generate_series, seconds), starts an API server on each,

@@ -1,5 +1,6 @@
 """Scenario 5, user search: does `GET /users?q=` at 1,000,000 users cost what it does at 10,000,
-for a 2-character prefix, a common and a rare name, and a substring?
+for a 2-character prefix, a common and a rare name, a substring, and the page after a common
+name's usernames? And how many requests does that deep page take to reach the end?
 
 `python -m bench.user_search [--users N] [--requests N]` from the repo root: fills two
 databases straight in PostgreSQL (generate_series, seconds), starts an API server on each,
@@ -12,6 +13,7 @@ bench/results/user_search.jsonl.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -23,9 +25,11 @@ from typing import Any
 import asyncpg
 import httpx
 import uvloop
+from asyncpg.connection import LoggedQuery
 
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
+from gochat_py import cursors
 from gochat_py.ids import UserId
 from gochat_py.postgres import user_search
 from gochat_py.postgres.migrate import run as migrate
@@ -68,14 +72,29 @@ JOIN LATERAL (SELECT ($3::text[])[1 + (g * 104729) % array_length($3::text[], 1)
 """
 
 
+# After the last username that starts with "anna" (reached by paging through all of them, or
+# by a crafted cursor): the next page starts in the display tier, whose "Anna …" users were
+# nearly all listed already by their usernames, and goes on into the inside tier.
+PAST_USERNAMES = user_search.Position(
+    user_search.Tier.USERNAME_PREFIX, "anna" + chr(0x10FFFF), user_search.FIRST_ID
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """A kind of query, and the q that stands for it."""
+    """A kind of query, the q that stands for it, and where its page starts (None: the
+    first page)."""
 
     label: str
     q: str
+    after: user_search.Position | None = None
+
+    def path(self) -> str:
+        cursor = f"&cursor={cursors.encode(self.after)}" if self.after else ""
+        return f"/api/v1/users?q={self.q}&limit={PAGE}{cursor}"
 
 
+DEEP = Shape("anna, deep", "anna", PAST_USERNAMES)  # after the common name's usernames
 SHAPES = (
     Shape("2-char prefix", "ma"),  # mark, martin, marta, maria, max: a sixth of all users
     Shape("common name", "anna"),  # one first name in thirty
@@ -83,13 +102,7 @@ SHAPES = (
     Shape("rare inside", "4242"),  # inside one username in ten thousand
     Shape("rare name", "zoe_weber_4"),  # a few dozen usernames start with it
     Shape("no match", "xyzzy"),  # every tier asked, nothing found
-)
-
-
-PAST_USERNAMES_LABEL = "anna, deep"
-# After the last username that starts with "anna": the next page starts in the display tier.
-PAST_USERNAMES = user_search.Position(
-    user_search.Tier.USERNAME_PREFIX, "anna" + chr(0x10FFFF), user_search.FIRST_ID
+    DEEP,
 )
 
 
@@ -156,7 +169,7 @@ async def sign_up(base_url: str) -> tuple[str, UserId]:
 def probes(target: Target) -> Iterator[tuple[str, str]]:
     yield f"{target.users:,} id lookup", f"/api/v1/users/{target.some_id}"
     for shape in SHAPES:
-        yield f"{target.users:,} {shape.label}", f"/api/v1/users?q={shape.q}&limit={PAGE}"
+        yield f"{target.users:,} {shape.label}", shape.path()
 
 
 async def measure(targets: Sequence[Target], requests: int) -> dict[str, list[float]]:
@@ -186,6 +199,35 @@ async def measure(targets: Sequence[Target], requests: int) -> dict[str, list[fl
     return latencies
 
 
+async def page_to_the_end(target: Target, shape: Shape) -> dict[str, Any]:
+    """Every page from `shape`'s on, following next_cursor until it is null: how many
+    requests that takes, how many came back short, and what they cost."""
+    headers = {"authorization": f"Bearer {target.token}"}
+    requests, short, users, slowest_ms = 0, 0, 0, 0.0
+    path: str | None = shape.path()
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=target.base_url, headers=headers, timeout=30) as client:
+        while path is not None:
+            sent = time.perf_counter()
+            response = await client.get(path)
+            slowest_ms = max(slowest_ms, (time.perf_counter() - sent) * 1000)
+            response.raise_for_status()
+            body = response.json()
+            requests += 1
+            users += len(body["users"])
+            cursor = body["next_cursor"]
+            short += cursor is not None and len(body["users"]) < PAGE
+            path = f"/api/v1/users?q={shape.q}&limit={PAGE}&cursor={cursor}" if cursor else None
+    return {
+        "from": shape.label,
+        "requests": requests,
+        "short_pages": short,
+        "users": users,
+        "seconds": round(time.perf_counter() - started, 1),
+        "slowest_ms": round(slowest_ms, 1),
+    }
+
+
 def _indexes(node: dict[str, Any]) -> Iterator[str]:
     if "Index Name" in node:
         yield node["Index Name"]
@@ -208,44 +250,57 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: Sequence[object]) -> d
     }
 
 
+def _statement_names(caller: UserId) -> dict[str, str]:
+    """The name of each statement a search may run, by its SQL."""
+    names = {
+        user_search.tier_query(tier, caller, "q", None, 1)[0]: tier.name.lower()
+        for tier in user_search.Tier
+    }
+    names[user_search.substring_candidates_query(caller, "q", None, 1)[0]] = "substring_candidates"
+    return names
+
+
 async def explain(target: Target) -> dict[str, Any]:
-    """The queries of each shape's first page, as the server runs them (tier by tier until
-    the page is full): the indexes each used, its fastest execution, the buffers it read."""
-    conn = await asyncpg.connect(target.database_url)
+    """The statements each shape's page runs, recorded as the server's code runs them, then
+    replayed under EXPLAIN ANALYZE: the indexes each used, its fastest execution, the
+    buffers it read."""
+    statements: list[LoggedQuery] = []
+
+    async def record_statements(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(statements.append)
+
+    # Both with the search's planner settings, as the server's search connections have them.
+    settings = user_search.PLANNER_SETTINGS
+    pool = await asyncpg.create_pool(
+        target.database_url,
+        min_size=1,
+        max_size=1,
+        init=record_statements,
+        server_settings=settings,
+    )
+    search = user_search.UserSearch(pool)
+    names = _statement_names(target.caller)
+    conn = await asyncpg.connect(target.database_url, server_settings=settings)
     plans: dict[str, Any] = {}
-    # The first page of each shape, and one page that costs more than any first page: past
-    # the users whose username starts with a common name, into those whose display name
-    # does (most of whom the username tier already listed, so they are read and skipped).
-    pages: list[tuple[str, str, user_search.Position | None]] = [
-        (shape.label, shape.q, None) for shape in SHAPES
-    ]
-    pages.append((PAST_USERNAMES_LABEL, "anna", PAST_USERNAMES))
     try:
-        for label, q, after in pages:
+        for shape in SHAPES:
+            statements.clear()
+            # One more than the page, as the use case asks, to know whether a page follows.
+            await search.page(target.caller, shape.q, shape.after, PAGE + 1)
+            await asyncio.sleep(0)  # query loggers are called soon after their statement
             steps: dict[str, Any] = {}
-            wanted = PAGE + 1  # the use case asks for one more, to know whether a page follows
-            tiers = [t for t in user_search.tiers_for(q) if after is None or t >= after.tier]
-            for tier in tiers:
-                sql, args = user_search.tier_query(tier, target.caller, q, after, wanted)
-                plan = await _plan(conn, sql, args)
-                steps[tier.name.lower()] = plan
-                if tier is user_search.Tier.SUBSTRING and plan["rows"] < wanted:
-                    sql, args = user_search.substring_candidates_query(
-                        target.caller, q, after, wanted
-                    )
-                    async with conn.transaction(readonly=True):
-                        await conn.execute(user_search.BITMAP_ONLY)
-                        plan = await _plan(conn, sql, args)
-                    steps["substring_candidates"] = plan
-                wanted -= plan["rows"]
-                if wanted <= 0:
-                    break
-            plans[label] = steps
+            for statement in statements:
+                if (name := names.get(statement.query)) is not None:
+                    steps[name] = await _plan(conn, statement.query, statement.args)
+                elif statement.query.split()[0].rstrip(";").upper() in ("BEGIN", "SET", "COMMIT"):
+                    await conn.execute(statement.query)  # the settings of the next statement
+            plans[shape.label] = steps
         sizes = await conn.fetchrow(
             "SELECT pg_table_size('users') AS heap, pg_indexes_size('users') AS indexes"
         )
     finally:
         await conn.close()
+        await pool.close()
     return {"plans": plans, "heap_mib": sizes["heap"] >> 20, "indexes_mib": sizes["indexes"] >> 20}
 
 
@@ -290,6 +345,12 @@ def table(result: dict[str, Any]) -> str:
         f" in {load['search_indexes_s']} s, VACUUM ANALYZE {load['vacuum_s']} s;"
         f" heap {result['heap_mib']} MiB, indexes {result['indexes_mib']} MiB"
     )
+    end = result["to_the_end"]
+    lines.append(
+        f"from {end['from']} to the last page at {result['users_big']:,} users: {end['requests']}"
+        f" requests ({end['short_pages']} short), {end['users']} users, {end['seconds']} s,"
+        f" slowest {end['slowest_ms']} ms"
+    )
     lines.append(f"plans at {result['users_big']:,} users (fastest of {PLAN_RUNS}):")
     for label, tiers in result["plans"].items():
         for tier, plan in tiers.items():
@@ -321,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         big, small = targets
         latencies = uvloop.run(measure(targets, args.requests))
         facts = uvloop.run(explain(big))
+        facts["to_the_end"] = uvloop.run(page_to_the_end(big, DEEP))
     result = figures(big, small, latencies, load_s) | facts
     sys.stdout.write(table(result))
     sys.stdout.write(record("user_search", result) + "\n")

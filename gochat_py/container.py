@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gochat_py.dashboard.assets import load_assets
 from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
+from gochat_py.postgres import user_search
 from gochat_py.postgres.blocks import Blocks
 from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
@@ -67,6 +68,8 @@ REDIS_CONNECT_TIMEOUT = 2.0  # fail fast: a request should not hang on a dead Re
 # connections would only queue inside Redis, which runs one command at a time.
 REDIS_POOL_MAX = 64
 REDIS_POOL_WAIT = 5.0  # seconds a command may wait for a free connection
+# A search holds its connection for about a millisecond: four serve thousands a second.
+SEARCH_POOL_MAX = 4
 
 
 async def open_pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
@@ -74,6 +77,21 @@ async def open_pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     # readiness reports it and connections open as soon as it is back.
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=settings.db_pool_max
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def open_search_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """User search's own connections: their planner reads index ranges in order only
+    (postgres/user_search.py), which the other queries must not be held to."""
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=SEARCH_POOL_MAX,
+        server_settings=user_search.PLANNER_SETTINGS,
     )
     try:
         yield pool
@@ -318,7 +336,8 @@ class Container(containers.DeclarativeContainer):
     )
     typing_notices = providers.Singleton(TypingNotices, membership, announcer)
     resumption = providers.Singleton(_resumption, conversations, redis, settings, delivery_marks)
-    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, pg_pool))
+    search_pool = providers.Resource(open_search_pool, settings)
+    people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, search_pool))
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
     presence = providers.Resource(

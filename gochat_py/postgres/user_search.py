@@ -14,6 +14,9 @@ row with nothing skipped or repeated.
 A tier is a keyset page over its own index: the prefix tiers walk a btree range in "C"
 order (bytewise, so that a prefix is one contiguous range whatever the database's collation),
 the substring tier walks the primary key or asks the trigram indexes for candidates.
+No tier reads more than a window of index entries for one request: a page may stop short
+(even empty) where a window ran out, and the next one resumes after the last row read,
+matched or not, so that paging to the end lists every match once, in order.
 Every condition is written with the query as a parameter and no LIKE prefix the planner
 must see as a constant: asyncpg's prepared statements get generic plans after five runs,
 and a generic plan can use an index only for conditions it can evaluate at run time.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Annotated
 
 import asyncpg
@@ -52,6 +56,15 @@ _VISIBLE = (
     "u.id <> $1"
     " AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $1)"
 )
+# Index entries one tier reads for one request at most, matches or not. A tier whose
+# entries are mostly skipped (the "Anna …" display names of users already listed by their
+# usernames) would otherwise read all of them for one page; bounded, the page comes back
+# short and its cursor resumes after the last entry read. A thousand random heap rows are
+# about a millisecond.
+WINDOW = 1000
+# Trigram candidates the substring tier takes at most. More means matches inside names are
+# common, or were mostly listed by the prefix tiers: then the tier walks its window of ids.
+CANDIDATES_MAX = 1000
 
 
 class Tier(enum.IntEnum):
@@ -61,58 +74,84 @@ class Tier(enum.IntEnum):
     SUBSTRING = 3
 
 
-def _select(key: str, where: str, order: str, limit_param: str) -> str:
+def _window(key: str, scanned: str, order: str, hit: str, limit_param: str) -> str:
+    """A tier's page read from its next WINDOW index entries (`scanned`, in `order`): the
+    rows that match (`hit`), up to the limit, and the window's last row whether it matches
+    or not, so that a short page knows where it stopped. Rows are read only as far as the
+    page needs: row_number() streams."""
     return (
-        f"SELECT {PUBLIC_COLUMNS}, {key} AS key FROM users u"
-        f" WHERE {where} AND {_VISIBLE} ORDER BY {order} LIMIT {limit_param}"
+        f"SELECT * FROM (SELECT u.*, ({hit}) AS hit,"
+        f" row_number() OVER (ORDER BY {order}) AS scanned"
+        f" FROM (SELECT {PUBLIC_COLUMNS}, {key} AS key FROM users u WHERE {scanned}"
+        f" ORDER BY {order} LIMIT {WINDOW}) u) u"
+        f" WHERE hit OR scanned = {WINDOW} ORDER BY {order} LIMIT {limit_param}"
     )
 
 
 # Parameters: $1 the caller, $2 q, then the tier's own (see tier_query).
 _SQL = {
-    Tier.EXACT: _select(
+    Tier.EXACT: _window(
         USERNAME_KEY,
-        f"lower(u.username) = lower($2) AND {USERNAME_KEY} > $3",
-        USERNAME_KEY,
+        f"{USERNAME_KEY} = lower($2) AND {USERNAME_KEY} > $3",
+        "key",
+        _VISIBLE,
         "$4",
     ),
-    Tier.USERNAME_PREFIX: _select(
+    Tier.USERNAME_PREFIX: _window(
         USERNAME_KEY,
         f"{USERNAME_KEY} >= lower($2) AND {USERNAME_KEY} < {BELOW_PREFIX_END}"
-        f" AND lower(u.username) <> lower($2) AND {USERNAME_KEY} > $3",
-        USERNAME_KEY,
+        f" AND {USERNAME_KEY} > $3",
+        "key",
+        f"lower(u.username) <> lower($2) AND {_VISIBLE}",
         "$4",
     ),
     # The row comparison alone bounds the range from below (a scalar bound beside it would
     # leave the btree positioning on the weaker of the two): the tier starts at q itself.
-    Tier.DISPLAY_PREFIX: _select(
+    Tier.DISPLAY_PREFIX: _window(
         DISPLAY_KEY,
         f'({DISPLAY_KEY}, u.id) > (greatest($3 COLLATE "C", lower($2)), $4)'
-        f" AND {DISPLAY_KEY} < {BELOW_PREFIX_END} AND NOT {USERNAME_HAS_PREFIX}",
-        f"{DISPLAY_KEY}, u.id",
+        f" AND {DISPLAY_KEY} < {BELOW_PREFIX_END}",
+        "key, id",
+        f"NOT {USERNAME_HAS_PREFIX} AND {_VISIBLE}",
         "$5",
     ),
 }
-_SUBSTRING_MATCH = (
-    "(lower(u.username) LIKE lower($3) OR lower(u.display_name) LIKE lower($3))"
-    f" AND NOT {USERNAME_HAS_PREFIX} AND NOT coalesce({DISPLAY_HAS_PREFIX}, false)"
-)
+_INSIDE = "(lower(u.username) LIKE lower($3) OR lower(u.display_name) LIKE lower($3))"
+_NOT_PREFIXED = f"NOT {USERNAME_HAS_PREFIX} AND NOT coalesce({DISPLAY_HAS_PREFIX}, false)"
 # The substring tier is in id order: ids are random (uuid4), so any run of users in id
 # order is a fair sample of all of them. The tier has two ways, and the planner cannot tell
-# which one is cheap (it does not know how many candidates the prefix tiers took). First the
-# next SUBSTRING_WINDOW users by id are read and filtered: when matches are common (more than
-# one user in SUBSTRING_WINDOW / limit) that fills the page for a bounded cost. Only when it
-# does not are the candidates taken from the trigram indexes: a bitmap scan (ordered index
-# scans switched off, since an ordered scan filtered for rare matches reads the whole
-# table), sorted. Its cost grows with the candidates, which are few when matches are rare.
-SUBSTRING_WINDOW = 1000
-_SUBSTRING_WINDOW_SQL = (
-    f"SELECT * FROM (SELECT {PUBLIC_COLUMNS}, '' AS key FROM users u"
-    f" WHERE u.id > $4 ORDER BY u.id LIMIT {SUBSTRING_WINDOW}) u"
-    f" WHERE {_SUBSTRING_MATCH} AND {_VISIBLE} ORDER BY u.id LIMIT $5"
+# which one is cheap (it does not know how many candidates the prefix tiers took). First its
+# window: the next WINDOW users by id, filtered. When matches are common (more than one user
+# in WINDOW / limit) that fills the page. Only when it does not are the candidates taken from
+# the trigram indexes, at most CANDIDATES_MAX + 1 of them in a bitmap scan (an ordered scan
+# filtered for rare matches would read the whole table). When there are no more than
+# CANDIDATES_MAX, they hold every match: sorted, those after the cursor are the page. When
+# there are more, the window's page stands, short, and the next request walks on: q is then
+# common inside names, or its candidates were mostly listed by the prefix tiers already.
+# The cursor is part of `hit`, not of the candidates' scan: as a condition, the planner may
+# prefer a bitmap of the primary key's range filtered for the match, which reads the range.
+_SUBSTRING_WINDOW_SQL = _window(
+    "''", "u.id > $4", "id", f"{_INSIDE} AND {_NOT_PREFIXED} AND {_VISIBLE}", "$5"
 )
-_SUBSTRING_CANDIDATES_SQL = _select("''", f"{_SUBSTRING_MATCH} AND u.id > $4", "u.id", "$5")
-BITMAP_ONLY = "SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off"
+# Only the page's matches come back, sorted, each with the count of candidates read; when
+# there are too many, any rows at all, so that the count is seen.
+_SUBSTRING_CANDIDATES_SQL = (
+    "SELECT * FROM (SELECT *, count(*) OVER () AS candidates FROM"
+    f" (SELECT {PUBLIC_COLUMNS}, '' AS key, (u.id > $4 AND {_NOT_PREFIXED} AND {_VISIBLE}) AS hit"
+    f" FROM users u WHERE {_INSIDE} LIMIT {CANDIDATES_MAX + 1}) u) u"
+    f" WHERE hit OR candidates > {CANDIDATES_MAX} ORDER BY id LIMIT $5"
+)
+# A window is a bound only when it is read in index order: given the choice, the planner
+# reads a small range whole in a bitmap scan and sorts it, and its guess of "small" may be
+# stale or, for a generic plan, a default. So the search runs on connections of its own
+# whose planner may not use bitmap or sequential scans (set at connect: the RESET ALL of a
+# pool's release returns to them, and no request pays a round trip to set them); only the
+# substring candidates switch to bitmap scans, in a transaction of their own.
+PLANNER_SETTINGS = {"enable_bitmapscan": "off", "enable_seqscan": "off"}
+BITMAP_ONLY = (
+    "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off;"
+    " SET LOCAL enable_seqscan = off"
+)
 
 
 class Position(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -126,6 +165,14 @@ class Position(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fiel
 class Found(msgspec.Struct, frozen=True):
     profile: PublicProfile
     position: Position
+
+
+class Searched(msgspec.Struct, frozen=True):
+    """What one request found, best first, and, when a tier's window ran out before the
+    page was full, the last row it read: where the next page resumes."""
+
+    found: list[Found]
+    stopped_at: Position | None
 
 
 def like_pattern(q: str) -> str:
@@ -145,8 +192,7 @@ def tiers_for(q: str) -> list[Tier]:
 def tier_query(
     tier: Tier, caller: UserId, q: str, after: Position | None, limit: int
 ) -> tuple[str, list[object]]:
-    """The SQL and arguments of one prefix tier's page, after `after` when it is in this tier;
-    for the substring tier, its window's."""
+    """The SQL and arguments of one tier's window, after `after` when it is in this tier."""
     key, after_id = (after.key, after.id) if after and after.tier == tier else (FIRST_KEY, FIRST_ID)
     match tier:
         case Tier.EXACT | Tier.USERNAME_PREFIX:
@@ -165,12 +211,18 @@ def substring_candidates_query(
     return _SUBSTRING_CANDIDATES_SQL, [caller, q, like_pattern(q), after_id, limit]
 
 
+def _found(tier: Tier, rows: Iterable[asyncpg.Record]) -> list[Found]:
+    return [Found(public_profile(row), Position(tier, row["key"], row["id"])) for row in rows]
+
+
 class UserSearch:
     def __init__(self, pool: asyncpg.Pool) -> None:
+        """`pool`: connections opened with PLANNER_SETTINGS as their server settings."""
         self._pool = pool
 
-    async def page(self, caller: UserId, q: str, after: Position | None, limit: int) -> list[Found]:
-        """Up to `limit` matches after `after`, best first: tier by tier until it is full."""
+    async def page(self, caller: UserId, q: str, after: Position | None, limit: int) -> Searched:
+        """Up to `limit` matches after `after`, best first: tier by tier until the page is
+        full or a tier's window runs out first."""
         found: list[Found] = []
         tiers = [t for t in tiers_for(q) if after is None or t >= after.tier]
         async with self._pool.acquire() as conn:
@@ -178,22 +230,29 @@ class UserSearch:
                 wanted = limit - len(found)
                 sql, args = tier_query(tier, caller, q, after, wanted)
                 rows = await conn.fetch(sql, *args)
-                if tier is Tier.SUBSTRING and len(rows) < wanted:
-                    rows = await _substring_candidates(conn, caller, q, after, wanted)
-                found += [
-                    Found(public_profile(row), Position(tier, row["key"], row["id"]))
-                    for row in rows
-                ]
+                hits = [row for row in rows if row["hit"]]
+                last = rows[-1] if rows and rows[-1]["scanned"] == WINDOW else None
+                if tier is Tier.SUBSTRING and last is not None and len(hits) < wanted:
+                    every = await _substring_candidates(conn, caller, q, after, wanted)
+                    if every is not None:
+                        hits, last = every, None
+                found += _found(tier, hits)
                 if len(found) >= limit:
                     break
-        return found
+                if last is not None:
+                    return Searched(found, Position(tier, last["key"], last["id"]))
+        return Searched(found, None)
 
 
 async def _substring_candidates(
     conn: asyncpg.Connection, caller: UserId, q: str, after: Position | None, limit: int
-) -> list[asyncpg.Record]:
+) -> list[asyncpg.Record] | None:
+    """Up to `limit` matches of the substring tier after `after`, in id order: all there
+    are. None when the trigram indexes hold more than CANDIDATES_MAX candidates for q."""
     sql, args = substring_candidates_query(caller, q, after, limit)
     async with conn.transaction(readonly=True):
         await conn.execute(BITMAP_ONLY)
         rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    if rows and rows[0]["candidates"] > CANDIDATES_MAX:
+        return None
     return rows

@@ -474,7 +474,8 @@ routes: list[BaseRoute] = [
         "GET",
         Operation(
             "Find people by username or display name: exact username, then username prefix,"
-            " display-name prefix, then anywhere inside",
+            " display-name prefix, then anywhere inside. A page may be short, even empty;"
+            " keep following next_cursor until it is null",
             user_search.SearchPage,
             query=(
                 SEARCH_TEXT,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from loguru import logger
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as plain_connect
 
+from gochat_py.redis import keys
 from gochat_py.settings import Settings, load_settings
 from tests.harness import (
     bearer,
@@ -313,3 +316,99 @@ async def test_contacts_are_listed_with_their_presence(api: httpx.AsyncClient) -
         online = await becomes("online")
         assert online == {"user_id": bob["user"]["id"], "status": "online", "last_seen_at": None}
     assert (await becomes("offline"))["last_seen_at"] is not None
+
+
+@pytest.fixture
+def warnings_logged(api: httpx.AsyncClient) -> Iterator[list[str]]:
+    """The names of the warnings the server (in this process) logs from now on; taken after
+    `api`, whose start configures logging afresh and would drop an earlier sink."""
+    names: list[str] = []
+    sink = logger.add(lambda message: names.append(message.record["message"]), level="WARNING")
+    yield names
+    logger.remove(sink)
+
+
+NOTIFICATIONS_REFUSED = """
+CREATE FUNCTION refuse_notifications() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'notifications refused by the test'; END $$;
+CREATE TRIGGER refuse_notifications BEFORE INSERT ON notifications
+    FOR EACH ROW EXECUTE FUNCTION refuse_notifications();
+"""
+
+
+async def test_a_request_whose_notification_cannot_be_stored_is_made_and_heard_all_the_same(
+    api: httpx.AsyncClient, db: asyncpg.Connection, warnings_logged: list[str]
+) -> None:
+    alice, bob = await register(api), await register(api)
+    await db.execute(NOTIFICATIONS_REFUSED)
+    async with connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws:
+        sent = await ask(api, alice, bob)
+        assert sent.status_code == 201, sent.text
+        request = sent.json()
+        assert (request["status"], request["from"], request["to"]) == (
+            "pending",
+            ref(alice),
+            ref(bob),
+        )
+        assert await contact_event(bob_ws) == {"event": "contact_request", "request": request}
+    assert warnings_logged.count("notification_lost") == 1
+    stored = await db.fetchval("SELECT status FROM contact_requests WHERE id = $1", request["id"])
+    assert stored == "pending"
+    assert await pending(api, bob, "incoming") == [request["id"]]
+    assert await notifications_of(api, bob) == []
+
+    # Nothing else was left broken: once PostgreSQL stores notifications again, the
+    # acceptance is made and notified as usual.
+    await db.execute("DROP TRIGGER refuse_notifications ON notifications")
+    accepted = await decide(api, bob, request["id"], "accept")
+    assert accepted.status_code == 200, accepted.text
+    assert await contact_ids(api, bob) == [alice["user"]["id"]]
+    assert await notifications_of(api, alice) == [("contact_accepted", bob["user"]["id"])]
+    assert warnings_logged.count("notification_lost") == 1
+
+
+def presence_event(subject: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f.get("event") == "presence" and f["user_id"] == subject["user"]["id"]
+
+
+async def test_an_accept_whose_presence_redis_cannot_read_still_makes_the_contacts(
+    api: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    redis: Redis,
+    warnings_logged: list[str],
+) -> None:
+    alice, bob = await register(api), await register(api)
+    request = (await ask(api, alice, bob)).json()
+    async with (
+        connect(ws_url(api, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
+    ):
+        for socket in (alice_ws, bob_ws):
+            await next_frame(socket, lambda f: f.get("event") == "presence_list")
+        # Introducing bob to alice reads bob's last-seen key: a list there fails that read
+        # with WRONGTYPE, as a Redis that cannot answer would.
+        seen_key = keys.presence_seen(uuid.UUID(bob["user"]["id"]))
+        await redis.rpush(seen_key, "not a time")
+        accepted = await decide(api, bob, request["id"], "accept")
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["status"] == "accepted"
+        assert warnings_logged.count("presence_not_introduced") == 1
+        rows = await db.fetch(
+            "SELECT user_id FROM contacts WHERE $1::uuid IN (user_id, contact_id)",
+            alice["user"]["id"],
+        )
+        assert len(rows) == 2  # one per direction
+        assert await contact_ids(api, bob) == [alice["user"]["id"]]
+        assert await notifications_of(api, alice) == [("contact_accepted", bob["user"]["id"])]
+
+        # Once the key is right again, presence works between the new contacts.
+        await redis.delete(seen_key)
+        listed = await api.get(f"{API}/contacts", headers=bearer(alice["tokens"]))
+        [contact] = listed.json()["contacts"]
+        assert (contact["user"]["id"], contact["presence"]["status"]) == (
+            bob["user"]["id"],
+            "online",
+        )
+        await bob_ws.close()
+        gone = await next_frame(alice_ws, presence_event(bob))
+        assert gone["status"] == "offline" and gone["last_seen_at"] is not None

@@ -169,8 +169,22 @@ export async function messages(id, { cursor, afterSeq, limit } = {}) {
 // --- people: profiles, search, contacts, blocks -------------------------------------
 export const myProfile = () => request("GET", "/users/me");
 export const updateProfile = (fields) => request("PATCH", "/users/me", fields);
-export const searchUsers = (q, limit = 20) =>
-  request("GET", `/users?${new URLSearchParams({ q, limit: String(limit) })}`);
+// The server bounds each search request's work, so a page may come back short, even
+// empty, with a cursor to go on: follow it, a few requests at most, to fill the list.
+const SEARCH_REQUESTS_MAX = 5;
+export async function searchUsers(q, limit = 20) {
+  const users = [];
+  let cursor = null;
+  for (let asked = 0; asked < SEARCH_REQUESTS_MAX; asked++) {
+    const query = new URLSearchParams({ q, limit: String(limit - users.length) });
+    if (cursor) query.set("cursor", cursor);
+    const body = await request("GET", `/users?${query}`);
+    users.push(...body.users);
+    cursor = body.next_cursor;
+    if (!cursor || users.length >= limit) break;
+  }
+  return { users, next_cursor: cursor };
+}
 
 export async function contacts() {
   const all = [];

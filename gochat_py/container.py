@@ -47,6 +47,7 @@ from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
+from gochat_py.usecases.message_lookup import MessageLookup
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.presence import Presence
@@ -306,9 +307,8 @@ class Container(containers.DeclarativeContainer):
     )
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     sending = providers.Singleton(Sending, membership, publisher, metrics)
-    editing = providers.Singleton(
-        Editing, membership, conversations, stored_messages, recent, publisher
-    )
+    message_lookup = providers.Singleton(MessageLookup, stored_messages, recent)
+    editing = providers.Singleton(Editing, membership, conversations, message_lookup, publisher)
     receipts = providers.Singleton(Receipts, pg_pool)
     delivery_flusher = providers.Resource(
         running_delivery_flusher, pg_pool, redis, membership, settings

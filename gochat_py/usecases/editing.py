@@ -3,25 +3,21 @@
 An edit or a delete is an entry of the conversation's log (messages.MessageChange): it
 takes the next seq, reaches every member's devices live as `message_updated` or
 `message_deleted`, and the worker applies it to the stored message in log order. The
-message is looked up as it reads now: stored, or still in the recent cache, with the
-changes PostgreSQL may not hold yet applied.
+message is changed as it reads now (message_lookup.py).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from gochat_py import messages, times
+from gochat_py import times
 from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from gochat_py.ids import ConversationId, MessageId, UserId, uuid7_time
+from gochat_py.ids import ConversationId, MessageId, UserId
 from gochat_py.messages import Message, MessageChange
 from gochat_py.postgres.conversations import Conversations
-from gochat_py.postgres.messages import Messages
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher
-from gochat_py.redis.recent import RecentCache
-
-CLOCK_SKEW_MS = 60_000
+from gochat_py.usecases.message_lookup import MessageLookup
 
 
 class MessageNotFound(NotFound):
@@ -33,14 +29,12 @@ class Editing:
         self,
         membership: Membership,
         conversations: Conversations,
-        stored: Messages,
-        recent: RecentCache,
+        lookup: MessageLookup,
         publisher: Publisher,
     ) -> None:
         self._membership = membership
         self._conversations = conversations
-        self._stored = stored
-        self._recent = recent
+        self._lookup = lookup
         self._publisher = publisher
 
     async def edit(
@@ -85,18 +79,9 @@ class Editing:
     ) -> Message:
         """The message as it reads now; MessageNotFound, and Conflict once deleted (unless
         `deleted_ok`); system messages are the group's record and stay as they are."""
-        found = await self._stored.one(conversation_id, message_id)
-        if found is None:
-            made_at = uuid7_time(message_id)
-            if made_at is not None:  # server-made ids are; anything else is nobody's
-                # Clocks of API processes differ a little: look a minute further back.
-                found = await self._recent.find(
-                    conversation_id, message_id, made_at - CLOCK_SKEW_MS
-                )
-        if found is None:
+        current = await self._lookup.current(conversation_id, message_id)
+        if current is None:
             raise MessageNotFound("message not found")
-        changes = await self._recent.changes_to(found)
-        [current] = messages.apply_changes([found], changes)
         if current.type == "system":
             raise Forbidden("system messages cannot be changed", code="system_message")
         if current.deleted and not deleted_ok:

@@ -12,7 +12,9 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
+from gochat_py.ids import ConversationId, UserId
 from gochat_py.redis import keys
+from gochat_py.redis.publish import Publisher
 from gochat_py.settings import Settings
 from tests.harness import (
     bearer,
@@ -59,6 +61,11 @@ async def leave(api: httpx.AsyncClient, user: User, group: str) -> httpx.Respons
 
 def roles(view: dict[str, Any]) -> dict[str, str]:
     return {p["id"]: p["role"] for p in view["participants"]}
+
+
+async def no_floor() -> int:
+    """PostgreSQL's highest seq of a conversation it no longer holds."""
+    return 0
 
 
 def code(response: httpx.Response) -> tuple[int, str]:
@@ -296,7 +303,16 @@ async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_sta
         assert [c["conversation"]["id"] for c in listed.json()["conversations"]] == [kept]
     assert await redis.exists(*own_keys) == 0
     assert await db.fetchval("SELECT count(*) FROM conversations WHERE id = $1", conversation) == 0
-    # Its entries (created, the message, the edit) still wait in the stream for the worker.
+    # A send that passed its membership check just before the deletion was announced writes
+    # the keys anew.
+    publisher = Publisher(redis, partitions, lambda _: no_floor(), recent_max=100)
+    alice_id = UserId(uuid.UUID(uid(alice)))
+    raced = await publisher.send(
+        ConversationId(conversation), frozenset({alice_id}), alice_id, "alice", "raced", None
+    )
+    assert raced.message.seq == 1  # its counter had been erased too
+    assert await redis.exists(*own_keys) == 2
+    # Its entries (created, the message, the edit, the raced send) wait for the worker.
     async with running_consumer(settings.redis_url, settings.database_url) as running:
 
         async def drained() -> bool:
@@ -311,7 +327,7 @@ async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_sta
 
             await poll_until(settled, what="every entry acknowledged")
             assert await redis.xlen(keys.dead_letters(partition)) == 0
-        assert running.metrics.entries_dropped._value.get() == 3
+        assert running.metrics.entries_dropped._value.get() == 4
     stored = await db.fetch("SELECT conversation_id, content FROM messages ORDER BY seq")
     assert {row["conversation_id"] for row in stored} == {uuid.UUID(kept)}
     assert await redis.exists(*own_keys) == 0

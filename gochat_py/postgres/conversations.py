@@ -12,9 +12,10 @@ import msgspec
 from gochat_py import times
 from gochat_py.broadcasts import SkipReason
 from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
-from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import MemberRole, Message, Quote, SystemEvent
+from gochat_py.postgres.groups import require_role
 from gochat_py.postgres.users import ACTIVE, Email
 
 # Each live frame names every recipient (envelope.py) and each send re-checks the set;
@@ -389,7 +390,8 @@ class Conversations:
     ) -> list[UserId]:
         """Add users to a group (owner or admin only); returns those newly added."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._require_manager(conn, actor, conversation_id)
+            # Under the group's lock: a demotion or a deletion committed meanwhile is seen.
+            await require_role(conn, actor, conversation_id, "manager")
             await self._require_users(conn, user_ids, "user_ids")
             count = await conn.fetchval(
                 "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
@@ -419,24 +421,6 @@ class Conversations:
             user,
         )
         return role in ("owner", "admin")
-
-    @staticmethod
-    async def _require_manager(
-        conn: asyncpg.Connection, actor: UserId, conversation_id: ConversationId
-    ) -> None:
-        row = await conn.fetchrow(
-            "SELECT m.role, c.kind FROM conversation_members m"
-            " JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE m.conversation_id = $1 AND m.user_id = $2",
-            conversation_id,
-            actor,
-        )
-        if row is None:
-            raise NotFound("conversation not found", code="conversation_not_found")
-        if row["kind"] != "group":
-            raise Conflict("a direct conversation has fixed members", code="direct_conversation")
-        if row["role"] not in ("owner", "admin"):
-            raise Forbidden("only the group's owner or an admin can do that", code="not_a_manager")
 
     async def roster(self, conversation_id: ConversationId) -> Roster:
         """The members, and in a direct conversation who of the two may not send now."""

@@ -70,7 +70,7 @@ class Groups:
         """Set the name (None: unchanged) and the description (UNSET: unchanged, None:
         cleared); owner or admin."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _require(conn, actor, conversation_id, "manager")
+            await require_role(conn, actor, conversation_id, "manager")
             before = await conn.fetchrow(
                 "SELECT name, description FROM conversations WHERE id = $1", conversation_id
             )
@@ -96,7 +96,7 @@ class Groups:
     ) -> bool:
         """Make a member an admin or a plain member (the owner only); whether it changed."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _require(conn, actor, conversation_id, "owner")
+            await require_role(conn, actor, conversation_id, "owner")
             current = await _role_of(conn, conversation_id, user)
             if current == "owner":
                 raise Conflict(
@@ -112,7 +112,7 @@ class Groups:
         """Hand the group to another member (the owner only), who becomes its owner; the
         old owner stays, as an admin."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _require(conn, actor, conversation_id, "owner")
+            await require_role(conn, actor, conversation_id, "owner")
             if user == actor:
                 raise Conflict("you own the group already", code="already_owner")
             await _role_of(conn, conversation_id, user)
@@ -126,7 +126,7 @@ class Groups:
         owner). An owner who leaves hands the group over first; the last member leaving
         ends it, and its history with it."""
         async with self._pool.acquire() as conn, conn.transaction():
-            role = await _require(conn, actor, conversation_id, "member")
+            role = await require_role(conn, actor, conversation_id, "member")
             if user != actor:
                 if role == "member":
                     raise Forbidden(
@@ -160,7 +160,7 @@ class Groups:
         """End a group (the owner only): its members and messages go with it (ON DELETE
         CASCADE). Those who were its members."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await _require(conn, actor, conversation_id, "owner")
+            await require_role(conn, actor, conversation_id, "owner")
             rows = await conn.fetch(
                 "SELECT user_id FROM conversation_members WHERE conversation_id = $1",
                 conversation_id,
@@ -169,7 +169,7 @@ class Groups:
         return sorted(UserId(row["user_id"]) for row in rows)
 
 
-async def _require(
+async def require_role(
     conn: asyncpg.Connection, actor: UserId, conversation_id: ConversationId, need: Need
 ) -> MemberRole:
     """Lock the group and return the actor's role in it: NotFound for a stranger (members
@@ -181,7 +181,9 @@ async def _require(
     if role is None:
         raise NotFound("conversation not found", code="conversation_not_found")
     if kind != "group":
-        raise Conflict("a direct conversation has no settings or roles", code="direct_conversation")
+        raise Conflict(
+            "a direct conversation has fixed members and no roles", code="direct_conversation"
+        )
     if need == "manager" and role == "member":
         raise Forbidden("only the group's owner or an admin can do that", code="not_a_manager")
     if need == "owner" and role != "owner":

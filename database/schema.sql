@@ -38,6 +38,8 @@ CREATE TABLE conversations (
     last_seq         bigint      NOT NULL DEFAULT 0,
     last_activity_at timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- A group's description (0006); a direct conversation has none.
+    description      text        CHECK (description IS NULL OR length(description) <= 500),
     CONSTRAINT conversations_direct_pair CHECK (
         (kind = 'direct' AND direct_user_low IS NOT NULL AND direct_user_high IS NOT NULL
             AND direct_user_low < direct_user_high)

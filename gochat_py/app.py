@@ -74,6 +74,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "recent": await _resolved(container.recent()),
                 "hub": await _resolved(container.hub()),
                 "members": await _resolved(container.members()),
+                "group_lifecycle": await _resolved(container.group_lifecycle()),
                 "notifications": await _resolved(container.notifications()),
                 "conversation_views": await _resolved(container.conversation_views()),
                 "sending": await _resolved(container.sending()),

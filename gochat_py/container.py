@@ -15,6 +15,7 @@ from gochat_py.postgres import user_search
 from gochat_py.postgres.blocks import Blocks
 from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
+from gochat_py.postgres.groups import Groups
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory
@@ -45,6 +46,7 @@ from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.delivery_flush import DeliveryFlusher
 from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
+from gochat_py.usecases.group_lifecycle import GroupLifecycle
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.message_lookup import MessageLookup
@@ -302,8 +304,19 @@ class Container(containers.DeclarativeContainer):
         Notifications, stored_notifications, announcer, metrics, webhook_queue
     )
     system_messages = providers.Singleton(SystemMessages, users, membership, publisher)
+    groups = providers.Singleton(Groups, pg_pool)
+    group_lifecycle = providers.Singleton(
+        GroupLifecycle, groups, membership, system_messages, announcer, recent
+    )
     members = providers.Singleton(
-        Members, conversations, users, membership, notifications, system_messages
+        Members,
+        conversations,
+        users,
+        membership,
+        notifications,
+        system_messages,
+        groups,
+        group_lifecycle,
     )
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
     sending = providers.Singleton(Sending, membership, publisher, metrics)

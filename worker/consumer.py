@@ -224,9 +224,14 @@ class Consumer:
                 return
             done, refused = triage.sort_out(rows, persisted)
             dead += refused
-        if len(done) < len(rows):  # PostgreSQL turned some away: only the stored count
-            stored = {(entry.partition, entry.id) for entry in done}
-            rows = [(e, r) for e, r in rows if (e.partition, e.id) in stored]
+            if persisted.gone:
+                await self._drop_deleted(persisted.gone)
+            if refused or persisted.gone:  # only the stored count from here on
+                stored = {(entry.partition, entry.id) for entry in done}
+                gone = {row.id for row in persisted.gone}
+                rows = [
+                    (e, r) for e, r in rows if (e.partition, e.id) in stored and r.id not in gone
+                ]
         if self._fanout is not None:
             # Before the ack, like the COMMIT: a crash between them redelivers the batch,
             # which queues the same events again under the same ids (the receiver's
@@ -236,6 +241,21 @@ class Consumer:
         if await self._settle(done, dead) and done:
             await self._trim_recent(rows)
         self._log.bind(entries=len(entries), acked=len(done), dead=len(dead)).debug("batch_done")
+
+    async def _drop_deleted(self, gone: Sequence[Row]) -> None:
+        """Entries of conversations deleted meanwhile are acknowledged unstored; their keys
+        are erased again, for a send that raced the deletion and wrote them anew."""
+        self._metrics.entries_dropped.inc(len(gone))
+        conversations = sorted({row.conversation_id for row in gone})
+        self._log.bind(entries=len(gone), conversations=len(conversations)).info(
+            "entries_of_deleted_conversations"
+        )
+        try:
+            for conversation_id in conversations:
+                await self._recent.erase(conversation_id)
+        except REDIS_DOWN as exc:
+            # Only memory waits: nothing reads a deleted conversation's keys.
+            self._log.bind(error=f"{type(exc).__name__}: {exc}").warning("erase_failed")
 
     async def _persist(self, rows: Sequence[tuple[Entry, Row]]) -> Persisted | None:
         """Commit the rows, waiting out any outage; None if stopped before it could."""

@@ -62,6 +62,11 @@ class WorkerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.entries_dropped = Counter(
+            "gochat_worker_entries_dropped",
+            "Entries acknowledged unstored because their conversation was deleted meanwhile.",
+            registry=self.registry,
+        )
         self.webhook_events_queued = Counter(
             "gochat_worker_webhook_events_queued",
             "Webhook events queued for members with no open socket, after their batch's commit.",

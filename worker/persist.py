@@ -11,6 +11,12 @@ newer change may overwrite (`changed_seq`), and never a deleted message: applied
 of order, or before the message itself is stored (another worker still holds it, or a crash
 left it pending), the row ends as the newest change made it; the message's own row, stored
 later, then finds its id taken and changes nothing.
+
+An entry of a conversation that was deleted meanwhile (its log still in the stream, or a
+send that raced the deletion) is left out and reported as gone, to be acknowledged: not a
+poison entry for the dead letters, and never a row that brings its conversation back. The
+transaction locks the batch's conversations before it writes: a deletion either committed
+before (the row is missing: gone) or waits for the commit and then takes those rows with it.
 """
 
 from __future__ import annotations
@@ -41,11 +47,10 @@ CREATE TEMP TABLE IF NOT EXISTS messages_staging
 # than the INSERT itself).
 _PRESENT = "SELECT id FROM messages WHERE id = ANY($1::uuid[])"
 # Lock the touched conversations in id order first: two workers whose batches share
-# conversations then queue on the first one instead of deadlocking on the second.
+# conversations then queue on the first one instead of deadlocking on the second. Those
+# that exist come back; the others were deleted.
 _LOCK_CONVERSATIONS = """
-SELECT count(*) FROM (
-    SELECT 1 FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
-) locked
+SELECT id FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
 """
 # The newest seq and sent_at per conversation come from the batch in hand: aggregating
 # them in PostgreSQL needs the rows in a table first, which is what COPY straight into
@@ -140,6 +145,7 @@ class Persisted:
     committed: list[Row] = field(default_factory=list)  # stored now or before
     displaced: list[Row] = field(default_factory=list)  # (conversation_id, seq) taken by another id
     rejected: dict[uuid.UUID, str] = field(default_factory=dict)  # message id -> reason
+    gone: list[Row] = field(default_factory=list)  # of conversations deleted meanwhile
 
 
 class Failure(enum.Enum):
@@ -190,28 +196,52 @@ async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
     """Store `rows` in one transaction; raise if any of them cannot be stored."""
     if not rows:
         return Persisted()
-    messages = [row for row in rows if row.changed_seq is None]
-    # In log order: each change overwrites the one before it.
-    changes = sorted((row for row in rows if row.changed_seq is not None), key=_position)
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
+                live, gone = await _lock_conversations(conn, rows)
+                messages, changes = _split(live)
                 if messages:
                     await conn.copy_records_to_table("messages", records=messages, columns=COLUMNS)
                 if changes:
                     await conn.executemany(_APPLY_CHANGE, changes)
-                await _advance_conversations(conn, rows)
+                if live:
+                    await _advance_conversations(conn, live)
         except asyncpg.UniqueViolationError:
             pass  # some row is stored already: merge the batch instead, skipping those
         else:
-            return Persisted(inserted=len(messages), committed=list(rows))
+            return Persisted(inserted=len(messages), committed=live, gone=gone)
         async with conn.transaction():
+            live, gone = await _lock_conversations(conn, rows)
+            messages, changes = _split(live)
             merged = await _merge(conn, messages)
             if changes:
                 await conn.executemany(_APPLY_CHANGE, changes)
                 await _advance_conversations(conn, changes)
             merged.committed += changes
+            merged.gone = gone
             return merged
+
+
+async def _lock_conversations(
+    conn: asyncpg.Connection, rows: Sequence[Row]
+) -> tuple[list[Row], list[Row]]:
+    """Lock the rows' conversations; the rows of those that exist, and of those deleted."""
+    ids = sorted({row.conversation_id for row in rows})
+    present = {r["id"] for r in await conn.fetch(_LOCK_CONVERSATIONS, ids)}
+    if len(present) == len(ids):
+        return list(rows), []
+    return (
+        [row for row in rows if row.conversation_id in present],
+        [row for row in rows if row.conversation_id not in present],
+    )
+
+
+def _split(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """Messages, and changes in log order (each change overwrites the one before it)."""
+    messages = [row for row in rows if row.changed_seq is None]
+    changes = sorted((row for row in rows if row.changed_seq is not None), key=_position)
+    return messages, changes
 
 
 def _position(row: Row) -> int:
@@ -240,13 +270,12 @@ async def _merge(conn: asyncpg.Connection, rows: Sequence[Row]) -> Persisted:
 async def _advance_conversations(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
     """Move each conversation's last_seq (the newest log position, changes included) and
     last_activity_at (the newest message's time: an edit does not bring a conversation up)
-    forward, never back."""
+    forward, never back. The conversations are locked already (_lock_conversations)."""
     newest: dict[uuid.UUID, tuple[int, datetime]] = {}
     for row in rows:
         seq, sent_at = newest.get(row.conversation_id, (row.position, row.sent_at))
         newest[row.conversation_id] = (max(seq, row.position), max(sent_at, row.sent_at))
     ids = list(newest)
-    await conn.fetchval(_LOCK_CONVERSATIONS, ids)
     seqs, sent = zip(*newest.values(), strict=True)
     await conn.execute(_ADVANCE_CONVERSATIONS, ids, seqs, sent)
 
@@ -274,4 +303,5 @@ async def persist_isolating(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persiste
         committed=first.committed + second.committed,
         displaced=first.displaced + second.displaced,
         rejected=first.rejected | second.rejected,
+        gone=first.gone + second.gone,
     )

@@ -44,7 +44,8 @@ def decode(
 def sort_out(
     rows: Sequence[tuple[Entry, Row]], persisted: Persisted
 ) -> tuple[list[Entry], list[DeadLetter]]:
-    """After the commit: entries now safe to acknowledge, and those PostgreSQL turned away."""
+    """After the commit: entries now safe to acknowledge (those of a deleted conversation
+    among them: there is nothing left to store them in), and those PostgreSQL turned away."""
     displaced = {row.id for row in persisted.displaced}
     done: list[Entry] = []
     dead: list[DeadLetter] = []

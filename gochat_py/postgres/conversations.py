@@ -12,9 +12,10 @@ import msgspec
 from gochat_py import times
 from gochat_py.broadcasts import SkipReason
 from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
-from gochat_py.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
-from gochat_py.messages import Message, Quote, SystemEvent
+from gochat_py.messages import MemberRole, Message, Quote, SystemEvent
+from gochat_py.postgres.groups import require_role
 from gochat_py.postgres.users import ACTIVE, Email
 
 # Each live frame names every recipient (envelope.py) and each send re-checks the set;
@@ -22,6 +23,8 @@ from gochat_py.postgres.users import ACTIVE, Email
 MAX_GROUP_MEMBERS = 256
 # No U+0000: PostgreSQL's text cannot hold it.
 GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+MAX_DESCRIPTION_CHARS = 500  # a paragraph about the group; the column's CHECK says the same
+Description = Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_CHARS, pattern=r"^[^\x00]*$")]
 
 
 class CreateConversation(msgspec.Struct, frozen=True):
@@ -40,7 +43,7 @@ class Participant(msgspec.Struct, frozen=True):
 
     id: uuid.UUID
     username: str
-    role: str
+    role: MemberRole
     joined_at: int  # unix milliseconds
     is_active: bool
     created_at: int  # the account's, unix milliseconds
@@ -50,6 +53,7 @@ class Conversation(msgspec.Struct, frozen=True):
     id: uuid.UUID
     type: Literal["direct", "group"]
     name: str | None
+    description: str | None  # a group's, set by its owner or an admin; null: none
     created_by: uuid.UUID
     created_at: int
     updated_at: int  # gochat's name for the last activity: equal to last_activity_at
@@ -73,6 +77,7 @@ class ConversationRow(msgspec.Struct, frozen=True):
     id: uuid.UUID
     kind: Literal["direct", "group"]
     name: str | None
+    description: str | None
     created_by: uuid.UUID
     created_at: datetime
     last_seq: int
@@ -160,8 +165,8 @@ JOIN users u ON u.id = m.user_id
 UNREAD_CAP = 1000
 
 _LIST = f"""
-SELECT c.id, c.kind, c.name, c.created_by, c.created_at, c.last_seq, c.last_activity_at,
-       m.last_read_seq,
+SELECT c.id, c.kind, c.name, c.description, c.created_by, c.created_at, c.last_seq,
+       c.last_activity_at, m.last_read_seq,
        {message_columns("lm", "lu", "lm_")},
        (SELECT count(*) FROM (
             SELECT 1 FROM messages u
@@ -183,6 +188,7 @@ def _conversation_row(row: asyncpg.Record) -> ConversationRow:
         id=row["id"],
         kind=row["kind"],
         name=row["name"],
+        description=row["description"],
         created_by=row["created_by"],
         created_at=row["created_at"],
         last_seq=row["last_seq"],
@@ -384,7 +390,8 @@ class Conversations:
     ) -> list[UserId]:
         """Add users to a group (owner or admin only); returns those newly added."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._require_manager(conn, actor, conversation_id)
+            # Under the group's lock: a demotion or a deletion committed meanwhile is seen.
+            await require_role(conn, actor, conversation_id, "manager")
             await self._require_users(conn, user_ids, "user_ids")
             count = await conn.fetchval(
                 "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
@@ -404,26 +411,6 @@ class Conversations:
                 )  # fmt: skip
         return [UserId(row["user_id"]) for row in added]
 
-    async def remove_member(
-        self, actor: UserId, conversation_id: ConversationId, user: UserId
-    ) -> bool:
-        """Leave a group, or remove someone from it as its owner or an admin."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if actor != user:
-                await self._require_manager(conn, actor, conversation_id)
-            kind = await conn.fetchval(
-                "SELECT kind FROM conversations WHERE id = $1", conversation_id
-            )
-            if kind == "direct":
-                raise Conflict("a direct conversation cannot be left", code="direct_conversation")
-            removed = await conn.fetchval(
-                "DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2"
-                " RETURNING user_id",
-                conversation_id,
-                user,
-            )
-        return removed is not None
-
     async def manages(self, conversation_id: ConversationId, user: UserId) -> bool:
         """Whether `user` is an owner or admin of the group (never so in a direct one)."""
         role = await self._pool.fetchval(
@@ -434,24 +421,6 @@ class Conversations:
             user,
         )
         return role in ("owner", "admin")
-
-    @staticmethod
-    async def _require_manager(
-        conn: asyncpg.Connection, actor: UserId, conversation_id: ConversationId
-    ) -> None:
-        row = await conn.fetchrow(
-            "SELECT m.role, c.kind FROM conversation_members m"
-            " JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE m.conversation_id = $1 AND m.user_id = $2",
-            conversation_id,
-            actor,
-        )
-        if row is None:
-            raise NotFound("conversation not found", code="conversation_not_found")
-        if row["kind"] != "group":
-            raise Conflict("a direct conversation has fixed members", code="direct_conversation")
-        if row["role"] not in ("owner", "admin"):
-            raise Forbidden("only the group's owner or an admin can do that", code="not_a_manager")
 
     async def roster(self, conversation_id: ConversationId) -> Roster:
         """The members, and in a direct conversation who of the two may not send now."""

@@ -94,6 +94,15 @@ class PresenceEvent(msgspec.Struct, frozen=True, kw_only=True):
     last_seen_at: int | None
 
 
+class ConversationDeletedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A group was deleted (by its owner, or as its last member left), its history with
+    it: to every device of each of its members, who can read or send nothing more there."""
+
+    event: Literal["conversation_deleted"] = "conversation_deleted"
+    conversation_id: uuid.UUID
+    actor_id: uuid.UUID
+
+
 # Every event a conversation's members or one user may be sent; each names itself in `event`.
 Event = (
     TypingEvent
@@ -105,6 +114,7 @@ Event = (
     | ContactRequestUpdatedEvent
     | ContactRemovedEvent
     | PresenceEvent
+    | ConversationDeletedEvent
 )
 
 

@@ -38,6 +38,17 @@ end
 return removed
 """
 
+# A deleted conversation's keys: KEYS[1] the partition's held counter, KEYS[2] and KEYS[3]
+# its recent cache and changes, KEYS[4] its seq counter. One script, so the counter drops
+# by what the caches held; a repeat finds nothing and changes nothing.
+_ERASE = """
+local held = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+if held > 0 and redis.call('DECRBY', KEYS[1], held) < 0 then
+  redis.call('SET', KEYS[1], 0)
+end
+return held
+"""
 
 FIND_CHUNK = 256
 # Where a change's message id ends, at the latest: `{"event":"message_updated","message":
@@ -80,6 +91,7 @@ class RecentCache:
         self._redis = redis
         self._partitions = partitions
         self._trim = LuaScript(redis, _TRIM)
+        self._erase = LuaScript(redis, _ERASE)
 
     async def page(
         self, conversation_id: ConversationId, direction: Direction, bound: int | None, limit: int
@@ -204,6 +216,20 @@ class RecentCache:
             ]
             bounds += [bound, bound]
         removed = await self._trim([keys.recent_held(partition), *names], bounds)
+        return int(removed)
+
+    async def erase(self, conversation_id: uuid.UUID) -> int:
+        """Drop a deleted conversation's caches and seq counter; how many entries went. Its
+        idempotency keys are left to expire (IDEMPOTENCY_TTL): finding them needs a SCAN."""
+        p = self._partitions
+        removed = await self._erase(
+            [
+                keys.recent_held(keys.partition_of(conversation_id, p)),
+                keys.recent(conversation_id, p),
+                keys.recent_changes(conversation_id, p),
+                keys.sequence(conversation_id, p),
+            ]
+        )
         return int(removed)
 
     async def held(self) -> list[int]:

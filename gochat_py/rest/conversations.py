@@ -1,5 +1,5 @@
-"""`/api/v1/conversations`: create, list, details, members, history, sending, edits and
-deletes, read marks, receipts."""
+"""`/api/v1/conversations`: create, list, details, a group's settings, members, roles,
+owner and deletion, history, sending, edits and deletes, read marks, receipts."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from gochat_py.postgres.conversations import (
     ConversationView,
     CreateConversation,
 )
+from gochat_py.postgres.groups import AssignableRole
 from gochat_py.rest import query
 from gochat_py.rest.authn import require_claims, require_sender
 from gochat_py.rest.jsonio import json_response, read_json
 from gochat_py.usecases.conversation_views import ConversationViews
 from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
+from gochat_py.usecases.group_lifecycle import GroupLifecycle, GroupUpdate
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Cursor, History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.read_marks import ReadMarks
@@ -40,6 +42,14 @@ class MarkRead(msgspec.Struct, frozen=True):
 
 class AddMembers(msgspec.Struct, frozen=True):
     user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=256)]
+
+
+class RoleChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    role: AssignableRole
+
+
+class OwnerTransfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user_id: uuid.UUID  # a member of the group, who becomes its owner
 
 
 class ReadMark(msgspec.Struct, frozen=True):
@@ -114,8 +124,7 @@ async def list_conversations(request: Request) -> Response:
 
 async def details(request: Request) -> Response:
     claims = await require_claims(request)
-    views: ConversationViews = request.state.conversation_views
-    return json_response(await views.one(claims.user_id, _conversation_id(request)))
+    return await _view(request, claims.user_id, _conversation_id(request))
 
 
 async def messages(request: Request) -> Response:
@@ -217,3 +226,44 @@ async def remove_member(request: Request) -> Response:
     members: Members = request.state.members
     await members.remove(claims.user_id, _conversation_id(request), user)
     return Response(status_code=204)
+
+
+async def update_group(request: Request) -> Response:
+    claims = await require_claims(request)
+    body = await read_json(request, GroupUpdate)
+    conversation_id = _conversation_id(request)
+    lifecycle: GroupLifecycle = request.state.group_lifecycle
+    await lifecycle.update(claims.user_id, conversation_id, body)
+    return await _view(request, claims.user_id, conversation_id)
+
+
+async def change_role(request: Request) -> Response:
+    claims = await require_claims(request)
+    body = await read_json(request, RoleChange)
+    conversation_id = _conversation_id(request)
+    lifecycle: GroupLifecycle = request.state.group_lifecycle
+    user = UserId(request.path_params["user_id"])
+    await lifecycle.set_role(claims.user_id, conversation_id, user, body.role)
+    return await _view(request, claims.user_id, conversation_id)
+
+
+async def transfer_ownership(request: Request) -> Response:
+    claims = await require_claims(request)
+    body = await read_json(request, OwnerTransfer)
+    conversation_id = _conversation_id(request)
+    lifecycle: GroupLifecycle = request.state.group_lifecycle
+    await lifecycle.transfer(claims.user_id, conversation_id, UserId(body.user_id))
+    return await _view(request, claims.user_id, conversation_id)
+
+
+async def delete_group(request: Request) -> Response:
+    claims = await require_claims(request)
+    lifecycle: GroupLifecycle = request.state.group_lifecycle
+    await lifecycle.delete(claims.user_id, _conversation_id(request))
+    return Response(status_code=204)
+
+
+async def _view(request: Request, user: UserId, conversation_id: ConversationId) -> Response:
+    """The conversation as the caller sees it after their change."""
+    views: ConversationViews = request.state.conversation_views
+    return json_response(await views.one(user, conversation_id))

@@ -31,6 +31,7 @@ from gochat_py.usecases import notifications as notices
 from gochat_py.usecases import user_search
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.delivery_marks import ConversationReceipts
+from gochat_py.usecases.group_lifecycle import GroupUpdate
 from gochat_py.usecases.history import DEFAULT_PAGE, MAX_PAGE, Page
 from gochat_py.usecases.profiles import ProfileUpdate
 
@@ -233,6 +234,39 @@ routes: list[BaseRoute] = [
         Operation("One conversation with its participants", ConversationView, errors=(404, 503)),
     ),
     ApiRoute(
+        CONVERSATION,
+        conversations.update_group,
+        "PATCH",
+        Operation(
+            "Rename a group or change its description (owner or admin): a system message each",
+            ConversationView,
+            request=GroupUpdate,
+            errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        CONVERSATION,
+        conversations.delete_group,
+        "DELETE",
+        Operation(
+            "Delete a group and its history (owner): its members lose it at once",
+            None,
+            204,
+            errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/owner",
+        conversations.transfer_ownership,
+        "POST",
+        Operation(
+            "Hand the group to another member (owner); you stay an admin",
+            ConversationView,
+            request=conversations.OwnerTransfer,
+            errors=(403, 404, 409, 503),
+        ),
+    ),
+    ApiRoute(
         f"{CONVERSATION}/messages",
         conversations.messages,
         "GET",
@@ -315,9 +349,20 @@ routes: list[BaseRoute] = [
         conversations.remove_member,
         "DELETE",
         Operation(
-            "Leave a group, or remove a member (owner or admin)",
+            "Leave a group (an owner hands it over first), or remove a member (owner or admin)",
             None,
             204,
+            errors=(403, 404, 409, 422, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{CONVERSATION}/members/{{user_id:uuid}}",
+        conversations.change_role,
+        "PATCH",
+        Operation(
+            "Make a member an admin or a plain member (owner)",
+            ConversationView,
+            request=conversations.RoleChange,
             errors=(403, 404, 409, 503),
         ),
     ),

@@ -66,6 +66,7 @@ class ConversationViews:
                 id=row.id,
                 type=row.kind,
                 name=row.name,
+                description=row.description,
                 created_by=row.created_by,
                 created_at=times.unix_ms(row.created_at),
                 updated_at=last_activity_at,

@@ -3,6 +3,10 @@ server process, so delivery follows it at once (realtime/membership.py), recorde
 group's log as a system message (usecases/system_messages.py), and those a manager added
 to a group or removed from it are notified (usecases/notifications.py).
 
+An owner who leaves hands the group to the longest-standing admin, else member
+(postgres/groups.py): `ownership_transferred`, then `member_left`, in the log. The last
+member leaving ends the group, as its deletion would (usecases/group_lifecycle.py).
+
 A committed change is notified, then announced, and announced even when notifying fails:
 a notification stored first outlives a Redis outage that fails the announcement (and the
 request, after the commit), and an announcement still made keeps delivery true to the
@@ -16,8 +20,10 @@ from gochat_py.errors import NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.notifications import ConversationNotice
 from gochat_py.postgres.conversations import MAX_GROUP_MEMBERS, Conversations, CreateConversation
+from gochat_py.postgres.groups import Groups
 from gochat_py.postgres.users import Users
-from gochat_py.realtime.membership import Membership, MembershipChange, NotAMember
+from gochat_py.realtime.membership import Membership, MembershipChange
+from gochat_py.usecases.group_lifecycle import GroupLifecycle
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.system_messages import SystemMessages
 
@@ -33,8 +39,12 @@ class Members:
         membership: Membership,
         notifications: Notifications,
         system: SystemMessages,
+        groups: Groups,
+        lifecycle: GroupLifecycle,
     ) -> None:
         self._conversations = conversations
+        self._groups = groups
+        self._lifecycle = lifecycle
         self._users = users
         self._membership = membership
         self._notifications = notifications
@@ -136,14 +146,21 @@ class Members:
     async def remove(self, actor: UserId, conversation_id: ConversationId, user: UserId) -> None:
         """Leave a group (nobody is notified), or remove someone from it as its owner or an
         admin (they are)."""
-        if not await self._conversations.remove_member(actor, conversation_id, user):
-            raise NotAMember("conversation not found")
+        departure = await self._groups.remove_member(actor, conversation_id, user)
+        if departure.ended:
+            await self._lifecycle.ended(conversation_id, actor, [actor])
+            return
         try:
             if user != actor:
                 notice = await self._notice(actor, conversation_id)
                 await self._notifications.notify(user, "removed_from_conversation", actor, notice)
         finally:
             await self._announce(conversation_id, removed=[user])
+        if departure.new_owner is not None:
+            await self._system.record(
+                conversation_id, actor, "ownership_transferred", [departure.new_owner],
+                leaving=[user],
+            )  # fmt: skip
         if user == actor:
             await self._system.record(conversation_id, actor, "member_left", leaving=[user])
         else:

@@ -51,6 +51,7 @@ OPTIONAL_EVENTS = frozenset(
         "presence",
         "message_updated",
         "message_deleted",
+        "conversation_deleted",
         # `resumed`, the answer to a `resume` frame: a gochat client would take it for a
         # message, so a resuming client asks for it.
         "resume",

@@ -151,7 +151,7 @@ async def test_a_poison_entry_is_set_apart_while_the_good_ones_around_it_persist
     chat = (await create_chats(db, 1))[0]
     traffic = Traffic([chat])
     good = traffic.burst(3)
-    poison = traffic.message(chat, conversation_id=uuid7())  # no such conversation
+    poison = traffic.message(chat, sender_id=uuid7())  # no such user
     good += traffic.burst(3)
     ids = await xadd_messages(redis, [*good[:3], poison, *good[3:]])
 

@@ -4,9 +4,10 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
+import msgspec
 import pytest
 
-from gochat_py import times
+from gochat_py import messages, times
 from gochat_py.devstack.services import free_port
 from gochat_py.ids import uuid7
 from tests.stream_traffic import Traffic, create_chats, stored_ids
@@ -133,7 +134,7 @@ async def test_one_rejected_row_fails_the_whole_batch_transaction(
     chat = (await create_chats(db, 1))[0]
     traffic = Traffic([chat])
     good = traffic.message(chat)
-    orphan = traffic.message(chat, conversation_id=uuid7())
+    orphan = traffic.message(chat, sender_id=uuid7())  # no such user
 
     with pytest.raises(asyncpg.ForeignKeyViolationError) as caught:
         await persist_batch(pool, [to_row(good), to_row(orphan)])
@@ -150,8 +151,7 @@ async def test_isolation_stores_the_good_rows_and_names_each_poison(
     traffic = Traffic([chat])
     good = [traffic.message(chat) for _ in range(3)]
     poison = {
-        "23503": traffic.message(chat, conversation_id=uuid7()),  # unknown conversation
-        "23503 ": traffic.message(chat, sender_id=uuid7()),  # unknown sender
+        "23503": traffic.message(chat, sender_id=uuid7()),  # unknown sender
         "23514": traffic.message(chat, seq=0),  # CHECK (seq > 0)
         "22021": traffic.message(chat, content="nul \x00 byte"),  # not storable as text
         "OverflowError": traffic.message(chat, seq=2**63),  # past bigint, caught by asyncpg
@@ -165,7 +165,7 @@ async def test_isolation_stores_the_good_rows_and_names_each_poison(
     assert set(persisted.rejected) == {m.id for m in poison.values()}
     for code, message in poison.items():
         assert persisted.rejected[message.id].startswith(code.strip()), persisted.rejected
-    assert "conversation_id" in persisted.rejected[poison["23503"].id]
+    assert "sender_id" in persisted.rejected[poison["23503"].id]
     assert await db.fetchval("SELECT last_seq FROM conversations") == 3  # the good ones' seqs
 
 
@@ -304,3 +304,31 @@ async def test_a_message_and_its_changes_in_one_batch_end_as_the_last_change(
     await persist_batch(pool, rows)
     assert await stored_state(db, original.id) == ("", False, True, 4, 1)
     assert await db.fetchval("SELECT count(*) FROM messages") == 2
+
+
+async def test_entries_of_a_deleted_conversation_are_reported_gone_and_bring_nothing_back(
+    db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
+    kept, deleted = await create_chats(db, 2)
+    traffic = Traffic([kept, deleted])
+    survivor = traffic.message(kept)
+    orphans = [traffic.message(deleted) for _ in range(3)]
+    edit = messages.MessageChange(
+        event="message_updated",
+        message=msgspec.structs.replace(orphans[0], content="edited"),
+        changed_at=orphans[0].sent_at,
+        seq=orphans[-1].seq + 1,
+    )
+    await db.execute("DELETE FROM conversations WHERE id = $1", deleted.conversation_id)
+    rows = [to_row(m) for m in (orphans[0], survivor, *orphans[1:], edit)]
+
+    persisted = await persist_isolating(pool, rows)
+
+    assert persisted.rejected == {}
+    assert [r.id for r in persisted.gone] == [*(m.id for m in orphans), orphans[0].id]
+    assert [r.id for r in persisted.committed] == [survivor.id]
+    assert await stored_ids(db) == [survivor.id]
+    # Also when the batch is merged after a redelivery (the second path of persist_batch).
+    again = await persist_batch(pool, rows)
+    assert [r.id for r in again.committed] == [survivor.id] and len(again.gone) == 4
+    assert await stored_ids(db) == [survivor.id]

@@ -130,6 +130,7 @@ def server_samples() -> list[msgspec.Struct]:
         events.ContactRequestEvent(request=REQUEST),
         events.ContactRequestUpdatedEvent(request=REQUEST),
         events.ContactRemovedEvent(user_id=ID),
+        events.ConversationDeletedEvent(conversation_id=ID, actor_id=ID),
         events.PresenceEvent(user_id=ID, username="bob", status="offline", last_seen_at=1),
         events.GochatPresence(user_id=ID, username="bob", status="online"),
         frames.PresenceList(online_users=[ID]),

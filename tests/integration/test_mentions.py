@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -20,6 +21,9 @@ from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.events import Announcer
+from gochat_py.redis import keys
+from gochat_py.redis.webhook_queue import BODY_FIELD, TYPE_FIELD, USER_FIELD
+from gochat_py.settings import Settings
 from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.notifications import Notifications
 from tests.harness import (
@@ -29,6 +33,7 @@ from tests.harness import (
     is_message,
     next_frame,
     register,
+    serve_app,
     ws_url,
 )
 
@@ -197,6 +202,25 @@ async def test_a_mention_in_a_direct_conversation_names_the_other_one(
     assert sent["mentions"] == [uid(bob)]
     [notification] = await mentions_listed(api, bob)
     assert notification["data"]["conversation_name"] is None
+
+
+async def test_a_member_named_while_offline_gets_the_mention_through_the_webhook(
+    settings: Settings, redis: Redis
+) -> None:
+    hooked = msgspec.structs.replace(settings, notify_webhook_url="http://127.0.0.1:9/hook")
+    async with serve_app(hooked) as url, httpx.AsyncClient(base_url=url) as api:
+        alice, bob, carol = [await register(api) for _ in range(3)]
+        made = await create_group(api, alice["tokens"], "T", [uid(bob), uid(carol)])
+        await redis.delete(keys.WEBHOOK_STREAM)  # the group's own notifications
+        async with connect(ws_url(api, carol["tokens"]["access_token"])):
+            sent = await send(api, alice, made["id"], f"@{username(bob)} @{username(carol)}")
+    entries = await redis.xrange(keys.WEBHOOK_STREAM)
+    # Carol had a socket open: her mention went there only.
+    [(_, fields)] = [(i, f) for i, f in entries if f[TYPE_FIELD.encode()] == b"notification"]
+    assert fields[USER_FIELD.encode()].decode() == uid(bob)
+    notification = msgspec.json.decode(fields[BODY_FIELD.encode()])["notification"]
+    assert notification["type"] == "mention"
+    assert notification["data"]["message_id"] == sent["id"]
 
 
 class CountingUsernames:

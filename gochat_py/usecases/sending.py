@@ -64,7 +64,7 @@ class Sending:
             )
         members = await self._membership.require_sender(conversation_id, sender)
         quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
-        # A message without '@' names nobody: no lookup, nothing added to the hot path.
+        # A message without '@' names nobody: this one test is all it pays, no lookup.
         mentioned = None
         if "@" in content:
             mentioned = await self._mentions.resolve(conversation_id, members, sender, content)

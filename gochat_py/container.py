@@ -49,6 +49,7 @@ from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.group_lifecycle import GroupLifecycle
 from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
+from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.message_lookup import MessageLookup
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
@@ -319,8 +320,11 @@ class Container(containers.DeclarativeContainer):
         group_lifecycle,
     )
     conversation_views = providers.Singleton(ConversationViews, conversations, recent)
-    sending = providers.Singleton(Sending, membership, publisher, metrics)
     message_lookup = providers.Singleton(MessageLookup, stored_messages, recent)
+    mentions = providers.Singleton(
+        Mentions, users.provided.usernames, conversations.provided.name, notifications
+    )
+    sending = providers.Singleton(Sending, membership, publisher, metrics, message_lookup, mentions)
     editing = providers.Singleton(Editing, membership, conversations, message_lookup, publisher)
     receipts = providers.Singleton(Receipts, pg_pool)
     delivery_flusher = providers.Resource(

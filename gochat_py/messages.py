@@ -23,13 +23,18 @@ Content = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=r"^[^\x00]*$")
 ]
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+# A send's `reply_to`: any string, so that a malformed id is answered as an unknown one is
+# (`reply_not_found`), by the use case rather than the schema.
+ReplyTo = Annotated[
+    str, msgspec.Meta(description="the id of a message of the same conversation (a UUID)")
+]
 # PostgreSQL's bigint: no conversation comes near it, but a client may name a larger seq,
 # and a query given one fails.
 MAX_SEQ = 2**63 - 1
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
-# The first characters of a replied-to message that its reply carries.
+# The first characters of a message that a reply quotes and a mention's notification shows.
 QUOTE_CHARS = 140
 
 MemberRole = Literal["owner", "admin", "member"]
@@ -157,12 +162,17 @@ def apply_changes(found: list[Message], changes: list[MessageChange]) -> list[Me
     return [latest.get(message.id, message) for message in found]
 
 
+def preview(content: str) -> str:
+    return content[:QUOTE_CHARS]
+
+
 def quote(message: Message) -> Quote:
+    """What a reply to `message` carries of it; a deleted message's content is ""."""
     return Quote(
         id=message.id,
         sender_id=message.sender_id,
         sender_username=message.sender_username,
-        content=message.content[:QUOTE_CHARS],
+        content=preview(message.content),
         deleted=message.deleted,
     )
 

@@ -571,6 +571,13 @@ class Conversations:
         )
         return int(mark or 0)
 
+    async def name(self, conversation_id: ConversationId) -> str | None:
+        """A group's name as it is now; None for a direct conversation."""
+        name: str | None = await self._pool.fetchval(
+            "SELECT name FROM conversations WHERE id = $1", conversation_id
+        )
+        return name
+
     async def highest_seq(self, conversation_id: ConversationId) -> int:
         """The highest seq PostgreSQL holds: the floor when Redis lost the counter."""
         value = await self._pool.fetchval(

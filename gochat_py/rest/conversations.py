@@ -14,7 +14,7 @@ from starlette.responses import Response
 from gochat_py import cursors, times
 from gochat_py.errors import BadRequest
 from gochat_py.ids import ConversationId, MessageId, UserId
-from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, Seq
+from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, ReplyTo, Seq
 from gochat_py.postgres.conversations import (
     ConversationRow,
     ConversationView,
@@ -71,6 +71,7 @@ class ListCursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
 class SendBody(msgspec.Struct, frozen=True):
     content: Content
     client_msg_id: ClientMsgId | None = None
+    reply_to: ReplyTo | None = None
 
 
 class EditBody(msgspec.Struct, frozen=True):
@@ -142,7 +143,12 @@ async def send_message(request: Request) -> Response:
     body = await read_json(request, SendBody)
     sending: Sending = request.state.sending
     sent = await sending.send(
-        claims.user_id, username, conversation_id, body.content, body.client_msg_id
+        claims.user_id,
+        username,
+        conversation_id,
+        body.content,
+        body.client_msg_id,
+        reply_to=body.reply_to,
     )
     # 200 for a resend with the same client_msg_id: nothing new was created.
     return json_response(sent.message, 200 if sent.duplicate else 201)

@@ -282,7 +282,7 @@ routes: list[BaseRoute] = [
         conversations.send_message,
         "POST",
         Operation(
-            "Send a message (200 for a resend with the same client_msg_id)",
+            "Send a message, perhaps a reply (200 for a resend with the same client_msg_id)",
             Message,
             201,
             conversations.SendBody,

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import uuid
+
+from gochat_py import messages
 from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, MessageId, UserId
+from gochat_py.messages import Quote
 from gochat_py.metrics import Metrics
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher, Sent
+from gochat_py.usecases.mentions import Mentions
+from gochat_py.usecases.message_lookup import MessageLookup
+
+
+class ReplyNotFound(ValidationFailed):
+    """The same answer for an unknown id, a malformed one and another conversation's
+    message: a reply reveals nothing of conversations the sender is not in."""
+
+    code = "reply_not_found"
 
 
 class Sending:
-    def __init__(self, membership: Membership, publisher: Publisher, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        membership: Membership,
+        publisher: Publisher,
+        metrics: Metrics,
+        lookup: MessageLookup,
+        mentions: Mentions,
+    ) -> None:
         self._membership = membership
         self._publisher = publisher
         self._metrics = metrics
+        self._lookup = lookup
+        self._mentions = mentions
 
     async def send(
         self,
@@ -23,14 +45,17 @@ class Sending:
         content: str,
         client_msg_id: str | None = None,
         message_id: MessageId | None = None,
+        reply_to: str | None = None,
     ) -> Sent:
         """The message as stored and delivered, once it is durable in the stream.
 
         NotAMember (404) for a conversation the sender is not in, Blocked or NotAContact
         (403) in a direct conversation the sender may not write to now (direct_policy.py,
         decided from the membership cache: no extra round trip), ValidationFailed for a
-        blank message; a resend with the same `client_msg_id` returns the first send's
-        message marked duplicate and delivers nothing.
+        blank message, ReplyNotFound when `reply_to` is not the id of a message of this
+        conversation; a resend with the same `client_msg_id` returns the first send's
+        message marked duplicate and delivers nothing. `@username`s of members become
+        `mentions`, each of whom is notified.
         """
         # Length is the door's schema (messages.Content); blankness no schema can say.
         if not content.strip():
@@ -38,9 +63,37 @@ class Sending:
                 "content must not be blank", code="empty_content", field="content"
             )
         members = await self._membership.require_sender(conversation_id, sender)
+        quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
+        # A message without '@' names nobody: this one test is all it pays, no lookup.
+        mentioned = None
+        if "@" in content:
+            mentioned = await self._mentions.resolve(conversation_id, members, sender, content)
         sent = await self._publisher.send(
-            conversation_id, members, sender, sender_username, content, client_msg_id, message_id
+            conversation_id,
+            members,
+            sender,
+            sender_username,
+            content,
+            client_msg_id,
+            message_id,
+            reply_to=quoted,
+            mentions=mentioned,
         )
         if not sent.duplicate:
             self._metrics.messages_sent.inc()
+            if mentioned:
+                await self._mentions.notify(sent.message)
         return sent
+
+    async def _quote(self, conversation_id: ConversationId, reply_to: str) -> Quote:
+        try:
+            message_id = MessageId(uuid.UUID(reply_to))
+        except ValueError:
+            message_id = None
+        found = None
+        if message_id is not None:
+            found = await self._lookup.current(conversation_id, message_id)
+        if found is None:
+            raise ReplyNotFound("reply_to is not a message of this conversation", field="reply_to")
+        # A deleted message may be answered: the quote says it was deleted.
+        return messages.quote(found)

@@ -561,6 +561,7 @@ async def _send(session: SocketSession, sending: Sending, frame: SendMessage) ->
             frame.content,
             frame.client_msg_id,
             message_id,
+            frame.reply_to,
         )
     except BaseException:
         if message_id is not None:

@@ -452,6 +452,55 @@ def test_message_frames_with_hostile_content(world: World) -> None:
     check()
 
 
+def test_replies_with_hostile_reply_to_and_mentions(world: World) -> None:
+    """Only a message of the same conversation may be answered; anything else in
+    `reply_to` is refused and publishes nothing, another conversation's message included."""
+    [answerable] = world.send(_json({"conversation_id": world.member_of, "content": "q"})).acks
+    world.bystander.still_served()
+    [newest] = world.redis.zrange(
+        keys.recent(uuid.UUID(world.bystander.conversation_id), world.partitions), -1, -1
+    )
+    elsewhere = json.loads(newest)["id"]
+
+    @fuzz_settings()
+    @given(
+        reply_to=st.one_of(
+            st.just(answerable["id"]),
+            st.just(elsewhere),
+            st.uuids().map(str),
+            hostile_text,
+            not_a_string,
+        ),
+        content=st.from_regex(r"\A[@a-z_ ]{1,60}\Z"),
+    )
+    @example(reply_to=answerable["id"], content="answered")
+    @example(reply_to=answerable["id"].upper(), content="@@ @me")
+    @example(reply_to=elsewhere, content="through a stranger's message")
+    @example(reply_to="", content="nothing")
+    def check(reply_to: Any, content: str) -> None:
+        frame = {"conversation_id": world.member_of, "content": content, "reply_to": reply_to}
+        outcome = world.send(_json(frame))
+        if isinstance(reply_to, str) and _has_surrogate(reply_to):
+            return
+        answerable_id = isinstance(reply_to, str) and _same_uuid(reply_to, answerable["id"])
+        if (reply_to is None or answerable_id) and content.strip():
+            [ack] = outcome.acks
+            assert ack["conversation_id"] == world.member_of, outcome
+        else:
+            assert outcome.errors and not outcome.acks, (frame, outcome)
+        if isinstance(reply_to, str) and not answerable_id and content.strip():
+            assert outcome.errors[0]["code"] == "reply_not_found", (frame, outcome)
+
+    check()
+
+
+def _same_uuid(text: str, expected: str) -> bool:
+    try:
+        return uuid.UUID(text) == uuid.UUID(expected)
+    except ValueError:
+        return False
+
+
 def test_read_received_and_typing_frames_with_hostile_seqs(world: World) -> None:
     @fuzz_settings()
     @given(

@@ -4,6 +4,8 @@ a reload keeps the history; scrolling up pages through older messages."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
@@ -21,6 +23,8 @@ from tests.harness import (
 
 # The client's first history page (js/sync.js PAGE_SIZE).
 PAGE_SIZE = 30
+# The client's socket, opened with ?resume=1.
+SOCKET_URL = re.compile(r"/ws(\?|$)")
 
 
 async def open_client(context: BrowserContext, base_url: str, errors: list[str]) -> Page:
@@ -356,7 +360,7 @@ async def test_a_message_lost_on_the_way_is_fetched_when_the_next_one_skips_its_
         conversation_id = (conversation.get("conversation") or conversation)["id"]
         page = await contexts[0].new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.route_web_socket("**/ws", drop_one_message)
+        await page.route_web_socket(SOCKET_URL, drop_one_message)
         await page.goto(f"{base_url}/")
         await log_in_in_ui(page, bob_name)
         await page.click(".conversation")

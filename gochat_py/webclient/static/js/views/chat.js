@@ -1,12 +1,18 @@
-// The right pane: the open conversation. Header, messages (day separators, bubbles, my
-// sends pending until acknowledged, read marks under my latest), typing line, composer.
-// Scrolling to the top loads older pages.
+// The right pane: the open conversation. Header, messages (day separators, the group's
+// own events as centred lines, bubbles with their actions, my sends pending until
+// acknowledged, read marks under my latest), typing line, composer. Scrolling to the top
+// loads older pages.
+import * as api from "../api.js";
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
-import { avatar, clock, dayLabel, hue, lastSeen, listOfNames, sameDay } from "../format.js";
-import { isPeopleRefusal, refusal } from "../refusals.js";
+import { avatar, dayLabel, lastSeen, listOfNames, sameDay } from "../format.js";
+import * as receipts from "../receipts.js";
+import { refusal } from "../refusals.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
+import { messageItem } from "./bubble.js";
+import { createComposer } from "./composer.js";
+import { confirmAction } from "./confirm.js";
 
 // Within this many pixels of the top, the next older page is fetched.
 const LOAD_OLDER_WITHIN_PX = 120;
@@ -14,6 +20,21 @@ const LOAD_OLDER_WITHIN_PX = 120;
 const STICK_WITHIN_PX = 80;
 // Consecutive messages of one sender closer than this are drawn as one group.
 const GROUP_GAP_MS = 5 * 60 * 1000;
+// How long the original of a clicked quote stays lit.
+const FLASH_MS = 1_600;
+// Refused edits and deletes in words (the codes of PATCH and DELETE …/messages/{id}).
+const CHANGE_REFUSALS = {
+  not_the_sender: "Only its sender (or a group's owner or admin, to delete) can change this message.",
+  message_deleted: "This message was deleted.",
+  message_not_found: "This message no longer exists.",
+  system_message: "Group events cannot be changed.",
+  empty_content: "A message cannot be empty.",
+};
+
+function changeRefusal(error, c) {
+  if (!(error instanceof api.ApiError)) return "Could not reach the server. Try again.";
+  return CHANGE_REFUSALS[error.code] ?? refusal(error.code, store.displayName(c), error.message);
+}
 
 export function createChat({ onBack, onMembers }) {
   const title = h("h2", { class: "chat-title" });
@@ -24,9 +45,24 @@ export function createChat({ onBack, onMembers }) {
   const list = h("ol", { class: "message-list" });
   scroller.append(older, list);
   const typingLine = h("div", { class: "typing-line", "aria-live": "polite" });
-  const input = h("textarea", { class: "composer-input", rows: "1", placeholder: "Write a message…", "aria-label": "Message", maxlength: "4000" });
-  const sendButton = h("button", { class: "send-button", type: "submit", "aria-label": "Send", title: "Send" }, icon("send"));
-  const composer = h("form", { class: "composer", onsubmit: submit }, input, sendButton);
+  const composer = createComposer({
+    onSent: () => {
+      scroller.scrollTop = scroller.scrollHeight;
+    },
+  });
+  // The message being edited in place ({id, draft}), and refused changes by message id.
+  let editing = null;
+  const errors = new Map();
+  const actions = {
+    reply: (m) => composer.reply(m),
+    edit: (m) => {
+      editing = { id: m.id, draft: m.content, fresh: true };
+      errors.delete(m.id);
+      drawMessages();
+    },
+    remove,
+    jump,
+  };
   const placeholder = h(
     "div",
     { class: "chat-placeholder" },
@@ -47,37 +83,86 @@ export function createChat({ onBack, onMembers }) {
     ),
     scroller,
     typingLine,
-    composer,
+    composer.node,
   );
   const node = h("div", { class: "chat-pane" }, placeholder, pane);
 
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      submit(event);
-    }
-  });
-  input.addEventListener("input", () => {
-    grow();
-    if (input.value.trim() && store.activeId) sync.typing(store.activeId);
-  });
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_WITHIN_PX) loadOlder();
   });
 
-  function grow() {
-    input.style.height = "auto";
-    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  // The editor that takes a message's text's place: Enter saves, Escape cancels.
+  function editor(c) {
+    const field = h("textarea", { class: "edit-input", rows: "2", maxlength: "4000", "aria-label": "Edit message" });
+    field.value = editing.draft;
+    field.addEventListener("input", () => {
+      editing.draft = field.value;
+    });
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") stopEditing();
+      else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        save(c);
+      }
+    });
+    return h(
+      "div",
+      { class: "editor" },
+      field,
+      h(
+        "div",
+        { class: "editor-buttons" },
+        h("button", { type: "button", class: "link-button plain", text: "Cancel", "data-action": "cancel-edit", onclick: stopEditing }),
+        h("button", { type: "button", class: "button small", text: "Save", "data-action": "save-edit", onclick: () => save(c) }),
+      ),
+    );
   }
 
-  function submit(event) {
-    event.preventDefault();
-    if (!store.activeId || !input.value.trim()) return;
-    sync.send(store.activeId, input.value);
-    input.value = "";
-    grow();
-    input.focus();
-    scroller.scrollTop = scroller.scrollHeight;
+  function stopEditing() {
+    editing = null;
+    drawMessages();
+    composer.focus();
+  }
+
+  async function save(c) {
+    const { id, draft } = editing;
+    const held = store.thread(c.id).byId.get(id);
+    if (!draft.trim() || draft === held?.content) return stopEditing();
+    errors.delete(id);
+    try {
+      await sync.edit(c.id, id, draft);
+      if (editing?.id === id) stopEditing();
+    } catch (error) {
+      errors.set(id, changeRefusal(error, c));
+      drawMessages();
+    }
+  }
+
+  async function remove(m) {
+    const c = store.conversations.get(store.activeId);
+    const theirs = m.sender_id !== store.me.id;
+    const ok = await confirmAction({
+      title: "Delete message?",
+      text: theirs ? `${m.sender_username}'s message will be deleted for everyone.` : "It will be deleted for everyone in this conversation.",
+      action: "Delete",
+    });
+    if (!ok) return;
+    errors.delete(m.id);
+    try {
+      await sync.remove(c.id, m.id);
+    } catch (error) {
+      errors.set(m.id, changeRefusal(error, c));
+      drawMessages();
+    }
+  }
+
+  // Show the message a quote names, if it is loaded, and light it up for a moment.
+  function jump(messageId) {
+    const target = list.querySelector(`[data-id="${CSS.escape(messageId)}"]`);
+    if (!target) return;
+    target.scrollIntoView({ block: "center", behavior: "smooth" });
+    target.classList.add("flash");
+    setTimeout(() => target.classList.remove("flash"), FLASH_MS);
   }
 
   async function loadOlder() {
@@ -127,10 +212,14 @@ export function createChat({ onBack, onMembers }) {
     const items = [];
     let previous = null;
     const all = [...thread.ordered, ...thread.pending.values()];
-    const lastMine = [...thread.ordered].reverse().find((m) => m.sender_id === store.me.id);
+    const lastMine = [...thread.ordered].reverse().find((m) => m.sender_id === store.me.id && m.type !== "system" && !m.deleted);
+    // The editing moves with the focus: redrawing must not take the caret away.
+    const editingFocused = document.activeElement?.classList.contains("edit-input");
+    let lastDay = null;
     for (const m of all) {
-      if (!previous || !sameDay(previous.sent_at, m.sent_at)) {
+      if (!lastDay || !sameDay(lastDay, m.sent_at)) {
         items.push(h("li", { class: "day" }, h("span", { text: dayLabel(m.sent_at) })));
+        lastDay = m.sent_at;
         previous = null;
       }
       if (m.type === "system") {
@@ -139,10 +228,25 @@ export function createChat({ onBack, onMembers }) {
         continue;
       }
       const continued = previous && previous.sender_id === m.sender_id && m.sent_at - previous.sent_at < GROUP_GAP_MS;
-      items.push(bubble(c, m, continued, m === lastMine ? readers(c, m) : null));
+      const edited = Boolean(editing) && editing.id === m.id && !m.deleted;
+      items.push(
+        messageItem(c, m, {
+          continued,
+          readText: m === lastMine ? readers(c, m) : null,
+          editor: edited ? editor(c) : null,
+          error: m.id ? errors.get(m.id) : null,
+          actions,
+        }),
+      );
       previous = m;
     }
     replaceChildren(list, items);
+    const field = list.querySelector(".edit-input");
+    if (field && (editingFocused || editing.fresh)) {
+      editing.fresh = false;
+      field.focus();
+      field.setSelectionRange(field.value.length, field.value.length);
+    }
     list.dataset.firstSeq = String(thread.firstSeq);
 
     older.textContent = thread.hasOlder ? "" : thread.loaded && thread.ordered.length ? "This is the beginning of the conversation" : "";
@@ -168,54 +272,19 @@ export function createChat({ onBack, onMembers }) {
     return `Seen by ${listOfNames(names)}`;
   }
 
-  function bubble(c, m, continued, readText) {
-    const mine = m.sender_id === store.me.id;
-    const group = c.type === "group";
-    const pending = m.state === "pending";
-    const failed = m.state === "failed";
-    let status = null;
-    if (mine) {
-      status = pending
-        ? h("span", { class: "tick pending", title: "Sending", "aria-label": "Sending" }, icon("clock", 13))
-        : failed
-          ? null
-          : h("span", { class: "tick", title: "Sent", "aria-label": "Sent" }, icon("check", 14));
-    }
-    return h(
-      "li",
-      {
-        class: `message ${mine ? "mine" : "theirs"}${continued ? " continued" : ""}${pending ? " pending" : ""}${failed ? " failed" : ""}`,
-        "data-id": m.id,
-        "data-seq": m.seq,
-        "data-client-id": m.client_msg_id,
-      },
-      !mine && group ? (continued ? h("span", { class: "avatar-space" }) : avatar(m.sender_username, m.sender_id, "sm")) : null,
-      h(
-        "div",
-        { class: "bubble" },
-        !mine && group && !continued ? h("span", { class: "sender", style: { "--hue": String(hue(m.sender_id)) }, text: m.sender_username }) : null,
-        h("span", { class: "content", text: m.content }),
-        h("span", { class: "meta" }, h("time", { text: clock(m.sent_at) }), status),
-      ),
-      failed && isPeopleRefusal(m.code)
-        ? h("span", { class: "send-refused", role: "alert", "data-code": m.code }, `Not delivered. ${refusal(m.code, store.displayName(c))}`, h("button", { class: "link-button accent", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id), text: "Try again" }))
-        : failed
-          ? h("button", { class: "retry", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id) }, `Not sent${m.error ? ` (${m.error})` : ""} · Retry`)
-          : null,
-      readText ? h("span", { class: "read-receipt", text: readText }) : null,
-    );
-  }
-
   async function show(id) {
     const c = store.conversations.get(id);
     placeholder.hidden = Boolean(c);
     pane.hidden = !c;
     if (!c) return;
     list.dataset.firstSeq = "";
+    editing = null;
+    errors.clear();
+    composer.reset();
     replaceChildren(list);
     drawHeader();
     drawMessages();
-    input.focus();
+    composer.focus();
     const thread = store.thread(id);
     try {
       if (thread.loaded) await sync.catchUp(id);
@@ -223,6 +292,7 @@ export function createChat({ onBack, onMembers }) {
     } catch {
       older.textContent = "Could not load messages";
     }
+    receipts.loadReceipts(id).catch(() => {});
     sync.markRead(id);
   }
 

@@ -271,7 +271,7 @@ async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
 async def test_on_a_narrow_screen_the_list_and_the_chat_take_turns(
     base_url: str, browser: Browser, screenshot: Screenshot
 ) -> None:
-    context = await new_context(browser, width=390)
+    context = await new_context(browser, width=390, phone=True)
     errors: list[str] = []
     async with httpx.AsyncClient(base_url=base_url) as client:
         alice_name = unique_name("alice")
@@ -285,7 +285,14 @@ async def test_on_a_narrow_screen_the_list_and_the_chat_take_turns(
     await expect(page.locator(".sidebar")).to_be_hidden()
     await send(page, "Sent from my phone")
     await expect(page.locator(".message.mine:not(.pending)")).to_have_count(1)
+    # No hover on a phone: a tap on the bubble shows what can be done with it.
+    actions = page.locator(".message.mine .message-actions")
+    await expect(actions).to_be_hidden()
+    await page.tap(".message.mine .bubble")
+    await expect(actions).to_be_visible()
     await screenshot(page, "phone-chat")
+    await page.tap(".message.mine .bubble")
+    await expect(actions).to_be_hidden()
     await page.click(".chat-header .back")
     await expect(page.locator(".conversation .preview")).to_have_text("You: Sent from my phone")
     await screenshot(page, "phone-list")

@@ -1,17 +1,22 @@
 // Delivery status, both ways. Out: `received` frames saying how far of each conversation
-// this device holds, at most one per conversation per second however many frames arrive.
+// this device holds, at most one per conversation per second however many frames arrive,
+// and a few a second in all.
 // In: the others' delivered and read marks (GET receipts when a conversation opens, then
 // `delivered` and `read` events), from which my messages get their ticks.
 import * as api from "./api.js";
 import { store } from "./store.js";
 
-// One `received` per conversation per second: a busy group sends frames many times a
-// second, and the server only keeps the highest mark anyway.
+// One round of `received` frames a second: a busy group sends frames many times a second,
+// and the server only keeps the highest mark anyway.
 const RECEIVED_EVERY_MS = 1_000;
+// Frames per round: the server allows a user 20 frames a second (WS_RATE) and closes a
+// socket that keeps passing it; a list of a hundred conversations is told over seconds.
+const RECEIVED_PER_ROUND = 5;
 
 let socket = null;
 const receivedSent = new Map(); // conversation id → the seq last sent in a received frame
-const timers = new Map(); // conversation id → the pending flush
+const due = new Set(); // conversations whose mark is to be sent, oldest first
+let round = null;
 
 export function useSocket(chatSocket) {
   socket = chatSocket;
@@ -19,14 +24,18 @@ export function useSocket(chatSocket) {
 
 // This device now holds more of the conversation: say so, soon.
 export function noteHeld(id) {
-  if (timers.has(id) || heldThrough(id) <= (receivedSent.get(id) ?? 0)) return;
-  timers.set(
-    id,
-    setTimeout(() => {
-      timers.delete(id);
-      flush(id);
-    }, RECEIVED_EVERY_MS),
-  );
+  if (heldThrough(id) <= (receivedSent.get(id) ?? 0)) return;
+  due.add(id);
+  round ??= setTimeout(sendRound, RECEIVED_EVERY_MS);
+}
+
+function sendRound() {
+  round = null;
+  for (const id of [...due].slice(0, RECEIVED_PER_ROUND)) {
+    due.delete(id);
+    flush(id);
+  }
+  if (due.size) round = setTimeout(sendRound, RECEIVED_EVERY_MS);
 }
 
 // The last seq held without a hole; for a conversation not opened yet, what the list and
@@ -41,7 +50,6 @@ function flush(id) {
   const seq = heldThrough(id);
   if (!seq || (receivedSent.get(id) ?? 0) >= seq) return;
   if (socket?.send({ event: "received", conversation_id: id, seq })) receivedSent.set(id, seq);
-  else noteHeld(id);
 }
 
 function raise(marks, id, userId, seq) {
@@ -88,7 +96,8 @@ export function status(conversation, message) {
 }
 
 export function forget() {
-  for (const timer of timers.values()) clearTimeout(timer);
-  timers.clear();
+  clearTimeout(round);
+  round = null;
+  due.clear();
   receivedSent.clear();
 }

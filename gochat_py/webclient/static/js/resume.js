@@ -27,6 +27,11 @@ export function begin(socket, { onResumed, onFailed }) {
 export function resumed(frame) {
   if (!waiting) return;
   const { onResumed, onFailed } = settle();
+  // A recovered conversation got every frame after its position: any hole is filled.
+  for (const c of frame.conversations) {
+    const thread = store.threads.get(c.conversation_id);
+    if (c.recovered && thread && !sync.isCatchingUp(c.conversation_id)) thread.holeAfter = null;
+  }
   const unrecovered = frame.conversations.filter((c) => !c.recovered);
   Promise.all(unrecovered.map((c) => sync.catchUp(c.conversation_id, c.from_seq - 1))).then(onResumed, onFailed);
 }

@@ -61,6 +61,11 @@ export async function loadOlder(id) {
 // Every message after `afterSeq` (default: the newest held), oldest first, page by page.
 // One catch-up per conversation at a time; a second request waits for it and then runs.
 export function catchUp(id, afterSeq) {
+  // From now until it is filled, the thread claims to hold no further than the hole.
+  if (afterSeq !== undefined) {
+    const thread = store.thread(id);
+    thread.holeAfter = Math.min(thread.holeAfter ?? afterSeq, afterSeq);
+  }
   const previous = catchingUp.get(id) ?? Promise.resolve();
   const run = previous
     .catch(() => {})
@@ -68,7 +73,6 @@ export function catchUp(id, afterSeq) {
       const thread = store.thread(id);
       let cursor = null;
       let after = afterSeq ?? thread.lastSeq;
-      thread.holeAfter = Math.min(thread.holeAfter ?? after, after);
       let added = 0;
       do {
         const page = await api.messages(id, { cursor, afterSeq: after, limit: CATCH_UP_PAGE });
@@ -76,7 +80,7 @@ export function catchUp(id, afterSeq) {
         cursor = page.nextCursor;
         after = undefined;
       } while (cursor);
-      thread.holeAfter = null;
+      if (catchingUp.get(id) === run) thread.holeAfter = null;
       receipts.noteHeld(id);
       const conversation = store.conversations.get(id);
       if (conversation && thread.ordered.length) store.noteMessage(conversation, thread.ordered.at(-1));
@@ -88,6 +92,10 @@ export function catchUp(id, afterSeq) {
     });
   catchingUp.set(id, run);
   return run;
+}
+
+export function isCatchingUp(id) {
+  return catchingUp.has(id);
 }
 
 // After a reconnect: the list (a conversation may have started meanwhile) and every

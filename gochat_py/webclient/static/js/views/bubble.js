@@ -17,9 +17,10 @@ const TICKS = {
 // An @name ends before a space or punctuation; a trailing dot or dash ends a sentence.
 const MENTION = /(@[\w.-]*[\w])/;
 
-// `actions`: {reply(m), edit(m), remove(m), jump(messageId)}; `editor`: the inline editor
-// when this message is being edited; `error`: a refused edit or delete, in words.
-export function messageItem(c, m, { continued, readText, editor, error, actions }) {
+// `actions`: {reply(m), edit(m), remove(m), jump(messageId), toggle(messageId)};
+// `editor`: the inline editor when this message is being edited; `error`: a refused edit
+// or delete, in words; `menuOpen`: its actions were tapped open.
+export function messageItem(c, m, { continued, readText, editor, error, actions, menuOpen }) {
   const mine = m.sender_id === store.me.id;
   const group = c.type === "group";
   const pending = m.state === "pending";
@@ -31,13 +32,20 @@ export function messageItem(c, m, { continued, readText, editor, error, actions 
   if (failed) classes.push("failed");
   if (m.deleted) classes.push("deleted");
   if (mentioned) classes.push("mentioned");
-  const item = h(
+  if (menuOpen) classes.push("show-actions");
+  return h(
     "li",
     { class: classes.join(" "), "data-id": m.id, "data-seq": m.seq, "data-client-id": m.client_msg_id },
     !mine && group ? (continued ? h("span", { class: "avatar-space" }) : avatar(m.sender_username, m.sender_id, "sm")) : null,
     h(
       "div",
-      { class: "bubble", onclick: (event) => toggleActions(item, event) },
+      {
+        class: "bubble",
+        // A tap shows the actions on screens without hover.
+        onclick: (event) => {
+          if (m.id && !event.target.closest("button, textarea")) actions.toggle(m.id);
+        },
+      },
       !mine && group && !continued ? h("span", { class: "sender", style: { "--hue": String(hue(m.sender_id)) }, text: m.sender_username }) : null,
       m.reply_to && !m.deleted ? quote(m.reply_to, actions.jump) : null,
       m.deleted ? h("span", { class: "content tombstone" }, icon("ban", 14), "This message was deleted") : editor ?? content(c, m.content),
@@ -54,7 +62,6 @@ export function messageItem(c, m, { continued, readText, editor, error, actions 
     error ? h("span", { class: "message-error", role: "alert", text: error }) : null,
     readText ? h("span", { class: "read-receipt", text: readText }) : null,
   );
-  return item;
 }
 
 // The message a reply answers, as it read then; a click shows the original.
@@ -95,14 +102,6 @@ function menu(c, m, actions) {
     mine ? button("edit", "Edit", actions.edit) : null,
     store.canDelete(c, m) ? button("delete", "Delete", actions.remove) : null,
   );
-}
-
-// A tap on a bubble shows its actions on screens without hover.
-function toggleActions(item, event) {
-  if (event.target.closest("button, textarea")) return;
-  const open = item.classList.contains("show-actions");
-  for (const other of item.parentNode?.querySelectorAll(".show-actions") ?? []) other.classList.remove("show-actions");
-  item.classList.toggle("show-actions", !open);
 }
 
 function sendFailure(c, m) {

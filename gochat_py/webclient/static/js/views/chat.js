@@ -53,15 +53,26 @@ export function createChat({ onBack, onMembers }) {
   // The message being edited in place ({id, draft}), and refused changes by message id.
   let editing = null;
   const errors = new Map();
+  let menuOpen = null; // the message whose actions a tap opened
+
   const actions = {
-    reply: (m) => composer.reply(m),
+    reply: (m) => {
+      menuOpen = null;
+      composer.reply(m);
+      drawMessages();
+    },
     edit: (m) => {
+      menuOpen = null;
       editing = { id: m.id, draft: m.content, fresh: true };
       errors.delete(m.id);
       drawMessages();
     },
     remove,
     jump,
+    toggle: (id) => {
+      menuOpen = menuOpen === id ? null : id;
+      drawMessages();
+    },
   };
   const placeholder = h(
     "div",
@@ -139,6 +150,7 @@ export function createChat({ onBack, onMembers }) {
   }
 
   async function remove(m) {
+    menuOpen = null;
     const c = store.conversations.get(store.activeId);
     const theirs = m.sender_id !== store.me.id;
     const ok = await confirmAction({
@@ -236,6 +248,7 @@ export function createChat({ onBack, onMembers }) {
           editor: edited ? editor(c) : null,
           error: m.id ? errors.get(m.id) : null,
           actions,
+          menuOpen: Boolean(m.id) && m.id === menuOpen,
         }),
       );
       previous = m;
@@ -279,6 +292,7 @@ export function createChat({ onBack, onMembers }) {
     if (!c) return;
     list.dataset.firstSeq = "";
     editing = null;
+    menuOpen = null;
     errors.clear();
     composer.reset();
     replaceChildren(list);

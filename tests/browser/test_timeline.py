@@ -27,6 +27,7 @@ from tests.harness import (
     bearer,
     create_direct,
     create_group,
+    poll_until,
     register,
     serve_app,
     server_environment,
@@ -375,6 +376,15 @@ async def test_a_reconnect_resumes_from_the_last_seq_held_with_nothing_missing_o
         }
     ]
     assert len(history_catch_ups(requests)) == caught_up_before
+
+    # The six frames of the replay are told back in one `received`, with the last seq.
+    async def received_after_the_replay() -> list[int]:
+        seqs = [f["seq"] for f in log.sent_events("received") if f["seq"] > 2]
+        return seqs
+
+    assert await poll_until(received_after_the_replay, what="received") == [8]
+    await page.wait_for_timeout(1_200)
+    assert await received_after_the_replay() == [8]
     assert errors == []
 
 

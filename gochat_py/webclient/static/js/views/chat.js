@@ -2,17 +2,15 @@
 // own events as centred lines, bubbles with their actions, my sends pending until
 // acknowledged, read marks under my latest), typing line, composer. Scrolling to the top
 // loads older pages.
-import * as api from "../api.js";
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
 import { avatar, dayLabel, lastSeen, listOfNames, sameDay } from "../format.js";
 import * as receipts from "../receipts.js";
-import { refusal } from "../refusals.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
 import { messageItem } from "./bubble.js";
+import { createChanges } from "./changes.js";
 import { createComposer } from "./composer.js";
-import { confirmAction } from "./confirm.js";
 
 // Within this many pixels of the top, the next older page is fetched.
 const LOAD_OLDER_WITHIN_PX = 120;
@@ -22,20 +20,6 @@ const STICK_WITHIN_PX = 80;
 const GROUP_GAP_MS = 5 * 60 * 1000;
 // How long the original of a clicked quote stays lit.
 const FLASH_MS = 1_600;
-// Refused edits and deletes in words (the codes of PATCH and DELETE …/messages/{id}).
-const CHANGE_REFUSALS = {
-  not_the_sender: "Only its sender (or a group's owner or admin, to delete) can change this message.",
-  message_deleted: "This message was deleted.",
-  message_not_found: "This message no longer exists.",
-  system_message: "Group events cannot be changed.",
-  empty_content: "A message cannot be empty.",
-};
-
-function changeRefusal(error, c) {
-  if (!(error instanceof api.ApiError)) return "Could not reach the server. Try again.";
-  return CHANGE_REFUSALS[error.code] ?? refusal(error.code, store.displayName(c), error.message);
-}
-
 export function createChat({ onBack, onMembers }) {
   const title = h("h2", { class: "chat-title" });
   const subtitle = h("p", { class: "chat-subtitle" });
@@ -50,9 +34,7 @@ export function createChat({ onBack, onMembers }) {
       scroller.scrollTop = scroller.scrollHeight;
     },
   });
-  // The message being edited in place ({id, draft}), and refused changes by message id.
-  let editing = null;
-  const errors = new Map();
+  const changes = createChanges({ redraw: () => drawMessages(), done: () => composer.focus() });
   let menuOpen = null; // the message whose actions a tap opened
 
   const actions = {
@@ -63,11 +45,12 @@ export function createChat({ onBack, onMembers }) {
     },
     edit: (m) => {
       menuOpen = null;
-      editing = { id: m.id, draft: m.content, fresh: true };
-      errors.delete(m.id);
-      drawMessages();
+      changes.edit(m);
     },
-    remove,
+    remove: (m) => {
+      menuOpen = null;
+      changes.remove(store.conversations.get(store.activeId), m);
+    },
     jump,
     toggle: (id) => {
       menuOpen = menuOpen === id ? null : id;
@@ -101,72 +84,6 @@ export function createChat({ onBack, onMembers }) {
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_WITHIN_PX) loadOlder();
   });
-
-  // The editor that takes a message's text's place: Enter saves, Escape cancels.
-  function editor(c) {
-    const field = h("textarea", { class: "edit-input", rows: "2", maxlength: "4000", "aria-label": "Edit message" });
-    field.value = editing.draft;
-    field.addEventListener("input", () => {
-      editing.draft = field.value;
-    });
-    field.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") stopEditing();
-      else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-        event.preventDefault();
-        save(c);
-      }
-    });
-    return h(
-      "div",
-      { class: "editor" },
-      field,
-      h(
-        "div",
-        { class: "editor-buttons" },
-        h("button", { type: "button", class: "link-button plain", text: "Cancel", "data-action": "cancel-edit", onclick: stopEditing }),
-        h("button", { type: "button", class: "button small", text: "Save", "data-action": "save-edit", onclick: () => save(c) }),
-      ),
-    );
-  }
-
-  function stopEditing() {
-    editing = null;
-    drawMessages();
-    composer.focus();
-  }
-
-  async function save(c) {
-    const { id, draft } = editing;
-    const held = store.thread(c.id).byId.get(id);
-    if (!draft.trim() || draft === held?.content) return stopEditing();
-    errors.delete(id);
-    try {
-      await sync.edit(c.id, id, draft);
-      if (editing?.id === id) stopEditing();
-    } catch (error) {
-      errors.set(id, changeRefusal(error, c));
-      drawMessages();
-    }
-  }
-
-  async function remove(m) {
-    menuOpen = null;
-    const c = store.conversations.get(store.activeId);
-    const theirs = m.sender_id !== store.me.id;
-    const ok = await confirmAction({
-      title: "Delete message?",
-      text: theirs ? `${m.sender_username}'s message will be deleted for everyone.` : "It will be deleted for everyone in this conversation.",
-      action: "Delete",
-    });
-    if (!ok) return;
-    errors.delete(m.id);
-    try {
-      await sync.remove(c.id, m.id);
-    } catch (error) {
-      errors.set(m.id, changeRefusal(error, c));
-      drawMessages();
-    }
-  }
 
   // Show the message a quote names, if it is loaded, and light it up for a moment.
   function jump(messageId) {
@@ -225,8 +142,8 @@ export function createChat({ onBack, onMembers }) {
     let previous = null;
     const all = [...thread.ordered, ...thread.pending.values()];
     const lastMine = [...thread.ordered].reverse().find((m) => m.sender_id === store.me.id && m.type !== "system" && !m.deleted);
-    // The editing moves with the focus: redrawing must not take the caret away.
-    const editingFocused = document.activeElement?.classList.contains("edit-input");
+    // Redrawing must not take the caret away from the editor.
+    const editorHadFocus = document.activeElement?.classList.contains("edit-input");
     let lastDay = null;
     for (const m of all) {
       if (!lastDay || !sameDay(lastDay, m.sent_at)) {
@@ -240,13 +157,12 @@ export function createChat({ onBack, onMembers }) {
         continue;
       }
       const continued = previous && previous.sender_id === m.sender_id && m.sent_at - previous.sent_at < GROUP_GAP_MS;
-      const edited = Boolean(editing) && editing.id === m.id && !m.deleted;
       items.push(
         messageItem(c, m, {
           continued,
           readText: m === lastMine ? readers(c, m) : null,
-          editor: edited ? editor(c) : null,
-          error: m.id ? errors.get(m.id) : null,
+          editor: changes.isEditing(m) ? changes.editor(c) : null,
+          error: m.id ? changes.errorOf(m.id) : null,
           actions,
           menuOpen: Boolean(m.id) && m.id === menuOpen,
         }),
@@ -254,12 +170,7 @@ export function createChat({ onBack, onMembers }) {
       previous = m;
     }
     replaceChildren(list, items);
-    const field = list.querySelector(".edit-input");
-    if (field && (editingFocused || editing.fresh)) {
-      editing.fresh = false;
-      field.focus();
-      field.setSelectionRange(field.value.length, field.value.length);
-    }
+    changes.focus(list, editorHadFocus);
     list.dataset.firstSeq = String(thread.firstSeq);
 
     older.textContent = thread.hasOlder ? "" : thread.loaded && thread.ordered.length ? "This is the beginning of the conversation" : "";
@@ -291,9 +202,8 @@ export function createChat({ onBack, onMembers }) {
     pane.hidden = !c;
     if (!c) return;
     list.dataset.firstSeq = "";
-    editing = null;
+    changes.reset();
     menuOpen = null;
-    errors.clear();
     composer.reset();
     replaceChildren(list);
     drawHeader();

@@ -43,9 +43,14 @@ def chromium_path() -> str:
     return path
 
 
-async def new_context(browser: Browser, width: int = 1200, height: int = 760) -> BrowserContext:
-    """A fresh browser profile (its own cookies) with a window of this size."""
-    context = await browser.new_context(viewport={"width": width, "height": height})
+async def new_context(
+    browser: Browser, width: int = 1200, height: int = 760, phone: bool = False
+) -> BrowserContext:
+    """A fresh browser profile (its own cookies) with a window of this size; `phone`: a
+    touch screen without hover."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, has_touch=phone, is_mobile=phone
+    )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     return context
 

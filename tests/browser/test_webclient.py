@@ -4,6 +4,8 @@ a reload keeps the history; scrolling up pages through older messages."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
@@ -21,6 +23,8 @@ from tests.harness import (
 
 # The client's first history page (js/sync.js PAGE_SIZE).
 PAGE_SIZE = 30
+# The client's socket, opened with ?resume=1.
+SOCKET_URL = re.compile(r"/ws(\?|$)")
 
 
 async def open_client(context: BrowserContext, base_url: str, errors: list[str]) -> Page:
@@ -267,7 +271,7 @@ async def test_a_group_names_who_wrote_and_its_owner_manages_the_members(
 async def test_on_a_narrow_screen_the_list_and_the_chat_take_turns(
     base_url: str, browser: Browser, screenshot: Screenshot
 ) -> None:
-    context = await new_context(browser, width=390)
+    context = await new_context(browser, width=390, phone=True)
     errors: list[str] = []
     async with httpx.AsyncClient(base_url=base_url) as client:
         alice_name = unique_name("alice")
@@ -281,7 +285,14 @@ async def test_on_a_narrow_screen_the_list_and_the_chat_take_turns(
     await expect(page.locator(".sidebar")).to_be_hidden()
     await send(page, "Sent from my phone")
     await expect(page.locator(".message.mine:not(.pending)")).to_have_count(1)
+    # No hover on a phone: a tap on the bubble shows what can be done with it.
+    actions = page.locator(".message.mine .message-actions")
+    await expect(actions).to_be_hidden()
+    await page.tap(".message.mine .bubble")
+    await expect(actions).to_be_visible()
     await screenshot(page, "phone-chat")
+    await page.tap(".message.mine .bubble")
+    await expect(actions).to_be_hidden()
     await page.click(".chat-header .back")
     await expect(page.locator(".conversation .preview")).to_have_text("You: Sent from my phone")
     await screenshot(page, "phone-list")
@@ -356,7 +367,7 @@ async def test_a_message_lost_on_the_way_is_fetched_when_the_next_one_skips_its_
         conversation_id = (conversation.get("conversation") or conversation)["id"]
         page = await contexts[0].new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.route_web_socket("**/ws", drop_one_message)
+        await page.route_web_socket(SOCKET_URL, drop_one_message)
         await page.goto(f"{base_url}/")
         await log_in_in_ui(page, bob_name)
         await page.click(".conversation")

@@ -166,6 +166,12 @@ export async function messages(id, { cursor, afterSeq, limit } = {}) {
   return toPage(await request("GET", `/conversations/${id}/messages?${query}`));
 }
 
+export const editMessage = (id, messageId, content) =>
+  request("PATCH", `/conversations/${id}/messages/${messageId}`, { content });
+export const deleteMessage = (id, messageId) =>
+  request("DELETE", `/conversations/${id}/messages/${messageId}`);
+export const receipts = (id) => request("GET", `/conversations/${id}/receipts`);
+
 // --- people: profiles, search, contacts, blocks -------------------------------------
 export const myProfile = () => request("GET", "/users/me");
 export const updateProfile = (fields) => request("PATCH", "/users/me", fields);

@@ -3,6 +3,8 @@
 import * as api from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import * as people from "./people.js";
+import * as receipts from "./receipts.js";
+import * as resume from "./resume.js";
 import { ChatSocket } from "./socket.js";
 import { store } from "./store.js";
 import * as sync from "./sync.js";
@@ -35,12 +37,19 @@ function frame(f) {
       return sync.received(f);
     case "ack":
       return sync.acknowledged(f);
+    case "message_updated":
+    case "message_deleted":
+      return sync.changed(f);
     case "error":
-      return sync.sendFailed(f);
+      return resume.refused(f) || sync.sendFailed(f);
     case "typing":
       return sync.typingSeen(f);
     case "read":
       return sync.readSeen(f);
+    case "delivered":
+      return receipts.deliveredSeen(f);
+    case "resumed":
+      return resume.resumed(f);
     default:
       // Frames of later server versions: ignored, never fatal.
       return undefined;
@@ -100,8 +109,18 @@ async function start(user) {
   socket = new ChatSocket({
     onFrame: frame,
     onOpen: ({ reconnected }) => {
-      if (reconnected) catchUp();
-      else sync.resendPending();
+      // The resume frame first: until it comes the server holds the live frames back.
+      resume.begin(socket, {
+        onResumed: () => {
+          sync.resendPending();
+          if (reconnected) {
+            // A conversation may have started meanwhile, and the people changed.
+            sync.refreshConversations().catch(() => {});
+            people.loadPeople().catch(() => {});
+          }
+        },
+        onFailed: catchUp,
+      });
       if (store.activeId) sync.markRead(store.activeId);
     },
     onStatus: (status) => {
@@ -111,6 +130,7 @@ async function start(user) {
     onSessionLost: signedOut,
   });
   sync.useSocket(socket);
+  receipts.useSocket(socket);
   store.on("conversations", () => people.trackPresence().catch(() => {}));
   socket.start();
   people.loadPeople().catch(() => {});
@@ -130,6 +150,7 @@ async function logout() {
 function signedOut() {
   socket?.stop();
   socket = null;
+  resume.cancel();
   sync.forgetSession();
   people.forgetPeople();
   store.reset();

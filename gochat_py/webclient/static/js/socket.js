@@ -63,7 +63,8 @@ export class ChatSocket {
     if (!navigator.onLine) return this.setStatus("offline");
     this.setStatus(this.failures ? "reconnecting" : "connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`, PROTOCOLS);
+    // resume=1: the server holds live frames until our first frame, a resume (js/resume.js).
+    const ws = new WebSocket(`${scheme}://${location.host}/ws?resume=1`, PROTOCOLS);
     let opened = false;
     this.ws = ws;
     ws.onopen = () => {

@@ -1,6 +1,7 @@
 // The client's state: the conversations, each one's messages (keyed by id, ordered by
 // seq, so a message that arrives twice — live and in a catch-up page — is held once),
-// the sends not yet acknowledged, who is typing and how far others have read; and the
+// the sends not yet acknowledged, who is typing and how far the others have received and
+// read (their marks, for my messages' ticks); and the
 // people around me: who is online, my contacts, friend requests, blocks, notifications.
 // Views subscribe to the topics they draw and redraw when one changes.
 
@@ -13,6 +14,16 @@ export class Thread {
     this.hasOlder = false;
     this.loaded = false; // the newest page has been fetched
     this.loadingOlder = false;
+    // The highest seq of the conversation's log held here: messages, and the edits and
+    // deletes that take seqs of their own. Resume and `received` say this much.
+    this.position = 0;
+    // Where a hole being filled from history starts (null: no hole): up to there the
+    // thread is whole, and that is what resume and `received` may claim.
+    this.holeAfter = null;
+  }
+
+  get heldThrough() {
+    return this.holeAfter ?? this.position;
   }
 
   get lastSeq() {
@@ -23,10 +34,17 @@ export class Thread {
     return this.ordered[0]?.seq ?? 0;
   }
 
-  // True when the message was new to this thread.
+  // True when the message was new to this thread. A message held already is replaced
+  // when this copy is the later word on it (the server's copy of my own acknowledged send,
+  // or an edit or delete a history page shows).
   add(message) {
     if (message.client_msg_id) this.pending.delete(message.client_msg_id);
-    if (this.byId.has(message.id)) return false;
+    this.position = Math.max(this.position, message.seq);
+    const held = this.byId.get(message.id);
+    if (held) {
+      if (supersedes(message, held)) this.replace(held, message);
+      return false;
+    }
     if (this.ordered.some((m) => m.seq === message.seq)) return false;
     this.byId.set(message.id, message);
     let i = this.ordered.length;
@@ -34,6 +52,30 @@ export class Thread {
     this.ordered.splice(i, 0, message);
     return true;
   }
+
+  // An edit or a delete (`message_updated`, `message_deleted`) at its own seq. True when it
+  // changed what is held; a message not held (not loaded yet) comes as it reads now later.
+  change(frame) {
+    this.position = Math.max(this.position, frame.seq);
+    const held = this.byId.get(frame.message.id);
+    if (!held || !supersedes(frame.message, held)) return false;
+    this.replace(held, frame.message);
+    return true;
+  }
+
+  replace(held, message) {
+    this.byId.set(message.id, message);
+    this.ordered[this.ordered.indexOf(held)] = message;
+  }
+}
+
+// Whether `next` says more than `held` about the same message: a tombstone stays one, an
+// edit replaces an older edit, and the server's copy replaces the one made from an ack.
+function supersedes(next, held) {
+  if (held.deleted) return false;
+  if (next.deleted) return true;
+  if ((next.edited_at ?? 0) !== (held.edited_at ?? 0)) return (next.edited_at ?? 0) > (held.edited_at ?? 0);
+  return Boolean(held.local) && !next.local;
 }
 
 class Store {
@@ -44,6 +86,7 @@ class Store {
     this.threads = new Map();
     this.typing = new Map(); // conversation id → Map(user id → {username, until})
     this.readBy = new Map(); // conversation id → Map(user id → seq)
+    this.deliveredTo = new Map(); // conversation id → Map(user id → seq)
     this.activeId = null;
     this.listeners = new Map();
     this.clearPeople();
@@ -79,6 +122,7 @@ class Store {
     this.threads.clear();
     this.typing.clear();
     this.readBy.clear();
+    this.deliveredTo.clear();
     this.activeId = null;
     this.listeners.clear();
     this.clearPeople();
@@ -114,6 +158,11 @@ class Store {
   }
 
   noteMessage(conversation, message) {
+    // The preview follows an edit or a delete of the message it shows.
+    if (conversation.last_message?.id === message.id) {
+      conversation.last_message = message;
+      return;
+    }
     if ((conversation.last_message?.seq ?? 0) >= message.seq) return;
     conversation.last_message = message;
     conversation.last_seq = Math.max(conversation.last_seq, message.seq);
@@ -150,6 +199,14 @@ class Store {
   avatarKey(conversation) {
     if (conversation.type === "group") return conversation.id;
     return conversation.participants.find((p) => p.id !== this.me?.id)?.id ?? conversation.id;
+  }
+
+  // Whether I may delete this message: mine, or anyone's in a group I own or administer.
+  canDelete(conversation, message) {
+    if (message.sender_id === this.me?.id) return true;
+    if (conversation.type !== "group") return false;
+    const role = conversation.participants.find((p) => p.id === this.me?.id)?.role;
+    return role === "owner" || role === "admin";
   }
 
   typists(conversationId) {

@@ -1,6 +1,8 @@
 // Keeping the store in step with the server: conversation list, history pages, the
-// catch-up after a reconnect or a gap, sending with acknowledgement, read marks.
+// catch-up after a gap (or a reconnect the server could not replay), sending with
+// acknowledgement, edits and deletes, read marks.
 import * as api from "./api.js";
+import * as receipts from "./receipts.js";
 import { store } from "./store.js";
 
 export const PAGE_SIZE = 30;
@@ -21,6 +23,8 @@ export function useSocket(chatSocket) {
 
 export async function refreshConversations() {
   store.setConversations(await api.conversations());
+  // The list brings each conversation's newest message: this device has it now.
+  for (const id of store.conversations.keys()) receipts.noteHeld(id);
 }
 
 export async function loadNewest(id) {
@@ -34,6 +38,7 @@ export async function loadNewest(id) {
     thread.hasOlder = page.hasMore;
   }
   thread.loaded = true;
+  receipts.noteHeld(id);
   store.emit("thread", id);
 }
 
@@ -56,6 +61,11 @@ export async function loadOlder(id) {
 // Every message after `afterSeq` (default: the newest held), oldest first, page by page.
 // One catch-up per conversation at a time; a second request waits for it and then runs.
 export function catchUp(id, afterSeq) {
+  // From now until it is filled, the thread claims to hold no further than the hole.
+  if (afterSeq !== undefined) {
+    const thread = store.thread(id);
+    thread.holeAfter = Math.min(thread.holeAfter ?? afterSeq, afterSeq);
+  }
   const previous = catchingUp.get(id) ?? Promise.resolve();
   const run = previous
     .catch(() => {})
@@ -70,6 +80,8 @@ export function catchUp(id, afterSeq) {
         cursor = page.nextCursor;
         after = undefined;
       } while (cursor);
+      if (catchingUp.get(id) === run) thread.holeAfter = null;
+      receipts.noteHeld(id);
       const conversation = store.conversations.get(id);
       if (conversation && thread.ordered.length) store.noteMessage(conversation, thread.ordered.at(-1));
       if (added) store.emit("thread", id);
@@ -80,6 +92,10 @@ export function catchUp(id, afterSeq) {
     });
   catchingUp.set(id, run);
   return run;
+}
+
+export function isCatchingUp(id) {
+  return catchingUp.has(id);
 }
 
 // After a reconnect: the list (a conversation may have started meanwhile) and every
@@ -101,7 +117,8 @@ function newClientMsgId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export function send(id, content) {
+// `replyTo`: the held message this one answers.
+export function send(id, content, replyTo = null) {
   const text = content.trim();
   if (!text) return;
   const pending = {
@@ -113,6 +130,15 @@ export function send(id, content) {
     sent_at: Date.now(),
     state: "pending",
   };
+  if (replyTo) {
+    pending.reply_to = {
+      id: replyTo.id,
+      sender_id: replyTo.sender_id,
+      sender_username: replyTo.sender_username,
+      content: replyTo.content,
+      deleted: Boolean(replyTo.deleted),
+    };
+  }
   store.thread(id).pending.set(pending.client_msg_id, pending);
   // The next message's first keystroke is news again.
   lastTypingSent.delete(id);
@@ -122,12 +148,14 @@ export function send(id, content) {
 
 function transmit(pending) {
   pending.state = "pending";
-  socket?.send({
+  const frame = {
     event: "message",
     conversation_id: pending.conversation_id,
     content: pending.content,
     client_msg_id: pending.client_msg_id,
-  });
+  };
+  if (pending.reply_to) frame.reply_to = pending.reply_to.id;
+  socket?.send(frame);
   // Not sent now (no connection): resendPending() sends it once the socket is back. The
   // server keeps one message per client_msg_id, so sending twice delivers once.
 }
@@ -150,7 +178,9 @@ export function acknowledged(ack) {
   const pending = thread.pending.get(ack.client_msg_id);
   if (!pending) return;
   const { state, ...fields } = pending;
-  received({ ...fields, id: ack.id, seq: ack.seq, sent_at: ack.sent_at, type: "text" });
+  // `local`: made here from the ack; the server's own copy, with its quote and mentions,
+  // replaces it when it comes.
+  received({ ...fields, id: ack.id, seq: ack.seq, sent_at: ack.sent_at, type: "text", local: true });
 }
 
 export function sendFailed(frame) {
@@ -177,18 +207,60 @@ export function received(message) {
     return;
   }
   const thread = store.thread(id);
-  const before = thread.lastSeq;
+  const before = thread.position;
   const added = thread.add(message);
   store.noteMessage(conversation, message);
-  if (added && message.sender_id !== store.me.id && id !== visibleConversation()) {
+  const system = message.type === "system";
+  if (added && !system && message.sender_id !== store.me.id && id !== visibleConversation()) {
     conversation.unread_count += 1;
   }
-  // A hole between what we held and this message (frames lost while the connection
-  // was failing): fetch it from history.
-  if (thread.loaded && message.seq > before + 1) catchUp(id, before).catch(() => {});
+  // Someone joined or left: the member list (and the header) follow.
+  if (added && system) refreshConversation(id);
+  fillHole(id, thread, before, message.seq);
+  receipts.noteHeld(id);
   store.emit("thread", id);
   store.emit("conversations");
   markRead(id);
+}
+
+// A hole between what we held and this entry (frames lost while the connection was
+// failing): fetch it from history.
+function fillHole(id, thread, before, seq) {
+  if (thread.loaded && seq > before + 1) catchUp(id, before).catch(() => {});
+}
+
+function refreshConversation(id) {
+  api
+    .conversation(id)
+    .then((c) => {
+      if (store.conversations.has(id)) store.upsertConversation(c);
+    })
+    .catch(() => {});
+}
+
+// `message_updated` or `message_deleted`: the message as it reads now, at the change's seq.
+export function changed(frame) {
+  const id = frame.message.conversation_id;
+  const conversation = store.conversations.get(id);
+  if (!conversation) return;
+  const thread = store.thread(id);
+  const before = thread.position;
+  thread.change(frame);
+  store.noteMessage(conversation, thread.byId.get(frame.message.id) ?? frame.message);
+  fillHole(id, thread, before, frame.seq);
+  receipts.noteHeld(id);
+  store.emit("thread", id);
+  store.emit("conversations");
+}
+
+// Edit and delete go over REST: its answer (or refusal) is this request's own, while the
+// change reaches every device, this one included, as a frame.
+export async function edit(id, messageId, content) {
+  changed(await api.editMessage(id, messageId, content));
+}
+
+export async function remove(id, messageId) {
+  await api.deleteMessage(id, messageId);
 }
 
 export function typingSeen(frame) {
@@ -214,10 +286,7 @@ export function readSeen(frame) {
     }
     return;
   }
-  if (!store.readBy.has(id)) store.readBy.set(id, new Map());
-  const marks = store.readBy.get(id);
-  marks.set(frame.user_id, Math.max(marks.get(frame.user_id) ?? 0, frame.seq));
-  store.emit("thread", id);
+  receipts.readSeen(frame);
 }
 
 export function typing(id) {
@@ -245,6 +314,7 @@ export function markRead(id) {
 }
 
 export function forgetSession() {
+  receipts.forget();
   readSent.clear();
   lastTypingSent.clear();
   catchingUp.clear();

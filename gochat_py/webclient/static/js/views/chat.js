@@ -1,12 +1,16 @@
-// The right pane: the open conversation. Header, messages (day separators, bubbles, my
-// sends pending until acknowledged, read marks under my latest), typing line, composer.
-// Scrolling to the top loads older pages.
+// The right pane: the open conversation. Header, messages (day separators, the group's
+// own events as centred lines, bubbles with their actions, my sends pending until
+// acknowledged, read marks under my latest), typing line, composer. Scrolling to the top
+// loads older pages.
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
-import { avatar, clock, dayLabel, hue, lastSeen, listOfNames, sameDay } from "../format.js";
-import { isPeopleRefusal, refusal } from "../refusals.js";
+import { avatar, dayLabel, lastSeen, listOfNames, sameDay } from "../format.js";
+import * as receipts from "../receipts.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
+import { messageItem } from "./bubble.js";
+import { createChanges } from "./changes.js";
+import { createComposer } from "./composer.js";
 
 // Within this many pixels of the top, the next older page is fetched.
 const LOAD_OLDER_WITHIN_PX = 120;
@@ -14,7 +18,8 @@ const LOAD_OLDER_WITHIN_PX = 120;
 const STICK_WITHIN_PX = 80;
 // Consecutive messages of one sender closer than this are drawn as one group.
 const GROUP_GAP_MS = 5 * 60 * 1000;
-
+// How long the original of a clicked quote stays lit.
+const FLASH_MS = 1_600;
 export function createChat({ onBack, onMembers }) {
   const title = h("h2", { class: "chat-title" });
   const subtitle = h("p", { class: "chat-subtitle" });
@@ -24,9 +29,34 @@ export function createChat({ onBack, onMembers }) {
   const list = h("ol", { class: "message-list" });
   scroller.append(older, list);
   const typingLine = h("div", { class: "typing-line", "aria-live": "polite" });
-  const input = h("textarea", { class: "composer-input", rows: "1", placeholder: "Write a message…", "aria-label": "Message", maxlength: "4000" });
-  const sendButton = h("button", { class: "send-button", type: "submit", "aria-label": "Send", title: "Send" }, icon("send"));
-  const composer = h("form", { class: "composer", onsubmit: submit }, input, sendButton);
+  const composer = createComposer({
+    onSent: () => {
+      scroller.scrollTop = scroller.scrollHeight;
+    },
+  });
+  const changes = createChanges({ redraw: () => drawMessages(), done: () => composer.focus() });
+  let menuOpen = null; // the message whose actions a tap opened
+
+  const actions = {
+    reply: (m) => {
+      menuOpen = null;
+      composer.reply(m);
+      drawMessages();
+    },
+    edit: (m) => {
+      menuOpen = null;
+      changes.edit(m);
+    },
+    remove: (m) => {
+      menuOpen = null;
+      changes.remove(store.conversations.get(store.activeId), m);
+    },
+    jump,
+    toggle: (id) => {
+      menuOpen = menuOpen === id ? null : id;
+      drawMessages();
+    },
+  };
   const placeholder = h(
     "div",
     { class: "chat-placeholder" },
@@ -47,37 +77,21 @@ export function createChat({ onBack, onMembers }) {
     ),
     scroller,
     typingLine,
-    composer,
+    composer.node,
   );
   const node = h("div", { class: "chat-pane" }, placeholder, pane);
 
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      submit(event);
-    }
-  });
-  input.addEventListener("input", () => {
-    grow();
-    if (input.value.trim() && store.activeId) sync.typing(store.activeId);
-  });
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_WITHIN_PX) loadOlder();
   });
 
-  function grow() {
-    input.style.height = "auto";
-    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
-  }
-
-  function submit(event) {
-    event.preventDefault();
-    if (!store.activeId || !input.value.trim()) return;
-    sync.send(store.activeId, input.value);
-    input.value = "";
-    grow();
-    input.focus();
-    scroller.scrollTop = scroller.scrollHeight;
+  // Show the message a quote names, if it is loaded, and light it up for a moment.
+  function jump(messageId) {
+    const target = list.querySelector(`[data-id="${CSS.escape(messageId)}"]`);
+    if (!target) return;
+    target.scrollIntoView({ block: "center", behavior: "smooth" });
+    target.classList.add("flash");
+    setTimeout(() => target.classList.remove("flash"), FLASH_MS);
   }
 
   async function loadOlder() {
@@ -127,10 +141,14 @@ export function createChat({ onBack, onMembers }) {
     const items = [];
     let previous = null;
     const all = [...thread.ordered, ...thread.pending.values()];
-    const lastMine = [...thread.ordered].reverse().find((m) => m.sender_id === store.me.id);
+    const lastMine = [...thread.ordered].reverse().find((m) => m.sender_id === store.me.id && m.type !== "system" && !m.deleted);
+    // Redrawing must not take the caret away from the editor.
+    const editorHadFocus = document.activeElement?.classList.contains("edit-input");
+    let lastDay = null;
     for (const m of all) {
-      if (!previous || !sameDay(previous.sent_at, m.sent_at)) {
+      if (!lastDay || !sameDay(lastDay, m.sent_at)) {
         items.push(h("li", { class: "day" }, h("span", { text: dayLabel(m.sent_at) })));
+        lastDay = m.sent_at;
         previous = null;
       }
       if (m.type === "system") {
@@ -139,10 +157,20 @@ export function createChat({ onBack, onMembers }) {
         continue;
       }
       const continued = previous && previous.sender_id === m.sender_id && m.sent_at - previous.sent_at < GROUP_GAP_MS;
-      items.push(bubble(c, m, continued, m === lastMine ? readers(c, m) : null));
+      items.push(
+        messageItem(c, m, {
+          continued,
+          readText: m === lastMine ? readers(c, m) : null,
+          editor: changes.isEditing(m) ? changes.editor(c) : null,
+          error: m.id ? changes.errorOf(m.id) : null,
+          actions,
+          menuOpen: Boolean(m.id) && m.id === menuOpen,
+        }),
+      );
       previous = m;
     }
     replaceChildren(list, items);
+    changes.focus(list, editorHadFocus);
     list.dataset.firstSeq = String(thread.firstSeq);
 
     older.textContent = thread.hasOlder ? "" : thread.loaded && thread.ordered.length ? "This is the beginning of the conversation" : "";
@@ -168,54 +196,19 @@ export function createChat({ onBack, onMembers }) {
     return `Seen by ${listOfNames(names)}`;
   }
 
-  function bubble(c, m, continued, readText) {
-    const mine = m.sender_id === store.me.id;
-    const group = c.type === "group";
-    const pending = m.state === "pending";
-    const failed = m.state === "failed";
-    let status = null;
-    if (mine) {
-      status = pending
-        ? h("span", { class: "tick pending", title: "Sending", "aria-label": "Sending" }, icon("clock", 13))
-        : failed
-          ? null
-          : h("span", { class: "tick", title: "Sent", "aria-label": "Sent" }, icon("check", 14));
-    }
-    return h(
-      "li",
-      {
-        class: `message ${mine ? "mine" : "theirs"}${continued ? " continued" : ""}${pending ? " pending" : ""}${failed ? " failed" : ""}`,
-        "data-id": m.id,
-        "data-seq": m.seq,
-        "data-client-id": m.client_msg_id,
-      },
-      !mine && group ? (continued ? h("span", { class: "avatar-space" }) : avatar(m.sender_username, m.sender_id, "sm")) : null,
-      h(
-        "div",
-        { class: "bubble" },
-        !mine && group && !continued ? h("span", { class: "sender", style: { "--hue": String(hue(m.sender_id)) }, text: m.sender_username }) : null,
-        h("span", { class: "content", text: m.content }),
-        h("span", { class: "meta" }, h("time", { text: clock(m.sent_at) }), status),
-      ),
-      failed && isPeopleRefusal(m.code)
-        ? h("span", { class: "send-refused", role: "alert", "data-code": m.code }, `Not delivered. ${refusal(m.code, store.displayName(c))}`, h("button", { class: "link-button accent", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id), text: "Try again" }))
-        : failed
-          ? h("button", { class: "retry", type: "button", onclick: () => sync.retry(c.id, m.client_msg_id) }, `Not sent${m.error ? ` (${m.error})` : ""} · Retry`)
-          : null,
-      readText ? h("span", { class: "read-receipt", text: readText }) : null,
-    );
-  }
-
   async function show(id) {
     const c = store.conversations.get(id);
     placeholder.hidden = Boolean(c);
     pane.hidden = !c;
     if (!c) return;
     list.dataset.firstSeq = "";
+    changes.reset();
+    menuOpen = null;
+    composer.reset();
     replaceChildren(list);
     drawHeader();
     drawMessages();
-    input.focus();
+    composer.focus();
     const thread = store.thread(id);
     try {
       if (thread.loaded) await sync.catchUp(id);
@@ -223,6 +216,7 @@ export function createChat({ onBack, onMembers }) {
     } catch {
       older.textContent = "Could not load messages";
     }
+    receipts.loadReceipts(id).catch(() => {});
     sync.markRead(id);
   }
 

@@ -19,6 +19,10 @@ function line(n) {
       return `${who} added you to ${where}`;
     case "removed_from_conversation":
       return `${who} removed you from ${where}`;
+    case "mention": {
+      const inGroup = n.data?.conversation_name ? ` in ${n.data.conversation_name}` : "";
+      return `${who} mentioned you${inGroup}${n.data?.preview ? `: “${n.data.preview}”` : ""}`;
+    }
     default:
       return null;
   }
@@ -52,7 +56,8 @@ export function createBell({ onOpenConversation, onOpenPeople }) {
     panel.hidden = true;
     button.setAttribute("aria-expanded", "false");
     if (!n.read_at) people.markNotificationsRead([n.id]).catch(() => {});
-    if (n.type === "added_to_conversation" && n.data?.conversation_id) onOpenConversation(n.data.conversation_id);
+    const opens = n.type === "added_to_conversation" || n.type === "mention";
+    if (opens && n.data?.conversation_id) onOpenConversation(n.data.conversation_id);
     else if (n.type.startsWith("contact_")) onOpenPeople();
   }
 

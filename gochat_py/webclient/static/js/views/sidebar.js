@@ -74,8 +74,12 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
       preview = h("span", { class: "preview typing-text", text: `${who}typing…` });
     } else if (c.last_message) {
       const m = c.last_message;
-      const who = m.sender_id === store.me.id ? "You: " : c.type === "group" ? `${m.sender_username}: ` : "";
-      preview = h("span", { class: "preview" }, who && h("span", { class: "preview-who", text: who }), m.content);
+      if (m.type === "system") preview = h("span", { class: "preview muted", text: m.content });
+      else {
+        const who = m.sender_id === store.me.id ? "You: " : c.type === "group" ? `${m.sender_username}: ` : "";
+        const text = m.deleted ? h("em", { text: "This message was deleted" }) : m.content;
+        preview = h("span", { class: "preview" }, who && h("span", { class: "preview-who", text: who }), text);
+      }
     } else {
       preview = h("span", { class: "preview muted", text: c.type === "group" ? `${c.participants.length} members` : "No messages yet" });
     }

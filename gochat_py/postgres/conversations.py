@@ -17,9 +17,11 @@ from gochat_py.ids import ConversationId, UserId, uuid7
 from gochat_py.messages import Message, Quote, SystemEvent
 from gochat_py.postgres.users import ACTIVE, Email
 
-# Each live frame names every recipient (envelope.py) and each send re-checks the set;
-# rooms of thousands want another design (channels without per-message member lists).
-MAX_GROUP_MEMBERS = 256
+# The default of GROUP_MAX_MEMBERS. Past ENVELOPE_NAMED_MAX members a frame no longer names
+# its recipients (envelope.py), so a message costs the same in a group of any size; what
+# grows is a membership change's reload of the roster, one query on the next send.
+MAX_GROUP_MEMBERS = 10_000
+UNKNOWN_SHOWN = 10  # unknown ids an error names; the rest are counted
 # No U+0000: PostgreSQL's text cannot hold it.
 GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
 
@@ -293,8 +295,9 @@ def _standing(pair: asyncpg.Record, users: list[asyncpg.Record]) -> PairStanding
 
 
 class Conversations:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, group_max_members: int = MAX_GROUP_MEMBERS) -> None:
         self._pool = pool
+        self.group_max_members = group_max_members
 
     async def create_direct(
         self, creator: UserId, other: UserId, field: str = "participant_id"
@@ -356,11 +359,7 @@ class Conversations:
                 "a group needs at least one other participant", code="no_participants",
                 field=field,
             )  # fmt: skip
-        if len(others) + 1 > MAX_GROUP_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {MAX_GROUP_MEMBERS} members", code="too_many_participants",
-                field=field,
-            )  # fmt: skip
+        self._require_room(len(others) + 1, field)
         async with self._pool.acquire() as conn, conn.transaction():
             await self._require_users(conn, others, field)
             conversation_id = uuid7()
@@ -371,13 +370,24 @@ class Conversations:
                 name.strip(),
                 creator,
             )
-            await conn.executemany(
+            # One statement however many: thousands of members are one round trip.
+            await conn.execute(
                 "INSERT INTO conversation_members (conversation_id, user_id, role)"
-                " VALUES ($1, $2, $3)",
-                [(conversation_id, creator, "owner")]
-                + [(conversation_id, p, "member") for p in others],
+                " SELECT $1, u, CASE WHEN u = $2 THEN 'owner' ELSE 'member' END"
+                " FROM unnest($3::uuid[]) AS u",
+                conversation_id,
+                creator,
+                [creator, *others],
             )
         return ConversationId(conversation_id)
+
+    def _require_room(self, members: int, field: str) -> None:
+        if members > self.group_max_members:
+            raise ValidationFailed(
+                f"a group has at most {self.group_max_members} members",
+                code="too_many_participants",
+                field=field,
+            )
 
     async def add_members(
         self, actor: UserId, conversation_id: ConversationId, user_ids: list[uuid.UUID]
@@ -386,6 +396,10 @@ class Conversations:
         async with self._pool.acquire() as conn, conn.transaction():
             await self._require_manager(conn, actor, conversation_id)
             await self._require_users(conn, user_ids, "user_ids")
+            # Locked so that two adds at once cannot both pass the limit.
+            await conn.execute(
+                "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", conversation_id
+            )
             count = await conn.fetchval(
                 "SELECT count(*) FROM conversation_members WHERE conversation_id = $1",
                 conversation_id,
@@ -397,11 +411,7 @@ class Conversations:
                 conversation_id,
                 user_ids,
             )
-            if count + len(added) > MAX_GROUP_MEMBERS:
-                raise ValidationFailed(
-                    f"a group has at most {MAX_GROUP_MEMBERS} members",
-                    code="too_many_participants", field="user_ids",
-                )  # fmt: skip
+            self._require_room(count + len(added), "user_ids")
         return [UserId(row["user_id"]) for row in added]
 
     async def remove_member(
@@ -630,6 +640,11 @@ class Conversations:
         rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::uuid[])", user_ids)
         missing = sorted(str(u) for u in set(user_ids) - {row["id"] for row in rows})
         if missing:
+            # A list of thousands is cut: the message stays readable, the first few say which.
+            shown = ", ".join(missing[:UNKNOWN_SHOWN])
+            more = (
+                f" and {len(missing) - UNKNOWN_SHOWN} more" if len(missing) > UNKNOWN_SHOWN else ""
+            )
             raise ValidationFailed(
-                f"unknown user id(s): {', '.join(missing)}", code="unknown_users", field=field
+                f"unknown user id(s): {shown}{more}", code="unknown_users", field=field
             )

@@ -8,12 +8,12 @@ per process in an envelope naming its recipients, or, in a big group, saying "ro
 local users routed to the conversation's channel. Joins and leaves reach every process as
 membership changes, and move the routes before the next pub/sub message is read; the
 system message recording a leave drops the leaver's route too, after handing it to them,
-so no frame behind it on the channel reaches them (docs/ARCHITECTURE.md, "Deliver"). After a lost
-connection the listener reconnects, subscribes every channel again and reloads the local
-users' conversations; frames published meanwhile are missed, and clients fill the gap
-from history by seq. Revoked sessions arrive on a process-wide channel too; ones announced
-while disconnected are found by asking Redis about every local session once the channel is
-subscribed again.
+so no frame behind it on the channel reaches them (docs/ARCHITECTURE.md, "Deliver, in big
+groups"). After a lost connection the listener reconnects, subscribes every channel
+again and reloads the local users' conversations; frames published meanwhile are missed,
+and clients fill the gap from history by seq. Revoked sessions arrive on a process-wide
+channel too; ones announced while disconnected are found by asking Redis about every local
+session once the channel is subscribed again.
 """
 
 from __future__ import annotations

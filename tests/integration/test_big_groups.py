@@ -342,3 +342,25 @@ async def member_count(db: asyncpg.Connection, group: str) -> int:
         "SELECT count(*) FROM conversation_members WHERE conversation_id = $1::uuid", group
     )
     return count
+
+
+async def test_typing_in_a_big_group_reaches_the_others_and_not_the_typist(
+    two_servers: Servers,
+) -> None:
+    one, two = two_servers
+    typist, *others = [await register(one) for _ in range(4)]
+    group = await create_group(one, typist["tokens"], "big", [u["user"]["id"] for u in others])
+    async with (
+        connect(ws_url(one, typist["tokens"]["access_token"])) as typing_ws,
+        connect(ws_url(two, typist["tokens"]["access_token"])) as typist_elsewhere,
+        connect(ws_url(two, others[0]["tokens"]["access_token"])) as reader,
+    ):
+        await typing_ws.send(json.dumps({"event": "typing", "conversation_id": group["id"]}))
+        typing = await next_frame(reader, lambda f: f.get("event") == "typing")
+        assert typing["user_id"] == typist["user"]["id"]
+        # Her message follows on the same channel: her own typing would come first.
+        await say(typing_ws, group["id"], "after typing")
+        first = await next_frame(
+            typist_elsewhere, lambda f: f.get("event") == "typing" or is_message(f)
+        )
+        assert is_message(first), first

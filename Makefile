@@ -39,7 +39,7 @@ test: venv system-deps ## run the test suite (starts its own PostgreSQL and Redi
 fuzz: venv system-deps ## the fuzz tests (tests/fuzz/) with many new examples: GOCHAT_FUZZ_EXAMPLES=500
 	GOCHAT_FUZZ_EXAMPLES=$(GOCHAT_FUZZ_EXAMPLES) GOCHAT_FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/fuzz
 
-bench: venv system-deps ## every benchmark against its baselines (docs/BENCHMARKS.md), ~18 min
+bench: venv system-deps ## every benchmark against its baselines (docs/BENCHMARKS.md), ~22 min
 	$(BIN)/python -m bench
 
 lint: venv ## ruff check, ruff format --check, mypy

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from bench import (
+    big_group,
     connections,
     fanout,
     history,
@@ -25,6 +26,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
         fanout.main,
         ["--targets", "bare-stock,bare,gochat,channels-redis,channels-pubsub"],
     ),
+    ("big group", big_group.main, []),
     ("persistence", persistence.main, []),
     ("history", history.main, []),
     ("user search", user_search.main, []),

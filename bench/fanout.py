@@ -228,12 +228,16 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return round(value / base, 3)
 
 
-def table(results: dict[str, dict[str, dict[str, Any]]], pinned: bool) -> str:
+def table(
+    results: dict[str, dict[str, dict[str, Any]]], pinned: bool, title: str | None = None
+) -> str:
+    """`title`: what the population was; by default this scenario's."""
     where = "server on CPU 0, generator on CPU 1" if pinned else "unpinned"
+    title = title or f"fan-out: {LAYOUT.users} users, groups of {LAYOUT.group_size}"
     isolations = sorted({f["isolation"] for phases in results.values() for f in phases.values()})
     n = max([10, *(len(name) + 1 for name in results)])  # "channels-pubsub" and its gap
     lines = [
-        f"fan-out: {LAYOUT.users} users, groups of {LAYOUT.group_size}, {where}",
+        f"{title}, {where}",
         f"each phase: {'; '.join(isolations)}",
         f"{'target':<{n}}{'phase':<9}" + "".join(f"{c:>{w}}" for c, w, _, _ in COLUMNS),
     ]

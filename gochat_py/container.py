@@ -30,6 +30,7 @@ from gochat_py.realtime.membership import Membership
 from gochat_py.realtime.presence import PresenceTracker
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis.broadcasts import BroadcastLedger
+from gochat_py.redis.envelope import Addressing
 from gochat_py.redis.presence import PresenceStore
 from gochat_py.redis.publish import Publisher
 from gochat_py.redis.ratelimit import RateLimiter
@@ -267,7 +268,8 @@ class Container(containers.DeclarativeContainer):
         register_limit_per_address=settings.provided.register_limit_per_address,
     )
 
-    conversations = providers.Singleton(Conversations, pg_pool)
+    conversations = providers.Singleton(Conversations, pg_pool, settings.provided.group_max_members)
+    addressing = providers.Singleton(Addressing, settings.provided.envelope_named_max)
     membership = providers.Singleton(
         Membership,
         conversations.provided.roster,
@@ -296,9 +298,12 @@ class Container(containers.DeclarativeContainer):
         settings.provided.stream_partitions,
         conversations.provided.highest_seq,
         recent_max=settings.provided.recent_cache_max,
+        addressing=addressing,
     )
     throttle = providers.Singleton(Throttle, settings.provided.ws_rate, settings.provided.ws_burst)
-    announcer = providers.Singleton(Announcer, redis, settings.provided.stream_partitions)
+    announcer = providers.Singleton(
+        Announcer, redis, settings.provided.stream_partitions, addressing
+    )
     stored_notifications = providers.Singleton(StoredNotifications, pg_pool)
     webhook_queue = providers.Singleton(_webhook_queue, redis, settings)
     notifications = providers.Singleton(

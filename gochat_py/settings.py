@@ -82,6 +82,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # each (measured, short messages): 100,000 is ~40 MiB, minutes of a busy group's
     # traffic with the worker down.
     recent_cache_max: int = 100_000
+    # Members a group may have (GROUP_MAX_MEMBERS); a request adds at most 1,000 at once.
+    group_max_members: int = 10_000
+    # Up to this many members a conversation's frames name their recipients, above it they
+    # say "every member routed here" (redis/envelope.py): names cost every process holding
+    # one of the members 37 bytes each per frame, routes cost nothing per frame.
+    envelope_named_max: int = 256
     # How often a process writes the delivered marks it coalesced (one UPDATE for all) and
     # tells the senders: the delay of a `delivered` event, and what a crash may lose.
     delivery_flush_interval: float = 0.25
@@ -313,6 +319,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         presence_ttl=_read(env, "PRESENCE_TTL", parse_duration, d.presence_ttl),
         presence_heartbeat=_read(env, "PRESENCE_HEARTBEAT", parse_duration, d.presence_heartbeat),
         recent_cache_max=_read(env, "RECENT_CACHE_MAX", _positive_int, d.recent_cache_max),
+        group_max_members=_read(env, "GROUP_MAX_MEMBERS", _positive_int, d.group_max_members),
+        envelope_named_max=_read(env, "ENVELOPE_NAMED_MAX", _positive_int, d.envelope_named_max),
         delivery_flush_interval=_read(
             env, "DELIVERY_FLUSH_INTERVAL", parse_duration, d.delivery_flush_interval
         ),

@@ -18,9 +18,11 @@ from gochat_py.messages import MemberRole, Message, Quote, SystemEvent
 from gochat_py.postgres.groups import require_role
 from gochat_py.postgres.users import ACTIVE, Email
 
-# Each live frame names every recipient (envelope.py) and each send re-checks the set;
-# rooms of thousands want another design (channels without per-message member lists).
-MAX_GROUP_MEMBERS = 256
+# The default of GROUP_MAX_MEMBERS. Past ENVELOPE_NAMED_MAX members a frame no longer names
+# its recipients (envelope.py), so a message costs the same in a group of any size; what
+# grows is a membership change's reload of the roster, one query on the next send.
+MAX_GROUP_MEMBERS = 10_000
+UNKNOWN_SHOWN = 10  # unknown ids an error names; the rest are counted
 # No U+0000: PostgreSQL's text cannot hold it.
 GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
 MAX_DESCRIPTION_CHARS = 500  # a paragraph about the group; the column's CHECK says the same
@@ -299,8 +301,9 @@ def _standing(pair: asyncpg.Record, users: list[asyncpg.Record]) -> PairStanding
 
 
 class Conversations:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, group_max_members: int = MAX_GROUP_MEMBERS) -> None:
         self._pool = pool
+        self.group_max_members = group_max_members
 
     async def create_direct(
         self, creator: UserId, other: UserId, field: str = "participant_id"
@@ -362,11 +365,7 @@ class Conversations:
                 "a group needs at least one other participant", code="no_participants",
                 field=field,
             )  # fmt: skip
-        if len(others) + 1 > MAX_GROUP_MEMBERS:
-            raise ValidationFailed(
-                f"a group has at most {MAX_GROUP_MEMBERS} members", code="too_many_participants",
-                field=field,
-            )  # fmt: skip
+        self._require_room(len(others) + 1, field)
         async with self._pool.acquire() as conn, conn.transaction():
             await self._require_users(conn, others, field)
             conversation_id = uuid7()
@@ -377,20 +376,32 @@ class Conversations:
                 name.strip(),
                 creator,
             )
-            await conn.executemany(
+            # One statement however many: thousands of members are one round trip.
+            await conn.execute(
                 "INSERT INTO conversation_members (conversation_id, user_id, role)"
-                " VALUES ($1, $2, $3)",
-                [(conversation_id, creator, "owner")]
-                + [(conversation_id, p, "member") for p in others],
+                " SELECT $1, u, CASE WHEN u = $2 THEN 'owner' ELSE 'member' END"
+                " FROM unnest($3::uuid[]) AS u",
+                conversation_id,
+                creator,
+                [creator, *others],
             )
         return ConversationId(conversation_id)
+
+    def _require_room(self, members: int, field: str) -> None:
+        if members > self.group_max_members:
+            raise ValidationFailed(
+                f"a group has at most {self.group_max_members} members",
+                code="too_many_participants",
+                field=field,
+            )
 
     async def add_members(
         self, actor: UserId, conversation_id: ConversationId, user_ids: list[uuid.UUID]
     ) -> list[UserId]:
         """Add users to a group (owner or admin only); returns those newly added."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # Under the group's lock: a demotion or a deletion committed meanwhile is seen.
+            # Under the group's lock: a demotion or a deletion committed meanwhile is seen,
+            # and two adds at once cannot both pass the limit.
             await require_role(conn, actor, conversation_id, "manager")
             await self._require_users(conn, user_ids, "user_ids")
             count = await conn.fetchval(
@@ -404,11 +415,7 @@ class Conversations:
                 conversation_id,
                 user_ids,
             )
-            if count + len(added) > MAX_GROUP_MEMBERS:
-                raise ValidationFailed(
-                    f"a group has at most {MAX_GROUP_MEMBERS} members",
-                    code="too_many_participants", field="user_ids",
-                )  # fmt: skip
+            self._require_room(count + len(added), "user_ids")
         return [UserId(row["user_id"]) for row in added]
 
     async def manages(self, conversation_id: ConversationId, user: UserId) -> bool:
@@ -606,6 +613,11 @@ class Conversations:
         rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::uuid[])", user_ids)
         missing = sorted(str(u) for u in set(user_ids) - {row["id"] for row in rows})
         if missing:
+            # A list of thousands is cut: the message stays readable, the first few say which.
+            shown = ", ".join(missing[:UNKNOWN_SHOWN])
+            more = (
+                f" and {len(missing) - UNKNOWN_SHOWN} more" if len(missing) > UNKNOWN_SHOWN else ""
+            )
             raise ValidationFailed(
-                f"unknown user id(s): {', '.join(missing)}", code="unknown_users", field=field
+                f"unknown user id(s): {shown}{more}", code="unknown_users", field=field
             )

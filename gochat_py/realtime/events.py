@@ -4,7 +4,7 @@ user's devices, and the one way such an announcement is published."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import Literal
 
 import msgspec
@@ -139,9 +139,14 @@ class Announcer:
     event; every process holding a socket of one of them hands it on to those of their
     sockets that asked for that event (realtime/hub.py)."""
 
-    def __init__(self, redis: Redis, partitions: int) -> None:
+    def __init__(
+        self, redis: Redis, partitions: int, addressing: envelope.Addressing | None = None
+    ) -> None:
+        """`addressing`: when an event names its recipients and when it says "routed"
+        instead (without it, events always name them)."""
         self._redis = redis
         self._partitions = partitions
+        self._addressing = addressing or envelope.Addressing(named_max=None)
         # One event for many users (a presence change to every watcher) is many PUBLISHes
         # on as many channels: concurrent calls go out in one batch.
         self._pipeliner = Pipeliner(redis)
@@ -167,8 +172,14 @@ class Announcer:
         )
 
     async def to_members(
-        self, conversation_id: ConversationId, recipients: Iterable[UserId], event: Event
+        self,
+        conversation_id: ConversationId,
+        members: Collection[UserId],
+        event: Event,
+        *,
+        excluding: Collection[UserId] = (),
     ) -> None:
+        """Every socket that asked for the event of each of `members` but `excluding`."""
         channel = keys.conversation_channel(conversation_id, self._partitions)
-        sealed = envelope.seal(recipients, _encoder.encode(event), event.event)
-        await self._redis.publish(channel, sealed)
+        head = self._addressing.header(members, event.event, excluding=excluding)
+        await self._redis.publish(channel, head + _encoder.encode(event))

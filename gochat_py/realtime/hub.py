@@ -3,13 +3,17 @@
 A process subscribes the channel of every conversation that a user with a socket here
 belongs to, and that user's own channel (events meant for them alone), once however many
 of its holders are here, and drops it when the last of them goes. Each frame arrives once
-per process in an envelope naming its recipients (envelope.py) and goes to every local
-device of each. Joins and leaves reach every process as membership changes. After a lost
-connection the listener reconnects, subscribes every channel again and reloads the local
-users' conversations; frames published meanwhile are missed, and clients fill the gap
-from history by seq. Revoked sessions arrive on a process-wide channel too; ones announced
-while disconnected are found by asking Redis about every local session once the channel is
-subscribed again.
+per process in an envelope naming its recipients, or, in a big group, saying "routed"
+(envelope.py), and goes to every local device of each recipient: those named, or the
+local users routed to the conversation's channel. Joins and leaves reach every process as
+membership changes, and move the routes before the next pub/sub message is read; the
+system message recording a leave drops the leaver's route too, after handing it to them,
+so no frame behind it on the channel reaches them (docs/ARCHITECTURE.md, "Deliver, in big
+groups"). After a lost connection the listener reconnects, subscribes every channel
+again and reloads the local users' conversations; frames published meanwhile are missed,
+and clients fill the gap from history by seq. Revoked sessions arrive on a process-wide
+channel too; ones announced while disconnected are found by asking Redis about every local
+session once the channel is subscribed again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+)
 from typing import Any, Protocol
 
 import msgspec
@@ -32,7 +43,7 @@ from gochat_py.metrics import Metrics
 from gochat_py.realtime.membership import Membership, MembershipChange, decode_change
 from gochat_py.realtime.revocation import Revocations
 from gochat_py.redis import keys
-from gochat_py.redis.envelope import open_envelope, user_key
+from gochat_py.redis.envelope import EXCLUDED, LEAVING, ROUTED, open_envelope, user_key
 
 RECONNECT_BACKOFF_MAX = 5.0
 # A socket is accepted only once Redis has confirmed its conversations' subscriptions, so
@@ -142,16 +153,30 @@ class Hub:
         return len(self._devices)
 
     async def apply_change(self, change: MembershipChange) -> None:
-        """Route the conversation to local users who joined it; stop for those who left."""
+        """Route the conversation to local users who joined it; stop for those who left.
+        Done when the channel is subscribed (confirmed by Redis) if anyone here joined."""
+        gone, fresh, joined = self._move_routes(change)
+        await self._unsubscribe(gone)
+        await self._subscribe(fresh)
+        if joined:
+            await self._confirmed([self._channel(change.conversation_id)])
+
+    def _move_routes(self, change: MembershipChange) -> tuple[list[str], list[str], bool]:
+        """The routes a change moves, moved at once (no await): a frame that follows the
+        change on the pub/sub connection finds them moved. (Channels nobody here holds any
+        more, channels held here for the first time, whether anyone here joined.)"""
         channel = self._channel(change.conversation_id)
         gone: list[str] = []
         for user in map(user_key, change.removed):
             if channel in self._routes.get(user, ()):
                 gone += self._drop_routes(user, [channel])
-        await self._unsubscribe(gone)
+        fresh: list[str] = []
+        joined = False
         for user in map(user_key, change.added):
             if user in self._devices:
-                await self._hold(user, [channel])
+                fresh += self._add_routes(user, [channel])
+                joined = True
+        return gone, fresh, joined
 
     def _channel(self, conversation_id: ConversationId) -> str:
         return keys.conversation_channel(conversation_id, self._partitions)
@@ -321,7 +346,13 @@ class Hub:
         if channel == _REVOCATION:
             self._revocations.revoked(data.decode())
             return
-        event, recipients, frame = open_envelope(data)
+        event, names, frame = open_envelope(data)
+        recipients: Collection[bytes]
+        leaving: list[bytes] = []
+        if names[0] == ROUTED:
+            recipients, leaving = self._routed(channel, names)
+        else:
+            recipients = names
         text: str | None = None  # decoded once per published frame, shared by every socket
         delivered = 0
         last: Subscriber | None = None
@@ -341,6 +372,8 @@ class Hub:
                     if rendered is not None:
                         device.deliver(rendered)
                         delivered += 1
+        if leaving:
+            self._leave(channel.decode(), leaving)
         if delivered:
             self._metrics.deliveries.inc(delivered)
         if last is not None:
@@ -353,6 +386,29 @@ class Hub:
                     self._next_sample = now + LATENCY_SAMPLE_INTERVAL
                     last.time_delivery(sent_at)
 
+    def _routed(self, channel: bytes, names: list[bytes]) -> tuple[Collection[bytes], list[bytes]]:
+        """The local recipients of a routed envelope (envelope.py), and those of them who
+        leave with this frame."""
+        holders = self._holders.get(channel.decode(), set())
+        if len(names) == 1:
+            return holders, []
+        excluded = {name[1:] for name in names if name[:1] == EXCLUDED}
+        leaving = [name[1:] for name in names if name[:1] == LEAVING]
+        recipients = [user for user in holders if user not in excluded]
+        recipients += [user for user in leaving if user not in holders]
+        return recipients, leaving
+
+    def _leave(self, channel: str, leaving: list[bytes]) -> None:
+        """Drop the routes of members who left, the frame recording it just delivered: the
+        frames behind it on the channel are not theirs. Their process normally dropped them
+        already, at the membership change that was published before this frame."""
+        gone: list[str] = []
+        for user in leaving:
+            if channel in self._routes.get(user, ()):
+                gone += self._drop_routes(user, [channel])
+        if gone:
+            self._in_background(self._unsubscribe(gone))
+
     def _on_change(self, data: bytes) -> None:
         try:
             change = decode_change(data)
@@ -360,5 +416,12 @@ class Hub:
             logger.warning("membership_change_unreadable", size=len(data))
             return
         self._membership.invalidate(change.conversation_id)
-        if any(user_key(u) in self._devices for u in (*change.added, *change.removed)):
-            self._in_background(self.apply_change(change))
+        # Routes move here, before the next pub/sub message is read: the frames a routed
+        # envelope addresses after the change reach exactly the members after it.
+        gone, fresh, _ = self._move_routes(change)
+        if gone or fresh:
+            self._in_background(self._resubscribe(gone, fresh))
+
+    async def _resubscribe(self, gone: list[str], fresh: list[str]) -> None:
+        await self._unsubscribe(gone)
+        await self._subscribe(fresh)

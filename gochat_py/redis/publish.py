@@ -73,13 +73,18 @@ class Publisher:
         highest_persisted_seq: Callable[[ConversationId], Awaitable[int]],
         *,
         recent_max: int,
+        addressing: envelope.Addressing | None = None,
     ) -> None:
-        """`recent_max`: the entries a conversation's recent cache may hold (RECENT_CACHE_MAX)."""
+        """`recent_max`: the entries a conversation's recent cache may hold (RECENT_CACHE_MAX);
+        `addressing`: when a frame names its recipients and when it says "routed" instead
+        (without it, frames always name them)."""
         self._partitions = partitions
+        self._addressing = addressing or envelope.Addressing(named_max=None)
         self._recent_max = recent_max
         self._send = LuaScript(redis, _SEND, Pipeliner(redis))
         self._highest_persisted_seq = highest_persisted_seq
         self._headers: dict[tuple[frozenset[UserId], str | None], bytes] = {}
+        self._routed: dict[str | None, bytes] = {}
         self._names: dict[ConversationId, tuple[str, str, str, str, str, str]] = {}
 
     async def send(
@@ -95,10 +100,11 @@ class Publisher:
         system: SystemEvent | None = None,
         reply_to: Quote | None = None,
         mentions: list[uuid.UUID] | None = None,
+        leaving: frozenset[UserId] = frozenset(),
     ) -> Sent:
         """`message_id`: the id to give the message, when the caller needs to know it
         before the message is published; by default a new one. With `system`, a system
-        message."""
+        message; `leaving`: those who just left, who get it too and nothing after it."""
         now_ms = times.now_ms()
         draft = Message(
             id=message_id or uuid7(now_ms),
@@ -119,7 +125,9 @@ class Publisher:
             idempotency = keys.idempotency(
                 conversation_id, self._partitions, sender_id, client_msg_id
             )
-        status, reply = await self._append(conversation_id, members, draft, None, idempotency)
+        status, reply = await self._append(
+            conversation_id, members, draft, None, idempotency, leaving
+        )
         if status == 0:
             assert isinstance(reply, bytes)
             return Sent(message=messages.decode(reply), duplicate=True)
@@ -141,6 +149,7 @@ class Publisher:
         entry: LogEntry,
         event: str | None,
         idempotency: str,
+        leaving: frozenset[UserId] = frozenset(),
     ) -> tuple[int, bytes | int]:
         """(1, the seq taken) or, for a repeated idempotency key, (0, the first payload)."""
         sequence, recent, changes, stream, channel, held = self._names_of(conversation_id)
@@ -151,7 +160,7 @@ class Publisher:
             messages.encode_without_seq(entry),
             IDEMPOTENCY_TTL if idempotency else "",
         ]
-        tail: list[bytes | str | int] = [channel, self._header(members, event)]
+        tail: list[bytes | str | int] = [channel, self._header(members, event, leaving)]
         status, *rest = await self._send(
             keys=script_keys, args=[*head, self._recent_max, "", *tail]
         )
@@ -170,7 +179,18 @@ class Publisher:
             )
         return int(status), rest[0]
 
-    def _header(self, members: frozenset[UserId], event: str | None) -> bytes:
+    def _header(
+        self, members: frozenset[UserId], event: str | None, leaving: frozenset[UserId]
+    ) -> bytes:
+        if leaving:
+            return self._addressing.header(members, event, leaving=leaving)
+        if self._addressing.routes(members):
+            # A big group's header is the same few bytes whoever is in it: cached by event
+            # alone, so no member set is hashed, and a membership change costs nothing here.
+            header = self._routed.get(event)
+            if header is None:
+                header = self._routed[event] = envelope.routed_header(event)
+            return header
         # The membership cache hands out the same frozenset each time: its hash is cached
         # and equality is identity, so this lookup costs one dict probe.
         header = self._headers.get((members, event))

@@ -40,8 +40,13 @@ class MarkRead(msgspec.Struct, frozen=True):
     seq: Seq
 
 
+# Ids one request may add: one INSERT and one announcement each, and the body stays ~40 KB;
+# a bigger group is built in a few calls (creation takes up to GROUP_MAX_MEMBERS at once).
+ADD_MEMBERS_MAX = 1000
+
+
 class AddMembers(msgspec.Struct, frozen=True):
-    user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=256)]
+    user_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=ADD_MEMBERS_MAX)]
 
 
 class RoleChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

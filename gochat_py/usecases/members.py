@@ -19,7 +19,7 @@ import uuid
 from gochat_py.errors import NotFound, ValidationFailed
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.notifications import ConversationNotice
-from gochat_py.postgres.conversations import MAX_GROUP_MEMBERS, Conversations, CreateConversation
+from gochat_py.postgres.conversations import Conversations, CreateConversation
 from gochat_py.postgres.groups import Groups
 from gochat_py.postgres.users import Users
 from gochat_py.realtime.membership import Membership, MembershipChange
@@ -113,9 +113,9 @@ class Members:
                 f"{field} lists an email twice", code="duplicate_participants", field=field
             )
         # Checked before the lookup, so no request makes one query of thousands of emails.
-        if len(lowered) > MAX_GROUP_MEMBERS:
+        if len(lowered) > (limit := self._conversations.group_max_members):
             raise ValidationFailed(
-                f"a group has at most {MAX_GROUP_MEMBERS} members",
+                f"a group has at most {limit} members",
                 code="too_many_participants",
                 field=field,
             )

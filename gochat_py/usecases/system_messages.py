@@ -45,7 +45,7 @@ class SystemMessages:
         content = describe(
             action, actor_name, [names.get(t, "someone") for t in targets], name, role
         )
-        members = await self._membership.members(conversation_id) | frozenset(leaving)
+        members = await self._membership.members(conversation_id)
         event = SystemEvent(
             action=action,
             actor_id=actor,
@@ -54,7 +54,14 @@ class SystemMessages:
             role=role,
         )
         sent = await self._publisher.send(
-            conversation_id, members, actor, actor_name, content, None, system=event
+            conversation_id,
+            members,
+            actor,
+            actor_name,
+            content,
+            None,
+            system=event,
+            leaving=frozenset(leaving),
         )
         return sent.message
 

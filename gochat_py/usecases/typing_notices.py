@@ -17,5 +17,4 @@ class TypingNotices:
         may not write there now; the typist's own devices are not told."""
         members = await self._membership.require_sender(conversation_id, user)
         event = TypingEvent(conversation_id=conversation_id, user_id=user, username=username)
-        others = [m for m in members if m != user]
-        await self._announcer.to_members(conversation_id, others, event)
+        await self._announcer.to_members(conversation_id, members, event, excluding=[user])

@@ -5,16 +5,22 @@ import uuid
 from gochat_py.ids import UserId, uuid7
 from gochat_py.redis.envelope import (
     EVENT_SEPARATOR,
+    EXCLUDED,
     ID_SEPARATOR,
+    LEAVING,
+    ROUTED,
     SEPARATOR,
+    Addressing,
     header,
     open_envelope,
+    routed_header,
     seal,
     user_key,
 )
 
 ALICE = UserId(uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000001"))
 BOB = UserId(uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000002"))
+CAROL = UserId(uuid.UUID("0192f0c8-7b3a-7c4e-9a1b-000000000003"))
 FRAME = b'{"id":"m1","content":"hi, all\\nsecond line","seq":1}'
 
 
@@ -83,3 +89,40 @@ def test_a_bar_inside_the_frame_is_not_taken_for_an_event_name() -> None:
     frame = b'{"content":"a|b\nc|d"}'
     assert open_envelope(seal([ALICE], frame)) == (None, [user_key(ALICE)], frame)
     assert open_envelope(seal([ALICE], frame, event="read")) == ("read", [user_key(ALICE)], frame)
+
+
+def test_a_routed_envelope_names_no_member_only_its_marks() -> None:
+    assert routed_header() == ROUTED + SEPARATOR
+    sealed = routed_header("typing", leaving=[ALICE], excluding=[BOB]) + FRAME
+    assert open_envelope(sealed) == (
+        "typing",
+        [ROUTED, LEAVING + user_key(ALICE), EXCLUDED + user_key(BOB)],
+        FRAME,
+    )
+
+
+def test_no_mark_is_ever_inside_a_user_key() -> None:
+    for user in [*(uuid.uuid4() for _ in range(500)), *(uuid7() for _ in range(500))]:
+        key = user_key(UserId(user))
+        assert ROUTED not in key and LEAVING not in key and EXCLUDED not in key
+
+
+def test_addressing_names_up_to_its_threshold_and_routes_above() -> None:
+    addressing = Addressing(named_max=2)
+    assert addressing.header([ALICE, BOB]) == header([ALICE, BOB])
+    assert addressing.header([ALICE, BOB, CAROL]) == routed_header()
+    assert not Addressing(named_max=None).routes([ALICE, BOB, CAROL])
+
+
+def test_named_addressing_adds_the_leaving_and_drops_the_excluded() -> None:
+    addressing = Addressing(named_max=5)
+    _, names, _ = open_envelope(addressing.header([ALICE], leaving=[BOB]) + FRAME)
+    assert sorted(names) == sorted([user_key(ALICE), user_key(BOB)])
+    _, names, _ = open_envelope(addressing.header([ALICE, BOB], excluding=[ALICE]) + FRAME)
+    assert names == [user_key(BOB)]
+
+
+def test_routed_addressing_carries_the_leaving_and_excluded_as_marks() -> None:
+    addressing = Addressing(named_max=1)
+    head = addressing.header([ALICE, CAROL], "typing", excluding=[ALICE])
+    assert head == routed_header("typing", excluding=[ALICE])

@@ -48,6 +48,8 @@ def test_defaults_follow_the_gochat_readme() -> None:
         ("DB_POOL_MAX", "many", "DB_POOL_MAX"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe", "WS_PER_MESSAGE_DEFLATE"),
         ("RECENT_CACHE_MAX", "0", "RECENT_CACHE_MAX"),
+        ("GROUP_MAX_MEMBERS", "0", "GROUP_MAX_MEMBERS"),
+        ("ENVELOPE_NAMED_MAX", "lots", "ENVELOPE_NAMED_MAX"),
         ("BROADCAST_RATE", "3", "BROADCAST_RATE"),
         ("BROADCAST_RATE", "0/1m", "BROADCAST_RATE"),
         ("BROADCAST_RATE", "3/", "BROADCAST_RATE"),

@@ -26,6 +26,9 @@ from tests.harness import PASSWORD, ServerProcess, bearer, server_environment, u
 
 # Examples per fuzzed operation or frame family: small in `make test`, `make fuzz` raises it.
 EXAMPLES = int(os.environ.get("GOCHAT_FUZZ_EXAMPLES", "25"))
+# The REST fuzzers draw for every operation, twice over (valid and invalid input), for each of
+# three callers: in `make test` fewer per operation keeps them to a fraction of the suite.
+REST_EXAMPLES = int(os.environ.get("GOCHAT_FUZZ_EXAMPLES", "10"))
 # `make test` draws the same examples every run, so a failure there reproduces; `make fuzz`
 # sets GOCHAT_FUZZ_RANDOM=1 to explore new ones each run.
 DERANDOMIZE = os.environ.get("GOCHAT_FUZZ_RANDOM", "") != "1"

@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.conftest import (
+    REST_EXAMPLES,
     LiveServer,
     fuzz_settings,
     is_uuid,
@@ -128,7 +129,7 @@ def fuzz_every_operation(
         for mode in modes:
             cases = operation.as_strategy(generation_mode=mode, headers=headers, cookies=cookies)
 
-            @fuzz_settings()
+            @fuzz_settings(REST_EXAMPLES)
             @given(case=cases)
             def conforms(case: schemathesis.Case) -> None:
                 case.call_and_validate(checks=CHECKS)

@@ -21,6 +21,7 @@ from tests.harness import (
     connect,
     create_direct,
     create_group,
+    poll_until,
     redis_commands_during,
     register,
     ws_url,
@@ -142,8 +143,14 @@ async def test_a_policy_set_with_patch_users_me_is_enforced_at_once_on_every_ser
             f"{API}/users/me", json={"dm_policy": "contacts"}, headers=bearer(picky["tokens"])
         )
         assert changed.status_code == 200, changed.text
-        reply = await say(ws, direct["id"], "now?")
-        assert reply.get("code") == "not_a_contact", reply
+
+        # Every process forgets the pair's permission when the change reaches it over
+        # pub/sub, which may come a moment after the PATCH's answer reaches this client.
+        async def refused() -> dict[str, Any] | None:
+            reply = await say(ws, direct["id"], "now?")
+            return reply if reply.get("code") == "not_a_contact" else None
+
+        await poll_until(refused, timeout=2, what="the other server to refuse the send")
         await one.patch(
             f"{API}/users/me", json={"dm_policy": "everyone"}, headers=bearer(picky["tokens"])
         )

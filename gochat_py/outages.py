@@ -13,6 +13,9 @@ POSTGRES_DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    # A connection PostgreSQL dropped mid-operation can leave asyncpg's protocol state
+    # confused ("another operation is in progress"): seen when it shuts down under traffic.
+    asyncpg.InternalClientError,
     OSError,  # refused, reset, unreachable; TimeoutError is one too
 )
 DEPENDENCY_DOWN = (*REDIS_DOWN, *POSTGRES_DOWN)

@@ -20,6 +20,7 @@ from tests.browser.test_webclient import (
     assert_no_empty_or_duplicate_bubbles,
     bubbles,
     log_in_in_ui,
+    member_action,
     open_client,
     send,
 )
@@ -215,7 +216,7 @@ async def test_a_group_shows_joins_and_leaves_as_lines_and_its_owner_deletes_any
     await expect(bob_page.locator(".chat-subtitle")).to_contain_text("3 members")
     await send(alice_page, "Welcome Carol!")
     await alice_page.click("[data-action=members]")
-    await alice_page.locator(".member", has_text=carol_name).get_by_role("button").click()
+    await member_action(alice_page, carol_name, "remove-member")
     await expect(alice_page.locator(".member-list .member-name")).to_have_count(2)
     await alice_page.keyboard.press("Escape")
     removed = f"{alice_name} removed {carol_name}"
@@ -403,29 +404,47 @@ async def test_a_reconnect_the_server_cannot_replay_is_filled_from_history(
         alice = await register(client)
         bob = await register(client, bob_name)
         direct = await create_direct(client, alice["tokens"], bob["user"]["id"])
-        await post(client, alice["tokens"], direct["id"], "hello")
+        hello = await post(client, alice["tokens"], direct["id"], "hello")
+        typo = await post(client, alice["tokens"], direct["id"], "helo")
         page = await open_client(context, base_url, errors)
         log = SocketLog(page)
         page.on("request", lambda request: requests.append(request.url))
         await log_in_in_ui(page, bob_name)
         await page.click(".conversation")
-        await expect(bubbles(page)).to_have_text(["hello"])
+        await expect(bubbles(page)).to_have_text(["hello", "helo"])
 
+        # Offline while Alice writes twelve messages, then edits and deletes the two Bob
+        # held: changes of messages older than his position, which no page after it shows.
         await context.set_offline(True)
         await expect(page.locator(".status-pill")).to_have_attribute("data-status", "offline")
         missed = [f"missed {i}" for i in range(1, 13)]
         for text in missed:
             await post(client, alice["tokens"], direct["id"], text)
+        response = await client.patch(
+            f"/api/v1/conversations/{direct['id']}/messages/{hello['id']}",
+            json={"content": "hello again"},
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 200, response.text
+        response = await client.delete(
+            f"/api/v1/conversations/{direct['id']}/messages/{typo['id']}",
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 204, response.text
         await context.set_offline(False)
-        await expect(bubbles(page)).to_have_text(["hello", *missed])
+        tombstone = "This message was deleted"
+        await expect(bubbles(page)).to_have_text(["hello again", tombstone, *missed])
+        await expect(bubble(page, "hello again").locator(".edited")).to_be_visible()
         # Live traffic after the seam comes once, after what was fetched.
         await post(client, alice["tokens"], direct["id"], "after")
-        await expect(bubbles(page)).to_have_text(["hello", *missed, "after"])
+        await expect(bubbles(page)).to_have_text(["hello again", tombstone, *missed, "after"])
         await assert_no_empty_or_duplicate_bubbles(page)
         await screenshot(page, "filled-from-history")
     resumed = log.received_events("resumed")[-1]
     assert [c["recovered"] for c in resumed["conversations"]] == [False]
-    assert [url for url in history_catch_ups(requests) if "after_seq=1" in url]
+    # The messages held were read again, newest first, down to the oldest held.
+    reread = [url for url in requests if f"/conversations/{direct['id']}/messages?limit=100" in url]
+    assert len(reread) == 1, requests
     await context.close()
     assert errors == []
 

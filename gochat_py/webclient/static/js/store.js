@@ -63,6 +63,14 @@ export class Thread {
     return true;
   }
 
+  // Messages older than `seq` leave (the refetch after a gap could not reach them).
+  dropBefore(seq) {
+    const kept = this.ordered.findIndex((m) => m.seq >= seq);
+    const dropped = kept < 0 ? this.ordered : this.ordered.slice(0, kept);
+    for (const m of dropped) this.byId.delete(m.id);
+    this.ordered = kept < 0 ? [] : this.ordered.slice(kept);
+  }
+
   replace(held, message) {
     this.byId.set(message.id, message);
     this.ordered[this.ordered.indexOf(held)] = message;
@@ -87,6 +95,10 @@ class Store {
     this.typing = new Map(); // conversation id → Map(user id → {username, until})
     this.readBy = new Map(); // conversation id → Map(user id → seq)
     this.deliveredTo = new Map(); // conversation id → Map(user id → seq)
+    // Conversations I lost while the page had them: deleted, left, removed from. id →
+    // {name, how: "deleted" | "removed" | "left" | "unavailable", by: a username or null},
+    // for the notice that takes the timeline's place.
+    this.gone = new Map();
     this.activeId = null;
     this.listeners = new Map();
     this.clearPeople();
@@ -123,6 +135,7 @@ class Store {
     this.typing.clear();
     this.readBy.clear();
     this.deliveredTo.clear();
+    this.gone.clear();
     this.activeId = null;
     this.listeners.clear();
     this.clearPeople();
@@ -148,12 +161,29 @@ class Store {
       if (known && known.seq > (c.last_message?.seq ?? 0)) this.noteMessage(c, known);
     }
     this.conversations = fresh;
+    for (const id of fresh.keys()) this.gone.delete(id);
     this.emit("conversations");
   }
 
   upsertConversation(conversation) {
     const known = this.conversations.get(conversation.id);
     this.conversations.set(conversation.id, { ...known, ...conversation });
+    this.gone.delete(conversation.id);
+    this.emit("conversations");
+  }
+
+  // A conversation I can no longer see: out of the list, its messages and marks dropped
+  // (a resume names it no more), `gone` saying why for whoever has it open.
+  forget(id, how, by = null) {
+    const conversation = this.conversations.get(id);
+    if (!conversation && !this.threads.has(id)) return;
+    const name = conversation ? this.displayName(conversation) : (this.gone.get(id)?.name ?? "");
+    this.gone.set(id, { name, how, by });
+    this.conversations.delete(id);
+    this.threads.delete(id);
+    this.typing.delete(id);
+    this.readBy.delete(id);
+    this.deliveredTo.delete(id);
     this.emit("conversations");
   }
 
@@ -201,11 +231,16 @@ class Store {
     return conversation.participants.find((p) => p.id !== this.me?.id)?.id ?? conversation.id;
   }
 
+  // My role in a conversation: "owner", "admin" or "member" (null: not a member).
+  myRole(conversation) {
+    return conversation?.participants.find((p) => p.id === this.me?.id)?.role ?? null;
+  }
+
   // Whether I may delete this message: mine, or anyone's in a group I own or administer.
   canDelete(conversation, message) {
     if (message.sender_id === this.me?.id) return true;
     if (conversation.type !== "group") return false;
-    const role = conversation.participants.find((p) => p.id === this.me?.id)?.role;
+    const role = this.myRole(conversation);
     return role === "owner" || role === "admin";
   }
 

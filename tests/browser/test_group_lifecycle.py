@@ -153,3 +153,45 @@ async def test_a_group_lost_while_offline_is_dropped_when_the_resume_no_longer_f
     await expect(page.locator(".conversation")).to_have_count(0)
     await screenshot(page, "gone-after-resume")
     assert errors == []
+
+
+async def test_a_member_removed_or_leaving_loses_the_group_at_once(
+    base_url: str, contexts: list[BrowserContext], screenshot: Screenshot
+) -> None:
+    alice_name, bob_name, carol_name = (unique_name(n) for n in ("alice", "bob", "carol"))
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        alice = await register(client, alice_name)
+        bob = await register(client, bob_name)
+        carol = await register(client, carol_name)
+        group = await create_group(
+            client, alice["tokens"], "Choir", [bob["user"]["id"], carol["user"]["id"]]
+        )
+        bob_page = await open_client(contexts[0], base_url, errors)
+        await log_in_in_ui(bob_page, bob_name)
+        carol_page = await open_client(contexts[1], base_url, errors)
+        await log_in_in_ui(carol_page, carol_name)
+        for page in (bob_page, carol_page):
+            await page.click(f".conversation[data-id='{group['id']}']")
+            await expect(page.locator(".message-list .system")).to_have_count(1)
+
+        # Alice removes Carol: Carol's open chat gives way to a notice saying who did it.
+        response = await client.delete(
+            f"/api/v1/conversations/{group['id']}/members/{carol['user']['id']}",
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 204, response.text
+    await expect(carol_page.locator(".chat-gone .gone-title")).to_have_text(
+        f"{alice_name} removed you from this group"
+    )
+    await expect(carol_page.locator(".conversation")).to_have_count(0)
+    await screenshot(carol_page, "carol-removed")
+
+    # Bob leaves, after a confirmation: the group is gone from his list.
+    await bob_page.click("[data-action=info]")
+    await bob_page.click(".group-info [data-action=leave-group]")
+    await expect(bob_page.locator("dialog.confirm")).to_contain_text("stop getting its messages")
+    await confirm(bob_page)
+    await expect(bob_page.locator(".chat-placeholder")).to_be_visible()
+    await expect(bob_page.locator(".conversation")).to_have_count(0)
+    assert errors == []

@@ -1,5 +1,5 @@
 // The members of a conversation: who is in it, with the owner's and admins' badges, and
-// what I may do to each from a row's menu (the owner: make admin or member, make owner;
+// what I may do to each from a row's `⋮` (the owner: make admin or member, make owner;
 // the owner or an admin: remove), and, for a group's managers, adding people by user id.
 // The group info panel shows it; a direct conversation's panel shows it alone.
 import * as api from "../api.js";
@@ -27,6 +27,9 @@ export function createMemberList(id, { say }) {
     h("button", { class: "button primary", type: "submit", text: "Add" }),
   );
   const node = h("div", { class: "members" }, list, addForm);
+  // The member whose actions are shown, under their row: in the flow of the list, so a
+  // scrolling panel never clips them.
+  let openFor = null;
 
   function draw() {
     const c = store.conversations.get(id);
@@ -36,11 +39,7 @@ export function createMemberList(id, { say }) {
     const ordered = [...c.participants].sort(
       (a, b) => RANK[a.role] - RANK[b.role] || store.nameOf(a).localeCompare(store.nameOf(b)),
     );
-    // A redraw (any change to the conversation) keeps the row menu that was open.
-    const openFor = list.querySelector("details.menu[open]")?.closest(".member")?.dataset.userId;
     replaceChildren(list, ordered.map((p) => row(c, p, mine)));
-    const menu = openFor && list.querySelector(`.member[data-user-id="${CSS.escape(openFor)}"] details.menu`);
-    if (menu) menu.open = true;
   }
 
   function row(c, p, mine) {
@@ -59,20 +58,25 @@ export function createMemberList(id, { say }) {
       BADGES[p.role] ? h("span", { class: `role role-${p.role}`, text: BADGES[p.role] }) : null,
       actions.length
         ? h(
-            "details",
-            { class: "menu" },
-            h("summary", { class: "icon-button", "aria-label": `More for ${p.username}`, title: "More", "data-action": "member-menu" }, icon("more", 18)),
-            h("div", { class: "menu-items" }, actions),
+            "button",
+            { class: "icon-button", type: "button", "aria-label": `More for ${p.username}`, "aria-expanded": String(openFor === p.id), title: "More", "data-action": "member-menu", onclick: () => toggle(p.id) },
+            icon("more", 18),
           )
         : null,
+      actions.length && openFor === p.id ? h("div", { class: "member-actions" }, actions) : null,
     );
+  }
+
+  function toggle(userId) {
+    openFor = openFor === userId ? null : userId;
+    draw();
   }
 
   // What I may do to member `p`: the server would refuse anything else.
   function actionsOn(c, p, mine) {
     if (p.id === store.me.id || p.role === "owner" || !MANAGERS.has(mine)) return [];
     const item = (action, label, run, danger = false) =>
-      h("button", { class: `button${danger ? " danger" : ""}`, type: "button", "data-action": action, text: label, onclick: () => act(run) });
+      h("button", { class: `button small${danger ? " danger" : ""}`, type: "button", "data-action": action, text: label, onclick: () => act(run) });
     const items = [];
     if (mine === "owner") {
       items.push(
@@ -99,7 +103,8 @@ export function createMemberList(id, { say }) {
   // Runs a change; a refusal is said in words, naming the member it was about.
   async function act(run) {
     say("");
-    for (const open of list.querySelectorAll("details.menu[open]")) open.open = false;
+    openFor = null;
+    draw();
     try {
       await run();
     } catch (error) {
@@ -121,10 +126,6 @@ export function createMemberList(id, { say }) {
     });
   }
 
-  // Clicking outside an open row menu closes it.
-  node.addEventListener("click", (event) => {
-    for (const open of list.querySelectorAll("details.menu[open]")) if (!open.contains(event.target)) open.open = false;
-  });
   draw();
   return { node, draw };
 }

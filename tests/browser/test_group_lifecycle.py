@@ -19,6 +19,17 @@ def member_row(page: Page, user_id: str) -> Locator:
     return page.locator(f".group-info .member[data-user-id='{user_id}']")
 
 
+async def open_group(
+    context: BrowserContext, base_url: str, name: str, errors: list[str], group_id: str
+) -> Page:
+    """The client of user `name`, logged in, with the group open (its history loaded)."""
+    page = await open_client(context, base_url, errors)
+    await log_in_in_ui(page, name)
+    await page.click(f".conversation[data-id='{group_id}']")
+    await expect(page.locator(".message-list .system")).not_to_have_count(0)
+    return page
+
+
 async def confirm(page: Page) -> None:
     """Say yes to the confirmation asked."""
     await page.click("dialog.confirm [data-action=confirm]")
@@ -34,12 +45,9 @@ async def test_owner_changes_reach_the_other_member_live_and_a_deleted_group_is_
         bob = await register(client, bob_name)
         group = await create_group(client, alice["tokens"], "Book club", [bob["user"]["id"]])
     alice_id, bob_id = alice["user"]["id"], bob["user"]["id"]
-    alice_page = await open_client(contexts[0], base_url, errors)
-    await log_in_in_ui(alice_page, alice_name)
-    bob_page = await open_client(contexts[1], base_url, errors)
-    await log_in_in_ui(bob_page, bob_name)
+    alice_page = await open_group(contexts[0], base_url, alice_name, errors, group["id"])
+    bob_page = await open_group(contexts[1], base_url, bob_name, errors, group["id"])
     for page in (alice_page, bob_page):
-        await page.click(f".conversation[data-id='{group['id']}']")
         await page.click("[data-action=info]")
         await expect(page.locator(".group-info .group-name")).to_have_text("Book club")
 
@@ -132,10 +140,7 @@ async def test_a_group_lost_while_offline_is_dropped_when_the_resume_no_longer_f
         alice = await register(client)
         bob = await register(client, bob_name)
         group = await create_group(client, alice["tokens"], "Hiking", [bob["user"]["id"]])
-        page = await open_client(contexts[0], base_url, errors)
-        await log_in_in_ui(page, bob_name)
-        await page.click(f".conversation[data-id='{group['id']}']")
-        await expect(page.locator(".message-list .system")).to_have_count(1)
+        page = await open_group(contexts[0], base_url, bob_name, errors, group["id"])
 
         # Alice removes Bob while his page is offline: he misses the line that says so.
         await contexts[0].set_offline(True)
@@ -167,13 +172,8 @@ async def test_a_member_removed_or_leaving_loses_the_group_at_once(
         group = await create_group(
             client, alice["tokens"], "Choir", [bob["user"]["id"], carol["user"]["id"]]
         )
-        bob_page = await open_client(contexts[0], base_url, errors)
-        await log_in_in_ui(bob_page, bob_name)
-        carol_page = await open_client(contexts[1], base_url, errors)
-        await log_in_in_ui(carol_page, carol_name)
-        for page in (bob_page, carol_page):
-            await page.click(f".conversation[data-id='{group['id']}']")
-            await expect(page.locator(".message-list .system")).to_have_count(1)
+        bob_page = await open_group(contexts[0], base_url, bob_name, errors, group["id"])
+        carol_page = await open_group(contexts[1], base_url, carol_name, errors, group["id"])
 
         # Alice removes Carol: Carol's open chat gives way to a notice saying who did it.
         response = await client.delete(

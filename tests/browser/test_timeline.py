@@ -1,18 +1,21 @@
 """The conversation's log in the web client, in Chromium: edits and deletes reach the other
 person's screen (and a refused one is said in words), a group's joins and leaves are lines
 of its timeline, my messages tick once when sent, twice when delivered and light up when
-read, a reconnect resumes from the last seq held with nothing missing or doubled, and a
-reply quotes its original while a mention lights up and rings the bell."""
+read, a reconnect resumes from the last seq held with nothing missing or doubled (and one
+it cannot replay reads the held messages again, their edits and deletes with them), an
+edit that overtakes the first history page still shows, and a reply quotes its original
+while a mention lights up and rings the bell."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from playwright.async_api import BrowserContext, Locator, Page, WebSocket, expect
+from playwright.async_api import BrowserContext, Locator, Page, Route, WebSocket, expect
 
 from gochat_py.settings import load_settings
 from tests.browser.conftest import Screenshot, new_context
@@ -503,4 +506,45 @@ async def test_a_reply_quotes_its_original_and_a_mention_lights_up_and_rings_the
     await screenshot(alice_page, "alice-mention-notification")
     await item.click()
     await expect(alice_page.locator(".chat-title")).to_have_text("Climbing")
+    assert errors == []
+
+
+async def test_an_edit_that_overtakes_the_first_history_page_is_not_lost(
+    base_url: str, contexts: list[BrowserContext]
+) -> None:
+    bob_name = unique_name("bob")
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        alice = await register(client)
+        bob = await register(client, bob_name)
+        direct = await create_direct(client, alice["tokens"], bob["user"]["id"])
+        first = await post(client, alice["tokens"], direct["id"], "See you at 5")
+        page = await open_client(contexts[0], base_url, errors)
+        log = SocketLog(page)
+        await log_in_in_ui(page, bob_name)
+
+        # The first page is read before Alice's edit and reaches Bob's page after it.
+        edit_seen = asyncio.Event()
+
+        async def late_page(route: Route) -> None:
+            response = await route.fetch()
+            await edit_seen.wait()
+            await route.fulfill(response=response)
+
+        await page.route(f"**/conversations/{direct['id']}/messages?limit=*", late_page)
+        await page.click(".conversation")
+        response = await client.patch(
+            f"/api/v1/conversations/{direct['id']}/messages/{first['id']}",
+            json={"content": "See you at 6"},
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 200, response.text
+
+        async def edits_received() -> list[dict[str, Any]]:
+            return log.received_events("message_updated")
+
+        await poll_until(edits_received, what="message_updated")
+        edit_seen.set()
+    await expect(bubbles(page)).to_have_text(["See you at 6"])
+    await expect(bubble(page, "See you at 6").locator(".edited")).to_be_visible()
     assert errors == []

@@ -5,6 +5,10 @@
 // people around me: who is online, my contacts, friend requests, blocks, notifications.
 // Views subscribe to the topics they draw and redraw when one changes.
 
+// Changes of messages a thread does not hold are kept this many at most, the newest: a page
+// on its way when they came is a matter of seconds and a few changes.
+const UNHELD_CHANGES_MAX = 200;
+
 export class Thread {
   constructor() {
     this.byId = new Map();
@@ -20,6 +24,9 @@ export class Thread {
     // Where a hole being filled from history starts (null: no hole): up to there the
     // thread is whole, and that is what resume and `received` may claim.
     this.holeAfter = null;
+    // Edits and deletes of messages not held yet, as they left them (message id → the
+    // message): a page already on its way may bring the message as it read before.
+    this.unheldChanges = new Map();
   }
 
   get heldThrough() {
@@ -38,6 +45,11 @@ export class Thread {
   // when this copy is the later word on it (the server's copy of my own acknowledged send,
   // or an edit or delete a history page shows).
   add(message) {
+    const changed = this.unheldChanges.get(message.id);
+    if (changed) {
+      this.unheldChanges.delete(message.id);
+      if (supersedes(changed, message)) message = changed;
+    }
     if (message.client_msg_id) this.pending.delete(message.client_msg_id);
     this.position = Math.max(this.position, message.seq);
     const held = this.byId.get(message.id);
@@ -54,11 +66,18 @@ export class Thread {
   }
 
   // An edit or a delete (`message_updated`, `message_deleted`) at its own seq. True when it
-  // changed what is held; a message not held (not loaded yet) comes as it reads now later.
+  // changed what is held; a message not held (not loaded yet) is kept changed for when it
+  // comes.
   change(frame) {
     this.position = Math.max(this.position, frame.seq);
     const held = this.byId.get(frame.message.id);
-    if (!held || !supersedes(frame.message, held)) return false;
+    if (!held) {
+      this.unheldChanges.delete(frame.message.id);
+      this.unheldChanges.set(frame.message.id, frame.message);
+      if (this.unheldChanges.size > UNHELD_CHANGES_MAX) this.unheldChanges.delete(this.unheldChanges.keys().next().value);
+      return false;
+    }
+    if (!supersedes(frame.message, held)) return false;
     this.replace(held, frame.message);
     return true;
   }

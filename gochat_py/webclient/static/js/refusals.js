@@ -1,5 +1,6 @@
 // The server's refusals about people and groups, in words a reader understands: the codes
 // come from REST errors and from the socket's error frames (docs/websocket.md).
+import { ApiError } from "./api.js";
 const TEXT = {
   blocked: (name) => `You can't message ${name}: one of you has blocked the other.`,
   not_a_contact: (name) => `${name} only takes messages from contacts. Send a contact request first.`,
@@ -23,6 +24,13 @@ const TEXT = {
 
 export function refusal(code, name = "This person", fallback = "Something went wrong") {
   return TEXT[code]?.(name) ?? fallback;
+}
+
+// A failed request in words: the server's refusal (`texts` first, then the common ones,
+// then the server's own message), or that the server could not be reached.
+export function failureInWords(error, name, texts = {}) {
+  if (!(error instanceof ApiError)) return "Could not reach the server. Try again.";
+  return texts[error.code] ?? refusal(error.code, name, error.message);
 }
 
 export const isPeopleRefusal = (code) => code === "blocked" || code === "not_a_contact";

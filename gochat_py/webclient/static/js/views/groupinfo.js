@@ -7,9 +7,10 @@ import { h, replaceChildren } from "../dom.js";
 import { avatar } from "../format.js";
 import * as groups from "../groups.js";
 import { icon } from "../icons.js";
+import { failureInWords } from "../refusals.js";
 import { store } from "../store.js";
 import { confirmAction } from "./confirm.js";
-import { createMemberList, inWords } from "./members.js";
+import { createMemberList } from "./members.js";
 
 const MANAGERS = new Set(["owner", "admin"]);
 // The server's bounds (postgres/conversations.py GroupName, Description).
@@ -142,7 +143,7 @@ export function openGroupInfo(id, { onGone }) {
       // The other field may have been opened meanwhile: it stays open.
       if (editing === field) stop();
     } catch (e) {
-      say(inWords(e));
+      say(failureInWords(e));
     }
   }
 
@@ -155,7 +156,7 @@ export function openGroupInfo(id, { onGone }) {
       dialog.close();
       onGone(id);
     } catch (e) {
-      say(inWords(e));
+      say(failureInWords(e));
     }
   }
 

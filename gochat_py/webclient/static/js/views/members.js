@@ -7,7 +7,7 @@ import { h, replaceChildren } from "../dom.js";
 import { avatar } from "../format.js";
 import * as groups from "../groups.js";
 import { icon } from "../icons.js";
-import { refusal } from "../refusals.js";
+import { failureInWords } from "../refusals.js";
 import { store } from "../store.js";
 import { confirmAction } from "./confirm.js";
 
@@ -108,7 +108,7 @@ export function createMemberList(id, { say }) {
     try {
       await run();
     } catch (error) {
-      say(inWords(error));
+      say(failureInWords(error, "That person"));
     }
   }
 
@@ -130,10 +130,6 @@ export function createMemberList(id, { say }) {
   return { node, draw };
 }
 
-export function inWords(error, name = "That person") {
-  if (!(error instanceof api.ApiError)) return "Could not reach the server. Try again.";
-  return refusal(error.code, name, error.message);
-}
 
 // The members panel of a direct conversation: the two of us.
 export function openMembers(id) {

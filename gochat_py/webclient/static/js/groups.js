@@ -1,8 +1,9 @@
 // A group's life as this page sees it: its name, description, roles and owner, changed
 // here (the server decides who may) or on any member's device (the system messages of
 // its log, live or replayed), and its end for me: deleted (`conversation_deleted`), left,
-// removed from, or no longer found by a resume. A conversation that ends for me leaves
-// the list, and `store.gone` says why to whoever has it open.
+// removed from (the system message or the notification, whichever comes first), or no
+// longer found by a resume. A conversation that ends for me leaves the list, and
+// `store.gone` says why to whoever has it open.
 import * as api from "./api.js";
 import { store } from "./store.js";
 
@@ -58,6 +59,14 @@ export function systemSeen(message) {
     store.emit("conversations");
   }
   refresh(id).catch(() => {});
+}
+
+// `removed_from_conversation`: a manager removed me (the notification names who).
+export function removedBy(notification) {
+  const id = notification.data?.conversation_id;
+  if (!id || !store.conversations.has(id)) return;
+  const actor = notification.actor;
+  store.forget(id, "removed", actor ? { id: actor.id, name: store.nameOf(actor), me: false } : null);
 }
 
 // `conversation_deleted`: the group and its history are gone, for every member at once.

@@ -52,6 +52,7 @@ export function createChat({ onBack, onMembers }) {
   });
   const changes = createChanges({ redraw: () => drawMessages(), done: () => composer.focus() });
   let menuOpen = null; // the message whose actions a tap opened
+  let flashing = null; // the message a quote's click lit up, kept lit across redraws
 
   const actions = {
     reply: (m) => {
@@ -107,7 +108,11 @@ export function createChat({ onBack, onMembers }) {
     if (!target) return;
     target.scrollIntoView({ block: "center", behavior: "smooth" });
     target.classList.add("flash");
-    setTimeout(() => target.classList.remove("flash"), FLASH_MS);
+    flashing = messageId;
+    setTimeout(() => {
+      if (flashing === messageId) flashing = null;
+      list.querySelector(`[data-id="${CSS.escape(messageId)}"]`)?.classList.remove("flash");
+    }, FLASH_MS);
   }
 
   async function loadOlder() {
@@ -186,6 +191,7 @@ export function createChat({ onBack, onMembers }) {
       previous = m;
     }
     replaceChildren(list, items);
+    if (flashing) list.querySelector(`[data-id="${CSS.escape(flashing)}"]`)?.classList.add("flash");
     changes.focus(list, editorHadFocus);
     list.dataset.firstSeq = String(thread.firstSeq);
 
@@ -250,6 +256,7 @@ export function createChat({ onBack, onMembers }) {
     list.dataset.firstSeq = "";
     changes.reset();
     menuOpen = null;
+    flashing = null;
     composer.reset();
     replaceChildren(list);
     drawHeader();

@@ -1,18 +1,21 @@
 """The conversation's log in the web client, in Chromium: edits and deletes reach the other
 person's screen (and a refused one is said in words), a group's joins and leaves are lines
 of its timeline, my messages tick once when sent, twice when delivered and light up when
-read, a reconnect resumes from the last seq held with nothing missing or doubled, and a
-reply quotes its original while a mention lights up and rings the bell."""
+read, a reconnect resumes from the last seq held with nothing missing or doubled (and one
+it cannot replay reads the held messages again, their edits and deletes with them), an
+edit that overtakes the first history page still shows, and a reply quotes its original
+while a mention lights up and rings the bell."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from playwright.async_api import BrowserContext, Locator, Page, WebSocket, expect
+from playwright.async_api import BrowserContext, Locator, Page, Route, WebSocket, expect
 
 from gochat_py.settings import load_settings
 from tests.browser.conftest import Screenshot, new_context
@@ -20,6 +23,7 @@ from tests.browser.test_webclient import (
     assert_no_empty_or_duplicate_bubbles,
     bubbles,
     log_in_in_ui,
+    member_action,
     open_client,
     send,
 )
@@ -215,7 +219,7 @@ async def test_a_group_shows_joins_and_leaves_as_lines_and_its_owner_deletes_any
     await expect(bob_page.locator(".chat-subtitle")).to_contain_text("3 members")
     await send(alice_page, "Welcome Carol!")
     await alice_page.click("[data-action=members]")
-    await alice_page.locator(".member", has_text=carol_name).get_by_role("button").click()
+    await member_action(alice_page, carol_name, "remove-member")
     await expect(alice_page.locator(".member-list .member-name")).to_have_count(2)
     await alice_page.keyboard.press("Escape")
     removed = f"{alice_name} removed {carol_name}"
@@ -403,29 +407,47 @@ async def test_a_reconnect_the_server_cannot_replay_is_filled_from_history(
         alice = await register(client)
         bob = await register(client, bob_name)
         direct = await create_direct(client, alice["tokens"], bob["user"]["id"])
-        await post(client, alice["tokens"], direct["id"], "hello")
+        hello = await post(client, alice["tokens"], direct["id"], "hello")
+        typo = await post(client, alice["tokens"], direct["id"], "helo")
         page = await open_client(context, base_url, errors)
         log = SocketLog(page)
         page.on("request", lambda request: requests.append(request.url))
         await log_in_in_ui(page, bob_name)
         await page.click(".conversation")
-        await expect(bubbles(page)).to_have_text(["hello"])
+        await expect(bubbles(page)).to_have_text(["hello", "helo"])
 
+        # Offline while Alice writes twelve messages, then edits and deletes the two Bob
+        # held: changes of messages older than his position, which no page after it shows.
         await context.set_offline(True)
         await expect(page.locator(".status-pill")).to_have_attribute("data-status", "offline")
         missed = [f"missed {i}" for i in range(1, 13)]
         for text in missed:
             await post(client, alice["tokens"], direct["id"], text)
+        response = await client.patch(
+            f"/api/v1/conversations/{direct['id']}/messages/{hello['id']}",
+            json={"content": "hello again"},
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 200, response.text
+        response = await client.delete(
+            f"/api/v1/conversations/{direct['id']}/messages/{typo['id']}",
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 204, response.text
         await context.set_offline(False)
-        await expect(bubbles(page)).to_have_text(["hello", *missed])
+        tombstone = "This message was deleted"
+        await expect(bubbles(page)).to_have_text(["hello again", tombstone, *missed])
+        await expect(bubble(page, "hello again").locator(".edited")).to_be_visible()
         # Live traffic after the seam comes once, after what was fetched.
         await post(client, alice["tokens"], direct["id"], "after")
-        await expect(bubbles(page)).to_have_text(["hello", *missed, "after"])
+        await expect(bubbles(page)).to_have_text(["hello again", tombstone, *missed, "after"])
         await assert_no_empty_or_duplicate_bubbles(page)
         await screenshot(page, "filled-from-history")
     resumed = log.received_events("resumed")[-1]
     assert [c["recovered"] for c in resumed["conversations"]] == [False]
-    assert [url for url in history_catch_ups(requests) if "after_seq=1" in url]
+    # The messages held were read again, newest first, down to the oldest held.
+    reread = [url for url in requests if f"/conversations/{direct['id']}/messages?limit=100" in url]
+    assert len(reread) == 1, requests
     await context.close()
     assert errors == []
 
@@ -484,4 +506,45 @@ async def test_a_reply_quotes_its_original_and_a_mention_lights_up_and_rings_the
     await screenshot(alice_page, "alice-mention-notification")
     await item.click()
     await expect(alice_page.locator(".chat-title")).to_have_text("Climbing")
+    assert errors == []
+
+
+async def test_an_edit_that_overtakes_the_first_history_page_is_not_lost(
+    base_url: str, contexts: list[BrowserContext]
+) -> None:
+    bob_name = unique_name("bob")
+    errors: list[str] = []
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        alice = await register(client)
+        bob = await register(client, bob_name)
+        direct = await create_direct(client, alice["tokens"], bob["user"]["id"])
+        first = await post(client, alice["tokens"], direct["id"], "See you at 5")
+        page = await open_client(contexts[0], base_url, errors)
+        log = SocketLog(page)
+        await log_in_in_ui(page, bob_name)
+
+        # The first page is read before Alice's edit and reaches Bob's page after it.
+        edit_seen = asyncio.Event()
+
+        async def late_page(route: Route) -> None:
+            response = await route.fetch()
+            await edit_seen.wait()
+            await route.fulfill(response=response)
+
+        await page.route(f"**/conversations/{direct['id']}/messages?limit=*", late_page)
+        await page.click(".conversation")
+        response = await client.patch(
+            f"/api/v1/conversations/{direct['id']}/messages/{first['id']}",
+            json={"content": "See you at 6"},
+            headers=bearer(alice["tokens"]),
+        )
+        assert response.status_code == 200, response.text
+
+        async def edits_received() -> list[dict[str, Any]]:
+            return log.received_events("message_updated")
+
+        await poll_until(edits_received, what="message_updated")
+        edit_seen.set()
+    await expect(bubbles(page)).to_have_text(["See you at 6"])
+    await expect(bubble(page, "See you at 6").locator(".edited")).to_be_visible()
     assert errors == []

@@ -87,6 +87,7 @@ export function toConversation(item) {
     id: c.id,
     type: c.type,
     name: c.name ?? null,
+    description: c.description ?? null,
     created_by: c.created_by,
     created_at: c.created_at,
     last_seq: c.last_seq,
@@ -156,6 +157,16 @@ export const addMembers = (id, userIds) =>
   request("POST", `/conversations/${id}/members`, { user_ids: userIds });
 export const removeMember = (id, userId) =>
   request("DELETE", `/conversations/${id}/members/${userId}`);
+
+// --- a group's settings, roles, owner and end (owner or admin; the server says which) ---
+// Each answers the conversation as it is now, but deleteGroup (nothing left to show).
+export const updateGroup = async (id, fields) =>
+  toConversation(await request("PATCH", `/conversations/${id}`, fields));
+export const setRole = async (id, userId, role) =>
+  toConversation(await request("PATCH", `/conversations/${id}/members/${userId}`, { role }));
+export const transferOwnership = async (id, userId) =>
+  toConversation(await request("POST", `/conversations/${id}/owner`, { user_id: userId }));
+export const deleteGroup = (id) => request("DELETE", `/conversations/${id}`);
 
 // --- messages -----------------------------------------------------------------------
 export async function messages(id, { cursor, afterSeq, limit } = {}) {

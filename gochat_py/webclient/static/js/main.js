@@ -2,6 +2,7 @@
 // the chat layout with its live connection, and the people around it.
 import * as api from "./api.js";
 import { h, replaceChildren } from "./dom.js";
+import * as groups from "./groups.js";
 import * as people from "./people.js";
 import * as receipts from "./receipts.js";
 import * as resume from "./resume.js";
@@ -11,6 +12,7 @@ import * as sync from "./sync.js";
 import { renderAuth } from "./views/auth.js";
 import { createChat } from "./views/chat.js";
 import { openNewConversation } from "./views/dialogs.js";
+import { openGroupInfo } from "./views/groupinfo.js";
 import { openMembers } from "./views/members.js";
 import { openPeople } from "./views/people.js";
 import { openProfile } from "./views/profile.js";
@@ -50,6 +52,8 @@ function frame(f) {
       return receipts.deliveredSeen(f);
     case "resumed":
       return resume.resumed(f);
+    case "conversation_deleted":
+      return groups.deleted(f);
     default:
       // Frames of later server versions: ignored, never fatal.
       return undefined;
@@ -65,14 +69,10 @@ async function start(user) {
   const app = h("div", { class: "layout" });
   const chat = createChat({
     onBack: () => open(null),
-    onMembers: (id) =>
-      openMembers(id, {
-        onChanged: async (cid) => store.upsertConversation(await api.conversation(cid)),
-        onLeft: async () => {
-          open(null);
-          await sync.refreshConversations();
-        },
-      }),
+    onMembers: (id) => {
+      if (store.conversations.get(id)?.type === "group") openGroupInfo(id, { onGone: () => open(null) });
+      else openMembers(id);
+    },
   });
   const sidebar = createSidebar({
     onOpen: open,

@@ -2,6 +2,7 @@
 // changes, REST for whoever the page shows first), contacts, friend requests, blocks and
 // notifications, loaded once and then kept live by the socket's frames.
 import * as api from "./api.js";
+import * as groups from "./groups.js";
 import { store } from "./store.js";
 import { refreshConversations } from "./sync.js";
 
@@ -102,7 +103,9 @@ function notificationSeen(notification) {
   if (!notification.read_at) store.unreadNotifications += 1;
   store.emit("notifications");
   // Added to a group or removed from one: the list changes now, not at its next message.
-  if (notification.type.endsWith("_conversation")) refreshConversations().catch(() => {});
+  // A removal may come before the timeline's line that says so, and is as good a word.
+  if (notification.type === "removed_from_conversation") groups.removedBy(notification);
+  else if (notification.type.endsWith("_conversation")) refreshConversations().catch(() => {});
 }
 
 function notificationsRead(frame) {

@@ -1,8 +1,11 @@
 // Reconnecting without holes. The socket opens with `?resume=1` and its first frame says,
 // per conversation whose messages the page holds, the last seq held; the server replays
 // what was missed (those frames are handled as live ones) and ends with `resumed`. What it
-// could not replay (`recovered: false`) is read from history by after_seq, and if no
-// `resumed` comes at all, everything is, as before resume existed.
+// could not replay (`recovered: false`) is read again from history (sync.refetch), and if
+// no `resumed` comes at all, everything is, as before resume existed. A conversation the
+// server no longer shows me (`not_found`: deleted, or I left or was removed meanwhile) is
+// dropped, with a notice if it is open.
+import * as groups from "./groups.js";
 import { store } from "./store.js";
 import * as sync from "./sync.js";
 
@@ -32,8 +35,9 @@ export function resumed(frame) {
     const thread = store.threads.get(c.conversation_id);
     if (c.recovered && thread && !sync.isCatchingUp(c.conversation_id)) thread.holeAfter = null;
   }
+  groups.notFound(frame.not_found ?? []);
   const unrecovered = frame.conversations.filter((c) => !c.recovered);
-  Promise.all(unrecovered.map((c) => sync.catchUp(c.conversation_id, c.from_seq - 1))).then(onResumed, onFailed);
+  Promise.all(unrecovered.map((c) => sync.refetch(c.conversation_id, c.from_seq - 1, c.to_seq))).then(onResumed, onFailed);
 }
 
 // An error frame: true when it refused the resume (and the fallback now runs).

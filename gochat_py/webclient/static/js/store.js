@@ -5,6 +5,10 @@
 // people around me: who is online, my contacts, friend requests, blocks, notifications.
 // Views subscribe to the topics they draw and redraw when one changes.
 
+// Changes of messages a thread does not hold are kept this many at most, the newest: a page
+// on its way when they came is a matter of seconds and a few changes.
+const UNHELD_CHANGES_MAX = 200;
+
 export class Thread {
   constructor() {
     this.byId = new Map();
@@ -20,6 +24,9 @@ export class Thread {
     // Where a hole being filled from history starts (null: no hole): up to there the
     // thread is whole, and that is what resume and `received` may claim.
     this.holeAfter = null;
+    // Edits and deletes of messages not held yet, as they left them (message id → the
+    // message): a page already on its way may bring the message as it read before.
+    this.unheldChanges = new Map();
   }
 
   get heldThrough() {
@@ -38,6 +45,11 @@ export class Thread {
   // when this copy is the later word on it (the server's copy of my own acknowledged send,
   // or an edit or delete a history page shows).
   add(message) {
+    const changed = this.unheldChanges.get(message.id);
+    if (changed) {
+      this.unheldChanges.delete(message.id);
+      if (supersedes(changed, message)) message = changed;
+    }
     if (message.client_msg_id) this.pending.delete(message.client_msg_id);
     this.position = Math.max(this.position, message.seq);
     const held = this.byId.get(message.id);
@@ -54,13 +66,28 @@ export class Thread {
   }
 
   // An edit or a delete (`message_updated`, `message_deleted`) at its own seq. True when it
-  // changed what is held; a message not held (not loaded yet) comes as it reads now later.
+  // changed what is held; a message not held (not loaded yet) is kept changed for when it
+  // comes.
   change(frame) {
     this.position = Math.max(this.position, frame.seq);
     const held = this.byId.get(frame.message.id);
-    if (!held || !supersedes(frame.message, held)) return false;
+    if (!held) {
+      this.unheldChanges.delete(frame.message.id);
+      this.unheldChanges.set(frame.message.id, frame.message);
+      if (this.unheldChanges.size > UNHELD_CHANGES_MAX) this.unheldChanges.delete(this.unheldChanges.keys().next().value);
+      return false;
+    }
+    if (!supersedes(frame.message, held)) return false;
     this.replace(held, frame.message);
     return true;
+  }
+
+  // Messages older than `seq` leave (the refetch after a gap could not reach them).
+  dropBefore(seq) {
+    const kept = this.ordered.findIndex((m) => m.seq >= seq);
+    const dropped = kept < 0 ? this.ordered : this.ordered.slice(0, kept);
+    for (const m of dropped) this.byId.delete(m.id);
+    this.ordered = kept < 0 ? [] : this.ordered.slice(kept);
   }
 
   replace(held, message) {
@@ -87,6 +114,10 @@ class Store {
     this.typing = new Map(); // conversation id → Map(user id → {username, until})
     this.readBy = new Map(); // conversation id → Map(user id → seq)
     this.deliveredTo = new Map(); // conversation id → Map(user id → seq)
+    // Conversations I lost while the page had them: deleted, left, removed from. id →
+    // {name, how: "deleted" | "removed" | "left" | "unavailable", by: a username or null},
+    // for the notice that takes the timeline's place.
+    this.gone = new Map();
     this.activeId = null;
     this.listeners = new Map();
     this.clearPeople();
@@ -123,6 +154,7 @@ class Store {
     this.typing.clear();
     this.readBy.clear();
     this.deliveredTo.clear();
+    this.gone.clear();
     this.activeId = null;
     this.listeners.clear();
     this.clearPeople();
@@ -148,12 +180,29 @@ class Store {
       if (known && known.seq > (c.last_message?.seq ?? 0)) this.noteMessage(c, known);
     }
     this.conversations = fresh;
+    for (const id of fresh.keys()) this.gone.delete(id);
     this.emit("conversations");
   }
 
   upsertConversation(conversation) {
     const known = this.conversations.get(conversation.id);
     this.conversations.set(conversation.id, { ...known, ...conversation });
+    this.gone.delete(conversation.id);
+    this.emit("conversations");
+  }
+
+  // A conversation I can no longer see: out of the list, its messages and marks dropped
+  // (a resume names it no more), `gone` saying why for whoever has it open.
+  forget(id, how, by = null) {
+    const conversation = this.conversations.get(id);
+    if (!conversation && !this.threads.has(id)) return;
+    const name = conversation ? this.displayName(conversation) : (this.gone.get(id)?.name ?? "");
+    this.gone.set(id, { name, how, by });
+    this.conversations.delete(id);
+    this.threads.delete(id);
+    this.typing.delete(id);
+    this.readBy.delete(id);
+    this.deliveredTo.delete(id);
     this.emit("conversations");
   }
 
@@ -201,11 +250,16 @@ class Store {
     return conversation.participants.find((p) => p.id !== this.me?.id)?.id ?? conversation.id;
   }
 
+  // My role in a conversation: "owner", "admin" or "member" (null: not a member).
+  myRole(conversation) {
+    return conversation?.participants.find((p) => p.id === this.me?.id)?.role ?? null;
+  }
+
   // Whether I may delete this message: mine, or anyone's in a group I own or administer.
   canDelete(conversation, message) {
     if (message.sender_id === this.me?.id) return true;
     if (conversation.type !== "group") return false;
-    const role = conversation.participants.find((p) => p.id === this.me?.id)?.role;
+    const role = this.myRole(conversation);
     return role === "owner" || role === "admin";
   }
 

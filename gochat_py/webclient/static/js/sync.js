@@ -1,12 +1,16 @@
 // Keeping the store in step with the server: conversation list, history pages, the
-// catch-up after a gap (or a reconnect the server could not replay), sending with
-// acknowledgement, edits and deletes, read marks.
+// catch-up after a gap (or a reconnect the server could not replay: the held messages
+// read again, for the edits and deletes of the gap), sending with acknowledgement, edits
+// and deletes, read marks.
 import * as api from "./api.js";
+import * as groups from "./groups.js";
 import * as receipts from "./receipts.js";
 import { store } from "./store.js";
 
 export const PAGE_SIZE = 30;
 const CATCH_UP_PAGE = 100;
+// A refetch after missed entries reads at most this many pages (of CATCH_UP_PAGE) back.
+const REFETCH_PAGES_MAX = 5;
 const TYPING_SHOWN_MS = 5_000;
 // A notice keeps "typing…" lit on the others' screens for TYPING_SHOWN_MS: one every 3 s
 // while typing is enough, instead of a frame per keystroke.
@@ -58,33 +62,78 @@ export async function loadOlder(id) {
   return true;
 }
 
-// Every message after `afterSeq` (default: the newest held), oldest first, page by page.
-// One catch-up per conversation at a time; a second request waits for it and then runs.
-export function catchUp(id, afterSeq) {
+// The messages after the newest held, oldest first, page by page: what a look at a
+// conversation already loaded asks, when nothing says entries were missed.
+export function catchUp(id) {
+  return queued(id, async (thread) => {
+    let cursor = null;
+    let after = thread.lastSeq;
+    let added = 0;
+    do {
+      const page = await api.messages(id, { cursor, afterSeq: after, limit: CATCH_UP_PAGE });
+      for (const m of page.messages) if (thread.add(m)) added += 1;
+      cursor = page.nextCursor;
+      after = undefined;
+    } while (cursor);
+    return added;
+  });
+}
+
+// Entries of the log after `afterSeq` were missed (a resume the server could not replay,
+// frames lost on the way). They may be edits and deletes of messages held from before
+// it, which pages `after_seq` never show: the held messages are read again, newest
+// first, each as it reads now, down to the oldest held. Past REFETCH_PAGES_MAX pages the
+// thread keeps what was read and drops the rest (not known to be current, and a hole
+// may lie between); scrolling up reads it again. `through`: a seq the pages are known
+// to reflect (every entry up to it came before they were read).
+export function refetch(id, afterSeq, through = 0) {
+  const thread = store.threads.get(id);
+  if (!thread) return Promise.resolve();
   // From now until it is filled, the thread claims to hold no further than the hole.
-  if (afterSeq !== undefined) {
-    const thread = store.thread(id);
-    thread.holeAfter = Math.min(thread.holeAfter ?? afterSeq, afterSeq);
-  }
+  thread.holeAfter = Math.min(thread.holeAfter ?? afterSeq, afterSeq);
+  return queued(id, async (held) => {
+    const floor = held.ordered.length ? held.firstSeq : null; // null: nothing held
+    let cursor = null;
+    let oldest = Infinity;
+    let changed = 0;
+    for (let pages = 0; pages < REFETCH_PAGES_MAX; pages++) {
+      const page = await api.messages(id, { cursor, limit: CATCH_UP_PAGE });
+      for (const m of page.messages) {
+        const before = held.byId.get(m.id);
+        held.add(m);
+        if (held.byId.get(m.id) !== before) changed += 1;
+      }
+      oldest = page.messages.at(-1)?.seq ?? 0;
+      cursor = page.nextCursor;
+      if (!cursor || floor === null || oldest <= floor) break;
+    }
+    if (cursor && (floor === null || oldest > floor)) {
+      held.dropBefore(oldest);
+      held.olderCursor = cursor;
+      held.hasOlder = true;
+      changed += 1;
+    }
+    held.position = Math.max(held.position, through);
+    return changed;
+  });
+}
+
+// One catch-up per conversation at a time; the next waits for the one running. The
+// thread's hole is closed by the last one queued, and a conversation lost meanwhile is
+// left alone.
+function queued(id, task) {
   const previous = catchingUp.get(id) ?? Promise.resolve();
   const run = previous
     .catch(() => {})
     .then(async () => {
-      const thread = store.thread(id);
-      let cursor = null;
-      let after = afterSeq ?? thread.lastSeq;
-      let added = 0;
-      do {
-        const page = await api.messages(id, { cursor, afterSeq: after, limit: CATCH_UP_PAGE });
-        for (const m of page.messages) if (thread.add(m)) added += 1;
-        cursor = page.nextCursor;
-        after = undefined;
-      } while (cursor);
+      const thread = store.threads.get(id);
+      if (!thread || !store.conversations.has(id)) return;
+      const changed = await task(thread);
       if (catchingUp.get(id) === run) thread.holeAfter = null;
       receipts.noteHeld(id);
       const conversation = store.conversations.get(id);
       if (conversation && thread.ordered.length) store.noteMessage(conversation, thread.ordered.at(-1));
-      if (added) store.emit("thread", id);
+      if (changed) store.emit("thread", id);
       store.emit("conversations");
     })
     .finally(() => {
@@ -98,12 +147,13 @@ export function isCatchingUp(id) {
   return catchingUp.has(id);
 }
 
-// After a reconnect: the list (a conversation may have started meanwhile) and every
-// conversation whose messages the page holds.
+// When a resume was refused or not answered: the list (a conversation may have started
+// meanwhile) and every conversation whose messages the page holds, read again from
+// what it held whole.
 export async function catchUpAll() {
   await refreshConversations();
-  const loaded = [...store.threads.entries()].filter(([, t]) => t.loaded).map(([id]) => id);
-  await Promise.all(loaded.map((id) => catchUp(id)));
+  const loaded = [...store.threads.entries()].filter(([, t]) => t.loaded);
+  await Promise.all(loaded.map(([id, t]) => refetch(id, t.heldThrough)));
   resendPending();
 }
 
@@ -202,8 +252,9 @@ export function received(message) {
   if (store.typing.get(id)?.delete(message.sender_id)) store.emit("typing", id);
   const conversation = store.conversations.get(id);
   if (!conversation) {
-    // Someone just added us: the list brings the conversation and its preview.
-    refreshConversations().catch(() => {});
+    // Someone just added us: the list brings the conversation and its preview. What a
+    // conversation I just lost still sends (my own leaving, say) brings nothing.
+    if (!store.gone.has(id) || message.system?.action === "member_added") refreshConversations().catch(() => {});
     return;
   }
   const thread = store.thread(id);
@@ -214,8 +265,8 @@ export function received(message) {
   if (added && !system && message.sender_id !== store.me.id && id !== visibleConversation()) {
     conversation.unread_count += 1;
   }
-  // Someone joined or left: the member list (and the header) follow.
-  if (added && system) refreshConversation(id);
+  // A change to the group: its name, members and roles follow (or it is gone for me).
+  if (added && system) groups.systemSeen(message);
   fillHole(id, thread, before, message.seq);
   receipts.noteHeld(id);
   store.emit("thread", id);
@@ -224,18 +275,9 @@ export function received(message) {
 }
 
 // A hole between what we held and this entry (frames lost while the connection was
-// failing): fetch it from history.
+// failing): read it from history; every entry before this one came before the pages.
 function fillHole(id, thread, before, seq) {
-  if (thread.loaded && seq > before + 1) catchUp(id, before).catch(() => {});
-}
-
-function refreshConversation(id) {
-  api
-    .conversation(id)
-    .then((c) => {
-      if (store.conversations.has(id)) store.upsertConversation(c);
-    })
-    .catch(() => {});
+  if (thread.loaded && seq > before + 1) refetch(id, before, seq - 1).catch(() => {});
 }
 
 // `message_updated` or `message_deleted`: the message as it reads now, at the change's seq.

@@ -1,9 +1,8 @@
 // Changing a message already sent, from the open conversation: editing it in place (Enter
 // saves, Escape cancels) and deleting it after asking. A refused change is kept, in words,
 // to show under the message until the next try.
-import * as api from "../api.js";
 import { h } from "../dom.js";
-import { refusal } from "../refusals.js";
+import { failureInWords } from "../refusals.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
 import { confirmAction } from "./confirm.js";
@@ -18,8 +17,7 @@ const REFUSALS = {
 };
 
 function inWords(error, c) {
-  if (!(error instanceof api.ApiError)) return "Could not reach the server. Try again.";
-  return REFUSALS[error.code] ?? refusal(error.code, store.displayName(c), error.message);
+  return failureInWords(error, store.displayName(c), REFUSALS);
 }
 
 // `redraw`: draw the messages again; `done`: editing ended (the composer takes the focus).

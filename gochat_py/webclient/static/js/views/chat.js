@@ -1,7 +1,8 @@
-// The right pane: the open conversation. Header, messages (day separators, the group's
-// own events as centred lines, bubbles with their actions, my sends pending until
-// acknowledged, read marks under my latest), typing line, composer. Scrolling to the top
-// loads older pages.
+// The right pane: the open conversation. Header (a click opens its info), messages (day
+// separators, the group's own events as centred lines, bubbles with their actions, my
+// sends pending until acknowledged, read marks under my latest), typing line, composer.
+// Scrolling to the top loads older pages. A conversation lost while open (deleted, left,
+// removed from) shows a notice in place of its timeline.
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
 import { avatar, dayLabel, lastSeen, listOfNames, sameDay } from "../format.js";
@@ -20,10 +21,25 @@ const STICK_WITHIN_PX = 80;
 const GROUP_GAP_MS = 5 * 60 * 1000;
 // How long the original of a clicked quote stays lit.
 const FLASH_MS = 1_600;
+// A lost conversation's notice, by how it was lost: [headline, detail]; `by`: who did it.
+const GONE_TEXT = {
+  deleted: (by) => [by?.me ? "You deleted this group" : `${by?.name ?? "The owner"} deleted this group`, "Its messages are gone for every member."],
+  removed: (by) => [`${by?.name ?? "An admin"} removed you from this group`, "You can no longer read or send messages here."],
+  left: () => ["You left this group", "You no longer get its messages. A member can add you back."],
+  unavailable: () => ["This conversation is no longer available", "It was deleted, or you are no longer a member."],
+};
 export function createChat({ onBack, onMembers }) {
-  const title = h("h2", { class: "chat-title" });
-  const subtitle = h("p", { class: "chat-subtitle" });
+  const title = h("span", { class: "chat-title", role: "heading", "aria-level": "2" });
+  const subtitle = h("span", { class: "chat-subtitle" });
   const headAvatar = h("span", { class: "chat-avatar" });
+  const membersButton = h("button", { class: "icon-button", type: "button", title: "Members", "aria-label": "Members", "data-action": "members", onclick: () => onMembers(store.activeId) }, icon("users"));
+  const gone = h("div", { class: "chat-gone", role: "status", hidden: true });
+  const infoButton = h(
+    "button",
+    { class: "chat-info", type: "button", title: "Conversation info", "data-action": "info", onclick: () => onMembers(store.activeId) },
+    headAvatar,
+    h("span", { class: "chat-heading" }, title, subtitle),
+  );
   const scroller = h("div", { class: "messages", role: "log", "aria-live": "polite" });
   const older = h("div", { class: "older", "aria-hidden": "true" });
   const list = h("ol", { class: "message-list" });
@@ -36,6 +52,7 @@ export function createChat({ onBack, onMembers }) {
   });
   const changes = createChanges({ redraw: () => drawMessages(), done: () => composer.focus() });
   let menuOpen = null; // the message whose actions a tap opened
+  let flashing = null; // the message a quote's click lit up, kept lit across redraws
 
   const actions = {
     reply: (m) => {
@@ -71,13 +88,13 @@ export function createChat({ onBack, onMembers }) {
       "header",
       { class: "chat-header" },
       h("button", { class: "icon-button back", type: "button", "aria-label": "Back", onclick: onBack }, icon("back", 24)),
-      headAvatar,
-      h("div", { class: "chat-heading" }, title, subtitle),
-      h("button", { class: "icon-button", type: "button", title: "Members", "aria-label": "Members", "data-action": "members", onclick: () => onMembers(store.activeId) }, icon("users")),
+      infoButton,
+      membersButton,
     ),
     scroller,
     typingLine,
     composer.node,
+    gone,
   );
   const node = h("div", { class: "chat-pane" }, placeholder, pane);
 
@@ -91,7 +108,11 @@ export function createChat({ onBack, onMembers }) {
     if (!target) return;
     target.scrollIntoView({ block: "center", behavior: "smooth" });
     target.classList.add("flash");
-    setTimeout(() => target.classList.remove("flash"), FLASH_MS);
+    flashing = messageId;
+    setTimeout(() => {
+      if (flashing === messageId) flashing = null;
+      list.querySelector(`[data-id="${CSS.escape(messageId)}"]`)?.classList.remove("flash");
+    }, FLASH_MS);
   }
 
   async function loadOlder() {
@@ -170,6 +191,7 @@ export function createChat({ onBack, onMembers }) {
       previous = m;
     }
     replaceChildren(list, items);
+    if (flashing) list.querySelector(`[data-id="${CSS.escape(flashing)}"]`)?.classList.add("flash");
     changes.focus(list, editorHadFocus);
     list.dataset.firstSeq = String(thread.firstSeq);
 
@@ -196,14 +218,45 @@ export function createChat({ onBack, onMembers }) {
     return `Seen by ${listOfNames(names)}`;
   }
 
+  // The notice of a conversation lost while open, in place of the timeline and composer.
+  function showGone(id) {
+    const { name, how, by } = store.gone.get(id);
+    const [headline, detail] = GONE_TEXT[how](by);
+    placeholder.hidden = true;
+    pane.hidden = false;
+    setLive(false);
+    title.textContent = name;
+    subtitle.textContent = "No longer available";
+    subtitle.className = "chat-subtitle";
+    replaceChildren(headAvatar, avatar(name || "?", id, "md"));
+    replaceChildren(
+      gone,
+      h("span", { class: "gone-icon" }, icon(how === "deleted" ? "trash" : how === "unavailable" ? "ban" : "logout", 28)),
+      h("h3", { class: "gone-title", text: headline }),
+      h("p", { class: "muted", text: detail }),
+      h("button", { class: "button", type: "button", text: "Close", "data-action": "close-gone", onclick: onBack }),
+    );
+    gone.dataset.how = how;
+  }
+
+  // The timeline and composer, or the notice that took their place.
+  function setLive(live) {
+    for (const part of [scroller, typingLine, composer.node, membersButton]) part.hidden = !live;
+    infoButton.disabled = !live;
+    gone.hidden = live;
+  }
+
   async function show(id) {
     const c = store.conversations.get(id);
+    if (!c && store.gone.has(id)) return showGone(id);
     placeholder.hidden = Boolean(c);
     pane.hidden = !c;
     if (!c) return;
+    setLive(true);
     list.dataset.firstSeq = "";
     changes.reset();
     menuOpen = null;
+    flashing = null;
     composer.reset();
     replaceChildren(list);
     drawHeader();
@@ -231,7 +284,7 @@ export function createChat({ onBack, onMembers }) {
   });
   store.on("conversations", () => {
     if (!store.activeId) return;
-    if (!store.conversations.has(store.activeId)) return show(null);
+    if (!store.conversations.has(store.activeId)) return show(store.activeId);
     drawHeader();
   });
 

@@ -310,7 +310,7 @@ async def test_a_slow_reader_is_closed_with_1013_while_a_fast_one_gets_everythin
             async def read_slow_once_cut_off() -> None:
                 # Once the server has given up on it, the slow client reads at full speed, so
                 # the close frame queued behind its backlog reaches it within the server's
-                # endpoint.CLOSE_TIMEOUT (after which the server stops trying). A buffer raised
+                # session.CLOSE_TIMEOUT (after which the server stops trying). A buffer raised
                 # after the handshake keeps the small window until the clamp is raised too.
                 await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)

@@ -415,7 +415,10 @@ class Hub:
         except msgspec.DecodeError:
             logger.warning("membership_change_unreadable", size=len(data))
             return
-        self._membership.invalidate(change.conversation_id)
+        if not self._membership.is_own(change):
+            # This process forgot the conversation when it announced the change: forgetting
+            # again would drop the rosters loaded since (a broadcast's, preloaded to send).
+            self._membership.invalidate(change.conversation_id)
         # Routes move here, before the next pub/sub message is read: the frames a routed
         # envelope addresses after the change reach exactly the members after it.
         gone, fresh, _ = self._move_routes(change)

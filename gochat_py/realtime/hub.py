@@ -153,10 +153,13 @@ class Hub:
         return len(self._devices)
 
     async def apply_change(self, change: MembershipChange) -> None:
-        """Route the conversation to local users who joined it; stop for those who left.
-        Done when the channel is subscribed (confirmed by Redis) if anyone here joined."""
-        gone, fresh, joined = self._move_routes(change)
-        await self._unsubscribe(gone)
+        """A change this process announces, before it goes out: route the conversation to
+        local users who joined it, done when the channel is subscribed (confirmed by Redis)
+        if anyone here joined. Those who left keep their routes until the change comes back
+        over pub/sub (`_on_change`) behind every frame published before it: dropped now,
+        a frame already published but not read yet would miss them."""
+        joined_only = MembershipChange(change.conversation_id, added=change.added)
+        _, fresh, joined = self._move_routes(joined_only)
         await self._subscribe(fresh)
         if joined:
             await self._confirmed([self._channel(change.conversation_id)])

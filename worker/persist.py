@@ -33,6 +33,7 @@ import msgspec
 
 from gochat_py import times
 from gochat_py.messages import LogEntry, Message, MessageChange
+from gochat_py.outages import POSTGRES_DOWN
 
 # The fallback only. Per session, emptied at every commit: concurrent workers never see
 # each other's rows.
@@ -152,32 +153,27 @@ class Failure(enum.Enum):
     """Why a persist attempt failed, which decides what happens to the batch."""
 
     REJECTED = "rejected"  # the data itself: isolate the entry and dead-letter it
-    UNAVAILABLE = "unavailable"  # PostgreSQL is unreachable: keep the batch, back off, retry
+    # PostgreSQL is unreachable (outages.POSTGRES_DOWN): keep the batch, back off, retry.
+    UNAVAILABLE = "unavailable"
     TRANSIENT = "transient"  # a deadlock, a lock timeout, a missing table: retry the batch as is
 
 
 def classify(error: BaseException) -> Failure | None:
     """The Failure an exception means, or None for a bug that should not be retried."""
+    sqlstate = str(getattr(error, "sqlstate", "") or "")
+    if isinstance(error, asyncpg.PostgresError) and sqlstate.startswith(("22", "23")):
+        return Failure.REJECTED  # data exception, integrity constraint violation
+    if (
+        isinstance(error, asyncpg.InterfaceError)
+        and isinstance(error, ValueError)
+        and not isinstance(error, asyncpg.ClientConfigurationError)
+    ):
+        # asyncpg's client-side data error is an InterfaceError too: a bad value, no outage.
+        return Failure.REJECTED
+    if isinstance(error, POSTGRES_DOWN):
+        return Failure.UNAVAILABLE  # what the server answers 503 for
     if isinstance(error, asyncpg.PostgresError):
-        sqlstate = str(getattr(error, "sqlstate", "") or "")
-        if sqlstate.startswith(("22", "23")):  # data exception, integrity constraint violation
-            return Failure.REJECTED
-        if sqlstate.startswith(("08", "53", "57")) or isinstance(
-            error, asyncpg.PostgresConnectionError
-        ):
-            # connection exception, insufficient resources (too many connections),
-            # operator intervention (shutdown, cannot connect now, statement cancelled)
-            return Failure.UNAVAILABLE
         return Failure.TRANSIENT
-    if isinstance(error, asyncpg.InterfaceError):
-        # asyncpg's client-side data error is also an InterfaceError; a bad value is not an outage.
-        if isinstance(error, ValueError) and not isinstance(
-            error, asyncpg.ClientConfigurationError
-        ):
-            return Failure.REJECTED
-        return Failure.UNAVAILABLE  # connection closed, pool closing, connection in a bad state
-    if isinstance(error, OSError):  # refused, reset, unreachable, timeouts (TimeoutError)
-        return Failure.UNAVAILABLE
     if isinstance(error, (ValueError, ArithmeticError)):
         # Raised by asyncpg while encoding a value PostgreSQL cannot hold (an int past
         # bigint, an unencodable string): a property of the entry, not of the server.

@@ -153,10 +153,13 @@ class Hub:
         return len(self._devices)
 
     async def apply_change(self, change: MembershipChange) -> None:
-        """Route the conversation to local users who joined it; stop for those who left.
-        Done when the channel is subscribed (confirmed by Redis) if anyone here joined."""
-        gone, fresh, joined = self._move_routes(change)
-        await self._unsubscribe(gone)
+        """A change this process announces, before it goes out: route the conversation to
+        local users who joined it, done when the channel is subscribed (confirmed by Redis)
+        if anyone here joined. Those who left keep their routes until the change comes back
+        over pub/sub (`_on_change`) behind every frame published before it: dropped now,
+        a frame already published but not read yet would miss them."""
+        joined_only = MembershipChange(change.conversation_id, added=change.added)
+        _, fresh, joined = self._move_routes(joined_only)
         await self._subscribe(fresh)
         if joined:
             await self._confirmed([self._channel(change.conversation_id)])
@@ -415,7 +418,10 @@ class Hub:
         except msgspec.DecodeError:
             logger.warning("membership_change_unreadable", size=len(data))
             return
-        self._membership.invalidate(change.conversation_id)
+        if not self._membership.is_own(change):
+            # This process forgot the conversation when it announced the change: forgetting
+            # again would drop the rosters loaded since (a broadcast's, preloaded to send).
+            self._membership.invalidate(change.conversation_id)
         # Routes move here, before the next pub/sub message is read: the frames a routed
         # envelope addresses after the change reach exactly the members after it.
         gone, fresh, _ = self._move_routes(change)

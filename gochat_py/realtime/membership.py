@@ -9,10 +9,10 @@ every process, like a join or a leave does.
 
 from __future__ import annotations
 
-import contextlib
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 from redis.asyncio import Redis
@@ -34,6 +34,9 @@ class MembershipChange(msgspec.Struct, frozen=True):
     conversation_id: ConversationId
     added: list[UserId] = []
     removed: list[UserId] = []
+    # The announcing process (Membership.origin), set as it is published: that process
+    # forgot the conversation as it announced, and does not again at the echo.
+    origin: str = ""
 
 
 # The direct conversations of a user (with one other user only, when given).
@@ -76,6 +79,7 @@ class Membership:
         # may have committed, so its answer is used once but not cached.
         self._invalidations = 0
         self._watchers: list[ChangeWatcher] = []
+        self.origin = uuid.uuid4().hex  # names this process's announcements
 
     async def members(self, conversation_id: ConversationId) -> frozenset[UserId]:
         return (await self._roster(conversation_id)).members
@@ -157,27 +161,24 @@ class Membership:
         """Tell every process to forget the conversation's members and route its frames
         to who joined. This process's watchers are done when this returns, so a member who
         joined and has a socket here hears the next message sent through this process."""
-        self.invalidate(change.conversation_id)
-        for watcher in self._watchers:
-            await watcher(change)
-        await self._redis.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
+        await self.announce_changes([change])
 
-    @contextlib.asynccontextmanager
-    async def announcing(self, changes: list[MembershipChange]) -> AsyncIterator[None]:
-        """`announce_change` for many conversations, in two halves: this process forgets
-        them and its watchers see each change on entry; every other process is told on
-        exit, in one pipelined round trip. Each change's echo makes this process forget
-        the conversation once more, so a burst of sends into them (a broadcast) goes in
-        the block, between the two, and finds the rosters it preloaded still cached."""
-        try:
-            for change in changes:
-                self.invalidate(change.conversation_id)
-                for watcher in self._watchers:
-                    await watcher(change)
-            yield
-        finally:
-            if changes:
-                await self._publish(changes)
+    async def announce_changes(self, changes: list[MembershipChange]) -> None:
+        """`announce_change` for many conversations: this process forgets them and its
+        watchers see each change, then every other process is told, in one pipelined round
+        trip, before the caller sends anything there (a broadcast's new conversations: a
+        recipient on another process gets the first message live). Their echo forgets
+        nothing here (`origin`): rosters preloaded after this stay cached."""
+        for change in changes:
+            self.invalidate(change.conversation_id)
+            for watcher in self._watchers:
+                await watcher(change)
+        if changes:
+            await self._publish(changes)
+
+    def is_own(self, change: MembershipChange) -> bool:
+        """Whether this process announced `change` (and so applied it already)."""
+        return change.origin == self.origin
 
     async def invalidate_direct_between(self, user: UserId, other: UserId) -> None:
         """Every process forgets the pair's direct conversation, if they have one: a block,
@@ -202,7 +203,8 @@ class Membership:
         """Announce `changes` to every process: pipelined, one round trip however many."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for change in changes:
-                pipe.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(change))
+                stamped = msgspec.structs.replace(change, origin=self.origin)
+                pipe.publish(keys.MEMBERSHIP_CHANNEL, msgspec.json.encode(stamped))
             await pipe.execute()
 
     def invalidate(self, conversation_id: ConversationId) -> None:

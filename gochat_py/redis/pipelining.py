@@ -36,8 +36,12 @@ class Pipeliner:
         self._schedule(loop)
         return await reply
 
-    async def execute_many(self, commands: Iterable[tuple[Arg, ...]]) -> list[Any]:
-        """The replies to `commands`, in order; the first error raises. One future each and
+    async def execute_many(
+        self, commands: Iterable[tuple[Arg, ...]], *, error_replies: bool = False
+    ) -> list[Any]:
+        """The replies to `commands`, in order; the first error raises. With
+        `error_replies`, a command Redis answered with an error (WRONGTYPE) has that
+        ResponseError in its place, and only a lost connection raises. One future each and
         no task: a coroutine per command, gathered, costs a Task apiece (a tenth of a busy
         server's CPU when an event went to a thousand users, profiled)."""
         loop = asyncio.get_running_loop()
@@ -49,7 +53,13 @@ class Pipeliner:
         if not replies:
             return []
         self._schedule(loop)
-        return await asyncio.gather(*replies)
+        if not error_replies:
+            return await asyncio.gather(*replies)
+        answers = await asyncio.gather(*replies, return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, ResponseError):
+                raise answer
+        return answers
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._flush_scheduled:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -94,6 +95,9 @@ return 0
 class PresenceState(msgspec.Struct, frozen=True):
     online: bool
     seen: int | None  # unix ms the last socket closed, when Redis still knows it
+    # False when a key of the user held something else (WRONGTYPE, or no number): what
+    # that key should have said is unknown, and reads as offline, or as no last seen.
+    readable: bool = True
 
 
 class PresenceStore:
@@ -172,11 +176,26 @@ class PresenceStore:
         for user in users:
             commands.append(("ZCOUNT", keys.presence(user), f"({now}", "+inf"))
             commands.append(("GET", keys.presence_seen(user)))
-        replies = await self._pipeliner.execute_many(commands)
-        return {
-            user: PresenceState(
-                online=int(replies[2 * i]) > 0,
-                seen=int(replies[2 * i + 1]) if replies[2 * i + 1] is not None else None,
+        # One user's unreadable key must not cost everyone else their presence.
+        replies = await self._pipeliner.execute_many(commands, error_replies=True)
+        states = {}
+        for i, user in enumerate(users):
+            count, stored_seen = _integer(replies[2 * i]), replies[2 * i + 1]
+            seen = None if stored_seen is None else _integer(stored_seen)
+            states[user] = PresenceState(
+                online=count is not None and count > 0,
+                seen=seen,
+                readable=count is not None and (stored_seen is None or seen is not None),
             )
-            for i, user in enumerate(users)
-        }
+        return states
+
+
+def _integer(reply: Any) -> int | None:
+    """An integer reply, or a number stored as a string; None for an error reply (a key of
+    another type) or a value that is no number."""
+    if isinstance(reply, Exception):
+        return None
+    try:
+        return int(reply)
+    except (TypeError, ValueError):
+        return None

@@ -95,17 +95,18 @@ class Broadcasting:
             if o.created and o.conversation_id
         ]
         client_msg_id = broadcasts.client_msg_id(request.client_broadcast_id)
-        async with self._membership.announcing(created):
-            await self._sequences.start([change.conversation_id for change in created])
-            await self._membership.preload(targets.values())
-            sends = await asyncio.gather(
-                *(
-                    self._send_one(sender, sender_username, recipient, conversation_id,
-                                   request.content, client_msg_id)
-                    for recipient, conversation_id in targets.items()
-                ),
-                return_exceptions=True,
-            )  # fmt: skip
+        await self._sequences.start([change.conversation_id for change in created])
+        # Every process routes the new conversations before their first message is sent.
+        await self._membership.announce_changes(created)
+        await self._membership.preload(targets.values())
+        sends = await asyncio.gather(
+            *(
+                self._send_one(sender, sender_username, recipient, conversation_id,
+                               request.content, client_msg_id)
+                for recipient, conversation_id in targets.items()
+            ),
+            return_exceptions=True,
+        )  # fmt: skip
         outcomes: dict[UserId, Outcome] = {}
         for recipient, sent in zip(targets, sends, strict=True):
             if isinstance(sent, BaseException):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import msgspec
@@ -76,7 +76,7 @@ class Presence:
         audience = await self._directory.audience(user)
         if audience is None or audience.shows_presence != shown:
             return  # changed again meanwhile, or gone: the newer change speaks
-        state = (await self._store.states([user], times.now_ms()))[user]
+        state = (await self._states([user]))[user]
         if not state.online:
             return  # offline either way: nothing changes for anyone
         event = PresenceEvent(
@@ -86,6 +86,16 @@ class Presence:
             last_seen_at=None,
         )
         await self._announcer.to_users(audience.watchers, event)
+
+    async def _states(self, users: Iterable[UserId]) -> dict[UserId, PresenceState]:
+        """The users' presence in Redis now. A user whose keys hold the wrong type reads as
+        offline with no last seen, and is logged once per read, not failed: a listing of
+        contacts answers whatever one of them left behind."""
+        states = await self._store.states(users, times.now_ms())
+        unreadable = [str(user) for user, state in states.items() if not state.readable]
+        if unreadable:
+            logger.warning("presence_unreadable", users=unreadable[:10], count=len(unreadable))
+        return states
 
     async def _record_last_seen(self, user: UserId, at: int) -> None:
         try:
@@ -104,14 +114,14 @@ class Presence:
         # One NUMSUB narrows them to those with a socket somewhere (redis/online.py); only
         # their presence entries are read, not two commands for each of a thousand contacts.
         candidates = await self._store.with_sockets(watched)
-        states = await self._store.states(candidates, times.now_ms())
+        states = await self._states(candidates)
         return [user for user in watched if user in candidates and states[user].online]
 
     async def of_users(self, viewer: UserId, users: Sequence[UserId]) -> list[UserPresence]:
         """Each of `users` as `viewer` may see them; hidden, blocking and unknown users
         alike are offline with no last seen, so the answer tells nobody who exists."""
         visible = await self._directory.visible(viewer, users)
-        states = await self._store.states(visible, times.now_ms())
+        states = await self._states(visible)
         answer = []
         for user in users:
             state = states.get(user, _HIDDEN)

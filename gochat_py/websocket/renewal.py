@@ -18,7 +18,7 @@ from gochat_py.usecases.auth import Auth
 from gochat_py.websocket.frames import AuthOk, FrameError
 
 if TYPE_CHECKING:
-    from gochat_py.websocket.endpoint import SocketSession
+    from gochat_py.websocket.session import SocketSession
 
 
 class Renewal:

@@ -302,3 +302,25 @@ async def edited(database_url: str, conversation_id: str) -> int:
         )
     finally:
         await conn.close()
+
+
+async def test_after_a_postgres_restart_the_first_requests_on_each_pooled_connection_succeed(
+    own_stack: LocalStack, outage_deployment: Deployment
+) -> None:
+    server = await outage_deployment.server()
+    async with httpx.AsyncClient(base_url=server.base_url) as api:
+        alice, bob = await register(api), await register(api)
+        await create_direct(api, alice["tokens"], bob["user"]["id"])
+
+        async def listing() -> int:
+            response = await api.get("/api/v1/conversations", headers=bearer(alice["tokens"]))
+            return response.status_code
+
+        # Ten at once: the pool holds ten connections, each of them about to go stale.
+        assert await asyncio.gather(*(listing() for _ in range(10))) == [200] * 10
+        own_stack.postgres.stop()
+        own_stack.postgres.start()
+        # The server's loop ran through the restart: asyncpg saw each connection close and
+        # the pool opens fresh ones, so no request pays for a stale one with a 503.
+        assert [await listing() for _ in range(3)] == [200] * 3
+        assert await asyncio.gather(*(listing() for _ in range(10))) == [200] * 10

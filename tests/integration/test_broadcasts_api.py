@@ -200,6 +200,7 @@ async def test_a_recipient_on_another_server_gets_the_message_live(
     direct = await create_direct(one, sender["tokens"], user_id(known))
     async with (
         connect(ws_url(two, known["tokens"]["access_token"])) as knowns,
+        connect(ws_url(two, new["tokens"]["access_token"])) as news,
         connect(ws_url(two, sender["tokens"]["access_token"])) as senders,
     ):
         response = await post_broadcast(one, sender, [user_id(known), user_id(new)], "far")
@@ -207,10 +208,16 @@ async def test_a_recipient_on_another_server_gets_the_message_live(
         sent = response.json()["results"]
         frame = await next_frame(knowns, is_message)
         assert (frame["id"], frame["conversation_id"]) == (sent[0]["message_id"], direct["id"])
-        # The sender's other device, on the other server, sees what it sent to the pair
-        # it already talked with; the new conversation reaches it in history (README).
-        copy = await next_frame(senders, is_message)
-        assert copy["id"] == sent[0]["message_id"]
+        # The conversation the broadcast created reaches the other server before its first
+        # message does: the recipient there gets that message live.
+        first = await next_frame(news, is_message)
+        assert (first["id"], first["conversation_id"]) == (
+            sent[1]["message_id"],
+            sent[1]["conversation_id"],
+        )
+        # The sender's other device, on the other server, sees both copies.
+        copies = {(await next_frame(senders, is_message))["id"] for _ in range(2)}
+        assert copies == {sent[0]["message_id"], sent[1]["message_id"]}
     [message] = await history(two, new, sent[1]["conversation_id"])
     assert message["id"] == sent[1]["message_id"]
 

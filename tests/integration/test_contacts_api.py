@@ -371,7 +371,7 @@ def presence_event(subject: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     return lambda f: f.get("event") == "presence" and f["user_id"] == subject["user"]["id"]
 
 
-async def test_an_accept_whose_presence_redis_cannot_read_still_makes_the_contacts(
+async def test_an_accept_whose_last_seen_redis_cannot_read_still_introduces_the_contacts(
     api: httpx.AsyncClient,
     db: asyncpg.Connection,
     redis: Redis,
@@ -386,13 +386,16 @@ async def test_an_accept_whose_presence_redis_cannot_read_still_makes_the_contac
         for socket in (alice_ws, bob_ws):
             await next_frame(socket, lambda f: f.get("event") == "presence_list")
         # Introducing bob to alice reads bob's last-seen key: a list there fails that read
-        # with WRONGTYPE, as a Redis that cannot answer would.
+        # with WRONGTYPE. It is logged; his sockets, read apart, still say he is online.
         seen_key = keys.presence_seen(uuid.UUID(bob["user"]["id"]))
         await redis.rpush(seen_key, "not a time")
         accepted = await decide(api, bob, request["id"], "accept")
         assert accepted.status_code == 200, accepted.text
         assert accepted.json()["status"] == "accepted"
-        assert warnings_logged.count("presence_not_introduced") == 1
+        assert warnings_logged.count("presence_unreadable") == 1
+        assert "presence_not_introduced" not in warnings_logged
+        online = await next_frame(alice_ws, presence_event(bob))
+        assert (online["status"], online["last_seen_at"]) == ("online", None)
         rows = await db.fetch(
             "SELECT user_id FROM contacts WHERE $1::uuid IN (user_id, contact_id)",
             alice["user"]["id"],
@@ -412,3 +415,28 @@ async def test_an_accept_whose_presence_redis_cannot_read_still_makes_the_contac
         await bob_ws.close()
         gone = await next_frame(alice_ws, presence_event(bob))
         assert gone["status"] == "offline" and gone["last_seen_at"] is not None
+
+
+async def test_contacts_are_listed_when_a_contacts_presence_keys_hold_the_wrong_type(
+    api: httpx.AsyncClient, redis: Redis, warnings_logged: list[str]
+) -> None:
+    alice, bob, carol = await register(api), await register(api), await register(api)
+    for friend in (bob, carol):
+        request = (await ask(api, alice, friend)).json()
+        await decide(api, friend, request["id"], "accept")
+    async with connect(ws_url(api, carol["tokens"]["access_token"])) as carol_ws:
+        await next_frame(carol_ws, lambda f: f.get("event") == "presence_list")
+        # Both of bob's keys hold something no presence command can read: WRONGTYPE.
+        await redis.set(keys.presence(uuid.UUID(bob["user"]["id"])), "not a sorted set")
+        await redis.rpush(keys.presence_seen(uuid.UUID(bob["user"]["id"])), "not a time")
+        listed = await api.get(f"{API}/contacts", headers=bearer(alice["tokens"]))
+        assert listed.status_code == 200, listed.text
+        presence = {c["user"]["id"]: c["presence"] for c in listed.json()["contacts"]}
+        # Bob's presence is unknown, shown as offline; carol's keys are read as ever.
+        assert presence[bob["user"]["id"]] == {
+            "user_id": bob["user"]["id"],
+            "status": "offline",
+            "last_seen_at": None,
+        }
+        assert presence[carol["user"]["id"]]["status"] == "online"
+    assert warnings_logged.count("presence_unreadable") == 1

@@ -197,6 +197,25 @@ async def test_a_new_conversation_reaches_members_who_were_already_connected(
         await next_frame(alice_ws, _content("first in private"))
 
 
+async def test_the_first_message_of_a_new_conversation_reaches_a_member_on_another_instance(
+    two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    one, two = two_servers
+    alice, bob, carol = await register(one), await register(one), await register(one)
+    async with (
+        connect(ws_url(one, alice["tokens"]["access_token"])) as alice_ws,
+        connect(ws_url(two, bob["tokens"]["access_token"])) as bob_ws,
+        connect(ws_url(two, carol["tokens"]["access_token"])) as carol_ws,
+    ):
+        # Created on one, the first message sent at once: no poll, no second try.
+        direct = await create_direct(one, alice["tokens"], bob["user"]["id"])
+        await say(alice_ws, direct["id"], "first in private")
+        await next_frame(bob_ws, _content("first in private"))
+        group = await create_group(one, alice["tokens"], "g", [carol["user"]["id"]])
+        await say(alice_ws, group["id"], "first in the group")
+        await next_frame(carol_ws, _content("first in the group"))
+
+
 async def test_a_removed_member_stops_receiving_on_every_instance(
     two_servers: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
@@ -310,7 +329,7 @@ async def test_a_slow_reader_is_closed_with_1013_while_a_fast_one_gets_everythin
             async def read_slow_once_cut_off() -> None:
                 # Once the server has given up on it, the slow client reads at full speed, so
                 # the close frame queued behind its backlog reaches it within the server's
-                # endpoint.CLOSE_TIMEOUT (after which the server stops trying). A buffer raised
+                # session.CLOSE_TIMEOUT (after which the server stops trying). A buffer raised
                 # after the handshake keeps the small window until the clamp is raised too.
                 await poll_until(slow_counted, timeout=20, what="the slow reader to be cut off")
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)

@@ -10,6 +10,7 @@ import pytest
 from gochat_py import messages, times
 from gochat_py.devstack.services import free_port
 from gochat_py.ids import uuid7
+from gochat_py.outages import POSTGRES_DOWN
 from tests.stream_traffic import Traffic, create_chats, stored_ids
 from worker.persist import (
     Failure,
@@ -244,6 +245,7 @@ async def test_an_unreachable_server_means_unavailable_not_a_rejection(
         (asyncpg.TooManyConnectionsError("too many"), Failure.UNAVAILABLE),
         (asyncpg.InterfaceError("connection is closed"), Failure.UNAVAILABLE),
         (asyncpg.ClientConfigurationError("bad dsn"), Failure.UNAVAILABLE),
+        (asyncpg.InternalClientError("another operation is in progress"), Failure.UNAVAILABLE),
         (asyncpg.DeadlockDetectedError("deadlock"), Failure.TRANSIENT),
         (asyncpg.SerializationError("serialization"), Failure.TRANSIENT),
         (asyncpg.UndefinedTableError("no messages table"), Failure.TRANSIENT),
@@ -254,6 +256,13 @@ def test_errors_are_sorted_by_what_they_say_about_the_batch(
     error: BaseException, failure: Failure | None
 ) -> None:
     assert classify(error) is failure
+
+
+@pytest.mark.parametrize("kind", POSTGRES_DOWN, ids=lambda kind: kind.__name__)
+def test_whatever_the_server_answers_503_for_the_worker_waits_out(kind: type[Exception]) -> None:
+    # One list (gochat_py/outages.py) for both: a PostgreSQL outage is never a dead letter.
+    error = kind(111, "refused") if issubclass(kind, OSError) else kind("down")
+    assert classify(error) is Failure.UNAVAILABLE
 
 
 async def stored_state(db: asyncpg.Connection, message_id: object) -> tuple[object, ...]:

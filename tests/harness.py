@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 from redis.asyncio import Redis
-from websockets.asyncio.client import connect as plain_connect
+from websockets.asyncio.client import connect as websocket_connect
 from websockets.typing import Subprotocol
 
 from gochat_py.app import build_app, uvicorn_options
@@ -185,7 +185,17 @@ def ws_url(client: httpx.AsyncClient, token: str | None = None) -> str:
     return f"{base}/ws" + (f"?token={token}" if token else "")
 
 
-def connect(uri: str, **options: Any) -> plain_connect:
+def plain_connect(uri: str, **options: Any) -> websocket_connect:
+    """A gochat client: a socket that asks for nothing.
+
+    It keeps every frame it has not read yet (no `max_queue`): a test reads only the frames
+    it asserts on, and past `max_queue` unread frames websockets stops reading the
+    connection, so the server's close frame would go unseen and leaving the socket would
+    wait out `close_timeout` (10 s). A test about a slow reader sets `max_queue` itself."""
+    return websocket_connect(uri, **{"max_queue": None, **options})
+
+
+def connect(uri: str, **options: Any) -> websocket_connect:
     """A socket that asks for every frame (the gochat-py.v1 subprotocol), as our own clients
     do; `plain_connect` is a gochat client that asks for nothing."""
     return plain_connect(uri, subprotocols=[Subprotocol(SUBPROTOCOL)], **options)

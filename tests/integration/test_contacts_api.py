@@ -13,7 +13,6 @@ import pytest
 from loguru import logger
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as plain_connect
 
 from gochat_py.redis import keys
 from gochat_py.settings import Settings, load_settings
@@ -21,6 +20,7 @@ from tests.harness import (
     bearer,
     connect,
     next_frame,
+    plain_connect,
     register,
     serve_app,
     server_environment,

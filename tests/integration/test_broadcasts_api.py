@@ -36,6 +36,7 @@ from tests.harness import (
     server_environment,
     ws_url,
 )
+from tests.message_requests import history
 from tests.relationships import API, ask, block, decide, error_code
 from tests.stream_traffic import running_consumer, stored_ids
 
@@ -81,17 +82,6 @@ async def post_broadcast(
 async def stream_length(redis: Redis) -> int:
     """Entries in the message stream: each message sent is one, whoever it went to."""
     return int(await redis.xlen(keys.stream(0)))
-
-
-async def history(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str
-) -> list[dict[str, Any]]:
-    response = await api.get(
-        f"{API}/conversations/{conversation_id}/messages", headers=bearer(user["tokens"])
-    )
-    assert response.status_code == 200, response.text
-    messages: list[dict[str, Any]] = response.json()["messages"]
-    return messages
 
 
 async def assert_no_message(socket: ClientConnection) -> None:

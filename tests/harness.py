@@ -128,6 +128,24 @@ async def register(client: httpx.AsyncClient, name: str | None = None) -> dict[s
     return body
 
 
+async def login(client: httpx.AsyncClient, user: Mapping[str, Any]) -> dict[str, Any]:
+    """A new login session of `user` (a register answer's `user`): its tokens."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()["tokens"]
+    return tokens
+
+
+def error_code(response: httpx.Response) -> str:
+    """The `code` of an error answer, which must have the error shape."""
+    body = response.json()
+    assert set(body) >= {"error"} and set(body["error"]) >= {"code", "message"}, body
+    code: str = body["error"]["code"]
+    return code
+
+
 def bearer(tokens: Mapping[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -273,6 +291,12 @@ async def next_frame(
             frame: dict[str, Any] = json.loads(await socket.recv())
             if predicate(frame):
                 return frame
+
+
+async def pong(socket: Any) -> bool:
+    """Whether the socket is still served: a `ping` frame is answered."""
+    await socket.send(json.dumps({"event": "ping"}))
+    return (await next_frame(socket, lambda f: f.get("event") == "pong"))["event"] == "pong"
 
 
 async def create_direct(

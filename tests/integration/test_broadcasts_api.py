@@ -25,6 +25,7 @@ from tests.harness import (
     bearer,
     connect,
     create_direct,
+    error_code,
     is_message,
     next_frame,
     plain_connect,
@@ -37,7 +38,7 @@ from tests.harness import (
     ws_url,
 )
 from tests.message_requests import history
-from tests.relationships import API, ask, block, decide, error_code
+from tests.relationships import API, ask, block, decide
 from tests.stream_traffic import running_consumer, stored_ids
 
 BROADCASTS = f"{API}/broadcasts"

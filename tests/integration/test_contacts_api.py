@@ -19,6 +19,7 @@ from gochat_py.settings import Settings, load_settings
 from tests.harness import (
     bearer,
     connect,
+    error_code,
     next_frame,
     plain_connect,
     register,
@@ -32,7 +33,6 @@ from tests.relationships import (
     ask,
     contact_ids,
     decide,
-    error_code,
     pending,
     ref,
 )

@@ -56,8 +56,9 @@ def server_environment(database_url: str, redis_url: str, **overrides: str) -> d
 
 
 class _TestServer(uvicorn.Server):
-    """uvicorn's server, stopped the moment its test is done with it: uvicorn's own main
-    loop looks at `should_exit` every 0.1 s, a wait the suite would pay once per server."""
+    """uvicorn's server, stopped the moment its test is done with it. uvicorn's own main
+    loop looks at `should_exit` every 0.1 s, and its shutdown pauses 0.1 s before it waits
+    for the connections: 0.2 s the suite would pay once per server, some 700 times."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -66,6 +67,16 @@ class _TestServer(uvicorn.Server):
     async def main_loop(self) -> None:
         await self.on_tick(0)  # the default headers; a test's server lives for seconds
         await self.exit.wait()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's shutdown without the pause: the connections are still told to finish
+        # and waited for, and the lifespan's shutdown runs (marks are flushed there).
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        await self._wait_tasks_to_complete()
+        await self.lifespan.shutdown()
 
 
 @contextlib.asynccontextmanager

@@ -93,6 +93,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_flush_interval: float = 0.25
     worker_batch_size: int = 5000  # rows per transaction; 500 kept the worker at ~35% of COPY
     worker_claim_idle: float = 30.0
+    # The longest wait between a worker's attempts while PostgreSQL or Redis is down: the
+    # retries double up to it, and it is how late the worker may notice the recovery.
+    worker_retry_max: float = 5.0
     worker_max_deliveries: int = 5
     worker_metrics_port: int = 9100  # 0: no metrics endpoint
     # Browser sessions (rest/cookies.py). Secure is off by default only in dev/local/test,
@@ -326,6 +329,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         worker_batch_size=_read(env, "WORKER_BATCH_SIZE", _positive_int, d.worker_batch_size),
         worker_claim_idle=_read(env, "WORKER_CLAIM_IDLE", parse_duration, d.worker_claim_idle),
+        worker_retry_max=_read(env, "WORKER_RETRY_MAX", parse_duration, d.worker_retry_max),
         worker_max_deliveries=_read(
             env, "WORKER_MAX_DELIVERIES", _positive_int, d.worker_max_deliveries
         ),

@@ -49,11 +49,6 @@ async def pending(api: httpx.AsyncClient, user: dict[str, Any], direction: str) 
     return [r["id"] for r in response.json()["requests"]]
 
 
-def error_code(response: httpx.Response) -> str:
-    code: str = response.json()["error"]["code"]
-    return code
-
-
 def ref(user: dict[str, Any]) -> dict[str, str]:
     """A registered user as the people routes show them: id and username, no email."""
     return {"id": user["user"]["id"], "username": user["user"]["username"]}

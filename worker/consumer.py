@@ -43,7 +43,7 @@ from worker.group import (
     trim_acknowledged,
 )
 from worker.metrics import WorkerMetrics
-from worker.outage import Backoff, Outage
+from worker.outage import BACKOFF_MAX, Backoff, Outage
 from worker.persist import Failure, Persisted, Row, classify, persist_isolating
 from worker.watermark import RECENT_TAIL, RECENT_TRIM_STEP, trim_recent
 from worker.webhook_fanout import WebhookFanout
@@ -67,6 +67,7 @@ class ConsumerConfig:
     trim_every: float = TRIM_EVERY
     recent_tail: int = RECENT_TAIL  # persisted messages left in each conversation's cache
     recent_trim_step: int = RECENT_TRIM_STEP
+    retry_max: float = BACKOFF_MAX  # the longest wait between attempts in an outage
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConsumerConfig:
@@ -80,6 +81,7 @@ class ConsumerConfig:
             max_deliveries=settings.worker_max_deliveries,
             recent_tail=min(RECENT_TAIL, share),
             recent_trim_step=max(1, min(RECENT_TRIM_STEP, share)),
+            retry_max=settings.worker_retry_max,
         )
 
 
@@ -105,9 +107,9 @@ class Consumer:
         self._metrics = metrics
         self._stop = stop
         self._log = logger.bind(consumer=self.name)
-        self._postgres = Outage("postgres", metrics.postgres_down)
-        self._redis_outage = Outage("redis", metrics.redis_down)
-        self._transient = Backoff()
+        self._postgres = Outage("postgres", metrics.postgres_down, config.retry_max)
+        self._redis_outage = Outage("redis", metrics.redis_down, config.retry_max)
+        self._transient = Backoff(ceiling=config.retry_max)
         self._joined = False  # the group exists on every partition (as far as we know)
         self._started = False
         self._next_reclaim = 0.0

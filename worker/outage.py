@@ -8,7 +8,9 @@ from loguru import logger
 from prometheus_client import Gauge
 
 BACKOFF_FIRST = 0.1  # most blips (a failover, a restart) are short: try again soon
-BACKOFF_MAX = 5.0  # an outage of minutes costs one attempt every 5 s; recovery is noticed in 5 s
+# An outage of minutes costs one attempt every 5 s; recovery is noticed in 5 s. The worker
+# takes WORKER_RETRY_MAX (this by default).
+BACKOFF_MAX = 5.0
 
 
 class Backoff:
@@ -31,10 +33,10 @@ class Backoff:
 class Outage:
     """Whether PostgreSQL or Redis answers; `failed` and `recovered` log only transitions."""
 
-    def __init__(self, dependency: str, gauge: Gauge) -> None:
+    def __init__(self, dependency: str, gauge: Gauge, ceiling: float = BACKOFF_MAX) -> None:
         self.dependency = dependency
         self._gauge = gauge
-        self._backoff = Backoff()
+        self._backoff = Backoff(ceiling=ceiling)
         self._down_since: float | None = None
         self.attempts = 0  # failed attempts in the current outage
 

@@ -10,7 +10,13 @@ from collections.abc import Iterable
 from gochat_py.devstack.codewatch import CodeWatcher
 from gochat_py.devstack.console import say
 from gochat_py.devstack.services import StackError, port_in_use
-from gochat_py.devstack.stack import PROJECT_ROOT, environment, local_services, migrate_up
+from gochat_py.devstack.stack import (
+    PROJECT_ROOT,
+    environment,
+    local_services,
+    migrate_up,
+    restart_backoff_max,
+)
 from gochat_py.devstack.supervisor import AppProcess, Supervisor
 from gochat_py.settings import load_settings
 
@@ -30,6 +36,7 @@ def run(reload: bool) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     env = environment()
     settings = load_settings(env)
+    backoff_max = restart_backoff_max(env)
     if port_in_use(settings.server_port, settings.server_host):
         raise StackError(
             f"port {settings.server_port} for the API server is in use: stop whatever holds it "
@@ -38,7 +45,7 @@ def run(reload: bool) -> int:
     with local_services(env) as (env, services):
         settings = load_settings(env)
         migrate_up(settings)
-        supervisor = Supervisor(wait_for_changes=reload)
+        supervisor = Supervisor(wait_for_changes=reload, backoff_max=backoff_max)
         for service in services:
             supervisor.adopt(service)
         # Reloading is ours, not uvicorn's or the watchfiles CLI's: their wrappers do not

@@ -13,8 +13,9 @@ from dotenv import dotenv_values
 
 from gochat_py.devstack.console import say
 from gochat_py.devstack.services import LocalStack, Postgres, RedisServer
+from gochat_py.devstack.supervisor import BACKOFF_MAX
 from gochat_py.postgres import migrate
-from gochat_py.settings import Settings, SettingsError
+from gochat_py.settings import Settings, SettingsError, parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_ENV_FILE = PROJECT_ROOT / "configs" / "local.env"
@@ -36,6 +37,17 @@ def _int_var(env: dict[str, str], name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
         raise SettingsError(name, f"{raw!r} is not a TCP port (1-65535)")
     return int(raw)
+
+
+def restart_backoff_max(env: dict[str, str]) -> float:
+    """LOCAL_RESTART_BACKOFF_MAX: the longest wait before a crashed child is started again."""
+    raw = env.get("LOCAL_RESTART_BACKOFF_MAX", "").strip()
+    if not raw:
+        return BACKOFF_MAX
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise SettingsError("LOCAL_RESTART_BACKOFF_MAX", str(exc)) from None
 
 
 @contextlib.contextmanager

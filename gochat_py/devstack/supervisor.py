@@ -19,7 +19,8 @@ from gochat_py.devstack.services import die_with_parent
 
 TICK = 0.2  # how often children are looked at: restarts within a blink, no busy loop
 BACKOFF_FIRST = 0.5  # a crash after a good run is restarted almost at once
-BACKOFF_MAX = 8.0  # a process that keeps crashing is retried at most this far apart
+# A process that keeps crashing is retried at most this far apart (LOCAL_RESTART_BACKOFF_MAX).
+BACKOFF_MAX = 8.0
 QUICK_DEATH = 10.0  # a death this soon after starting (a slow box included) is a failed start
 CRASH_LOOP_LIMIT = 5  # this many quick deaths in a row: it cannot start, retrying will not help
 CHILD_STOP_TIMEOUT = 15.0  # the worker finishes its batch on SIGTERM; past this it is killed
@@ -97,9 +98,10 @@ class _Watched:
 class Supervisor:
     """Children in start order; they are stopped in the reverse order."""
 
-    def __init__(self, wait_for_changes: bool = False) -> None:
+    def __init__(self, wait_for_changes: bool = False, backoff_max: float = BACKOFF_MAX) -> None:
         self._watched: list[_Watched] = []
         self._wait_for_changes = wait_for_changes
+        self._backoff_max = backoff_max
 
     def adopt(self, child: Child) -> None:
         """Watch a child that is already running."""
@@ -156,7 +158,7 @@ class Supervisor:
             )
             watched.parked = park
             return park
-        delay = min(BACKOFF_FIRST * 2**watched.quick_deaths, BACKOFF_MAX)
+        delay = min(BACKOFF_FIRST * 2**watched.quick_deaths, self._backoff_max)
         watched.restarts += 1
         watched.restart_at = now + delay
         say(

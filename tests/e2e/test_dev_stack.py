@@ -55,6 +55,8 @@ def dev_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
         WORKER_METRICS_PORT=str(free_port()),
         ARGON2_MEMORY_KIB="1024",
         ARGON2_TIME_COST="1",
+        # Restarts after a crash come at once: these tests count restarts, not their waits.
+        LOCAL_RESTART_BACKOFF_MAX="100ms",
     )
     env.update(overrides)
     return env

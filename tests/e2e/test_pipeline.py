@@ -57,8 +57,10 @@ class Deployment:
 
     def worker(self, **extra: str) -> ServerProcess:
         name = f"worker-{len(self.processes)}-{uuid.uuid4().hex[:6]}"
+        # Reclaims and the retries of an outage come soon: a test waits on neither.
+        short = {"WORKER_CLAIM_IDLE": "1s", "WORKER_RETRY_MAX": "500ms"}
         process = ServerProcess(
-            self._env(WORKER_METRICS_PORT="0", WORKER_CLAIM_IDLE="1s", **extra),
+            self._env(WORKER_METRICS_PORT="0", **short, **extra),
             self.logs / f"{name}.log",
             module="worker",
         )

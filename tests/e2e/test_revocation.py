@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,14 @@ from websockets.asyncio.client import ClientConnection
 
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
 from tests.e2e.test_server_process import api_server
-from tests.harness import PASSWORD, bearer, connect, next_frame, register, ws_url
+from tests.harness import (
+    bearer,
+    connect,
+    login,
+    pong,
+    register,
+    ws_url,
+)
 
 REVOCATION_DEADLINE = 1.0  # DESIGN invariant 8: within a second, on every process
 
@@ -35,21 +41,6 @@ async def two_processes(
         httpx.AsyncClient(base_url=second.base_url) as two,
     ):
         yield one, two
-
-
-async def login(client: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
-    """A new login session of `user`: its tokens."""
-    response = await client.post(
-        "/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()["tokens"]
-    return tokens
-
-
-async def pong(socket: ClientConnection) -> bool:
-    await socket.send(json.dumps({"event": "ping"}))
-    return (await next_frame(socket, lambda f: f.get("event") == "pong"))["event"] == "pong"
 
 
 async def closed_within(socket: ClientConnection, since: float) -> float:

@@ -12,20 +12,19 @@ from gochat_py import times
 from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
 from gochat_py.usecases.tokens import TokenCodec
-from tests.harness import PASSWORD, bearer, register, unique_name
+from tests.harness import (
+    PASSWORD,
+    bearer,
+    error_code,
+    register,
+    unique_name,
+)
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/auth/me"
-
-
-def error_code(response: httpx.Response) -> str:
-    body = response.json()
-    assert set(body) >= {"error"} and set(body["error"]) >= {"code", "message"}, body
-    code: str = body["error"]["code"]
-    return code
 
 
 async def test_register_returns_the_user_and_a_token_pair(

@@ -25,6 +25,7 @@ from tests.harness import (
     bearer,
     connect,
     create_direct,
+    error_code,
     is_message,
     next_frame,
     plain_connect,
@@ -36,7 +37,8 @@ from tests.harness import (
     server_environment,
     ws_url,
 )
-from tests.relationships import API, ask, block, decide, error_code
+from tests.message_requests import history
+from tests.relationships import API, ask, block, decide
 from tests.stream_traffic import running_consumer, stored_ids
 
 BROADCASTS = f"{API}/broadcasts"
@@ -81,17 +83,6 @@ async def post_broadcast(
 async def stream_length(redis: Redis) -> int:
     """Entries in the message stream: each message sent is one, whoever it went to."""
     return int(await redis.xlen(keys.stream(0)))
-
-
-async def history(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str
-) -> list[dict[str, Any]]:
-    response = await api.get(
-        f"{API}/conversations/{conversation_id}/messages", headers=bearer(user["tokens"])
-    )
-    assert response.status_code == 200, response.text
-    messages: list[dict[str, Any]] = response.json()["messages"]
-    return messages
 
 
 async def assert_no_message(socket: ClientConnection) -> None:

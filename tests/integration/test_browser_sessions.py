@@ -17,6 +17,7 @@ from tests.harness import (
     PASSWORD,
     bearer,
     connect,
+    error_code,
     next_frame,
     register,
     serve_app,
@@ -51,11 +52,6 @@ def set_cookies(response: httpx.Response) -> dict[str, Morsel[str]]:
 
 def own_origin(client: httpx.AsyncClient) -> str:
     return str(client.base_url).rstrip("/")
-
-
-def error_code(response: httpx.Response) -> str:
-    code: str = response.json()["error"]["code"]
-    return code
 
 
 async def conversation_count(client: httpx.AsyncClient, tokens: dict[str, Any]) -> int:

@@ -13,14 +13,15 @@ import pytest
 from loguru import logger
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as plain_connect
 
 from gochat_py.redis import keys
 from gochat_py.settings import Settings, load_settings
 from tests.harness import (
     bearer,
     connect,
+    error_code,
     next_frame,
+    plain_connect,
     register,
     serve_app,
     server_environment,
@@ -32,7 +33,6 @@ from tests.relationships import (
     ask,
     contact_ids,
     decide,
-    error_code,
     pending,
     ref,
 )

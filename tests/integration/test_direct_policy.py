@@ -21,6 +21,7 @@ from tests.harness import (
     connect,
     create_direct,
     create_group,
+    error_code,
     poll_until,
     redis_commands_during,
     register,
@@ -30,7 +31,6 @@ from tests.relationships import (
     API,
     ask,
     decide,
-    error_code,
     post_message,
     say,
 )

@@ -21,6 +21,7 @@ from tests.harness import (
     next_frame,
     plain_connect,
     poll_until,
+    pong,
     register,
     serve_app,
     server_environment,
@@ -54,11 +55,6 @@ def closed(socket: ClientConnection) -> Callable[[], Awaitable[bool]]:
         return socket.close_code is not None
 
     return check
-
-
-async def pong(socket: ClientConnection) -> bool:
-    await socket.send(json.dumps({"event": "ping"}))
-    return (await next_frame(socket, lambda f: f.get("event") == "pong"))["event"] == "pong"
 
 
 async def test_a_socket_is_warned_before_its_token_expires_then_closed_with_4002(

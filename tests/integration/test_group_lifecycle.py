@@ -27,7 +27,8 @@ from tests.harness import (
     register,
     ws_url,
 )
-from tests.integration.test_system_messages import line, send, timeline, url
+from tests.integration.test_system_messages import line
+from tests.message_requests import conversation_url, send, timeline
 from tests.stream_traffic import running_consumer
 
 User = dict[str, Any]
@@ -38,25 +39,29 @@ def uid(user: User) -> str:
 
 
 async def patch_group(api: httpx.AsyncClient, user: User, group: str, **body: Any) -> Any:
-    return await api.patch(url(group), json=body, headers=bearer(user["tokens"]))
+    return await api.patch(conversation_url(group), json=body, headers=bearer(user["tokens"]))
 
 
 async def set_role(
     api: httpx.AsyncClient, user: User, group: str, member: User, role: str
 ) -> httpx.Response:
     return await api.patch(
-        url(group, f"/members/{uid(member)}"), json={"role": role}, headers=bearer(user["tokens"])
+        conversation_url(group, f"/members/{uid(member)}"),
+        json={"role": role},
+        headers=bearer(user["tokens"]),
     )
 
 
 async def transfer(api: httpx.AsyncClient, user: User, group: str, to: User) -> httpx.Response:
     return await api.post(
-        url(group, "/owner"), json={"user_id": uid(to)}, headers=bearer(user["tokens"])
+        conversation_url(group, "/owner"), json={"user_id": uid(to)}, headers=bearer(user["tokens"])
     )
 
 
 async def leave(api: httpx.AsyncClient, user: User, group: str) -> httpx.Response:
-    return await api.delete(url(group, f"/members/{uid(user)}"), headers=bearer(user["tokens"]))
+    return await api.delete(
+        conversation_url(group, f"/members/{uid(user)}"), headers=bearer(user["tokens"])
+    )
 
 
 def roles(view: dict[str, Any]) -> dict[str, str]:
@@ -120,7 +125,7 @@ async def test_settings_roles_and_owner_are_in_the_log_between_the_right_message
         "role": "admin",
     }
     assert stored_log[7]["system"]["target_ids"] == [uid(carol)]
-    details = await api.get(url(group), headers=bearer(bob["tokens"]))
+    details = await api.get(conversation_url(group), headers=bearer(bob["tokens"]))
     assert details.json()["conversation"]["description"] is None
     listed = await api.get("/api/v1/conversations", headers=bearer(bob["tokens"]))
     [item] = listed.json()["conversations"]
@@ -157,7 +162,7 @@ async def test_strangers_get_404_and_members_without_the_role_get_403(
         "rename": lambda u, g: patch_group(api, u, g, name="x"),
         "role": lambda u, g: set_role(api, u, g, member, "admin"),
         "transfer": lambda u, g: transfer(api, u, g, member),
-        "delete": lambda u, g: api.delete(url(g), headers=bearer(u["tokens"])),
+        "delete": lambda u, g: api.delete(conversation_url(g), headers=bearer(u["tokens"])),
     }
     for name, call in calls.items():
         refused = await call(stranger, group)
@@ -171,7 +176,7 @@ async def test_strangers_get_404_and_members_without_the_role_get_403(
         assert code(await calls[name](member, group)) == (403, "not_the_owner"), name
         assert code(await calls[name](admin, group)) == (403, "not_the_owner"), name
     remove_owner = await api.delete(
-        url(group, f"/members/{uid(owner)}"), headers=bearer(admin["tokens"])
+        conversation_url(group, f"/members/{uid(owner)}"), headers=bearer(admin["tokens"])
     )
     assert code(remove_owner) == (403, "cannot_remove_owner")
     # Bad requests from the owner.
@@ -186,7 +191,7 @@ async def test_strangers_get_404_and_members_without_the_role_get_403(
     assert code(await transfer(api, owner, group, stranger)) == (422, "not_a_member")
     assert code(await set_role(api, owner, group, stranger, "admin")) == (422, "not_a_member")
     # Nothing of that changed the group or its log.
-    view = (await api.get(url(group), headers=bearer(owner["tokens"]))).json()
+    view = (await api.get(conversation_url(group), headers=bearer(owner["tokens"]))).json()
     assert view["conversation"]["name"] == "g"
     assert roles(view) == {uid(owner): "owner", uid(admin): "admin", uid(member): "member"}
     actions = [m["system"]["action"] for m in await timeline(api, owner, group)]
@@ -220,22 +225,26 @@ async def test_an_owner_who_leaves_hands_the_group_to_the_longest_standing_admin
     alice, bob, carol, dave = [await register(api) for _ in range(4)]
     group = (await create_group(api, alice["tokens"], "heirs", [uid(bob)]))["id"]
     await api.post(
-        url(group, "/members"), json={"user_ids": [uid(carol)]}, headers=bearer(alice["tokens"])
+        conversation_url(group, "/members"),
+        json={"user_ids": [uid(carol)]},
+        headers=bearer(alice["tokens"]),
     )
     await api.post(
-        url(group, "/members"), json={"user_ids": [uid(dave)]}, headers=bearer(alice["tokens"])
+        conversation_url(group, "/members"),
+        json={"user_ids": [uid(dave)]},
+        headers=bearer(alice["tokens"]),
     )
     await set_role(api, alice, group, dave, "admin")
     await set_role(api, alice, group, carol, "admin")
     assert (await leave(api, alice, group)).status_code == 204
-    view = (await api.get(url(group), headers=bearer(bob["tokens"]))).json()
+    view = (await api.get(conversation_url(group), headers=bearer(bob["tokens"]))).json()
     # carol and dave are admins; carol joined first. bob joined before both, as a member.
     assert roles(view) == {uid(bob): "member", uid(carol): "owner", uid(dave): "admin"}
     assert (await leave(api, carol, group)).status_code == 204
     assert (await leave(api, dave, group)).status_code == 204
-    assert roles((await api.get(url(group), headers=bearer(bob["tokens"]))).json()) == {
-        uid(bob): "owner"
-    }
+    assert roles(
+        (await api.get(conversation_url(group), headers=bearer(bob["tokens"]))).json()
+    ) == {uid(bob): "owner"}
     tail = [line(m)[1:] for m in (await timeline(api, bob, group))[-6:]]
     a, c, d, b = (u["user"]["username"] for u in (alice, carol, dave, bob))
     assert tail == [
@@ -258,7 +267,9 @@ async def test_an_owner_who_leaves_hands_the_group_to_the_longest_standing_admin
     assert (
         await db.fetchval("SELECT count(*) FROM conversations WHERE id = $1", uuid.UUID(group)) == 0
     )
-    assert (await api.get(url(group), headers=bearer(bob["tokens"]))).status_code == 404
+    assert (
+        await api.get(conversation_url(group), headers=bearer(bob["tokens"]))
+    ).status_code == 404
 
 
 async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_starts(
@@ -269,7 +280,7 @@ async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_sta
     kept = (await create_direct(api, alice["tokens"], uid(bob)))["id"]
     first = await send(api, bob, group, "soon gone")
     edited = await api.patch(
-        url(group, f"/messages/{first['id']}"),
+        conversation_url(group, f"/messages/{first['id']}"),
         json={"content": "edited"},
         headers=bearer(bob["tokens"]),
     )
@@ -284,7 +295,7 @@ async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_sta
     ]
     assert await redis.exists(*own_keys) == 3
     async with connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws:
-        deleted = await api.delete(url(group), headers=bearer(alice["tokens"]))
+        deleted = await api.delete(conversation_url(group), headers=bearer(alice["tokens"]))
         assert deleted.status_code == 204, deleted.text
         ended = await next_frame(bob_ws, lambda f: f.get("event") == "conversation_deleted")
         assert ended["actor_id"] == uid(alice)
@@ -293,10 +304,12 @@ async def test_a_deleted_group_leaves_nothing_behind_once_the_stopped_worker_sta
         assert (await next_frame(bob_ws, is_message))["content"] == "after"
     for user in (alice, bob):
         assert (
-            await api.get(url(group, "/messages"), headers=bearer(user["tokens"]))
+            await api.get(conversation_url(group, "/messages"), headers=bearer(user["tokens"]))
         ).status_code == 404
         refused = await api.post(
-            url(group, "/messages"), json={"content": "x"}, headers=bearer(user["tokens"])
+            conversation_url(group, "/messages"),
+            json={"content": "x"},
+            headers=bearer(user["tokens"]),
         )
         assert refused.status_code == 404
         listed = await api.get("/api/v1/conversations", headers=bearer(user["tokens"]))

@@ -36,6 +36,7 @@ from tests.harness import (
     serve_app,
     ws_url,
 )
+from tests.message_requests import send
 
 Group = tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]
 
@@ -48,18 +49,6 @@ async def group(api: httpx.AsyncClient) -> Group:
         api, alice["tokens"], "Trip", [bob["user"]["id"], carol["user"]["id"]]
     )
     return alice, bob, carol, made["id"]
-
-
-async def send(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, text: str
-) -> Any:
-    response = await api.post(
-        f"/api/v1/conversations/{conversation_id}/messages",
-        json={"content": text},
-        headers=bearer(user["tokens"]),
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def mentions_listed(api: httpx.AsyncClient, user: dict[str, Any]) -> list[Any]:

@@ -24,48 +24,10 @@ from tests.harness import (
     send_frame,
     ws_url,
 )
+from tests.message_requests import delete, edit, history, messages_url, send
 from tests.stream_traffic import running_consumer
 
 Pair = tuple[dict[str, Any], dict[str, Any], str]
-
-
-def messages_url(conversation_id: str, message_id: str | None = None) -> str:
-    base = f"/api/v1/conversations/{conversation_id}/messages"
-    return base if message_id is None else f"{base}/{message_id}"
-
-
-async def send(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, text: str
-) -> Any:
-    response = await api.post(
-        messages_url(conversation_id), json={"content": text}, headers=bearer(user["tokens"])
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def edit(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, message_id: str, text: str
-) -> httpx.Response:
-    return await api.patch(
-        messages_url(conversation_id, message_id),
-        json={"content": text},
-        headers=bearer(user["tokens"]),
-    )
-
-
-async def delete(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, message_id: str
-) -> httpx.Response:
-    return await api.delete(
-        messages_url(conversation_id, message_id), headers=bearer(user["tokens"])
-    )
-
-
-async def history(api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str) -> Any:
-    response = await api.get(messages_url(conversation_id), headers=bearer(user["tokens"]))
-    assert response.status_code == 200, response.text
-    return response.json()["messages"]
 
 
 def change_of(event: str) -> Any:

@@ -16,18 +16,16 @@ from gochat_py.ids import SessionId, UserId
 from gochat_py.settings import Settings
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
-from tests.harness import PASSWORD, connect, next_frame, poll_until, register, ws_url
+from tests.harness import (
+    connect,
+    login,
+    next_frame,
+    poll_until,
+    register,
+    ws_url,
+)
 
 AUTH_REPLIES = ("auth_ok", "error")
-
-
-async def login(api: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
-    response = await api.post(
-        "/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()["tokens"]
-    return tokens
 
 
 async def authenticate(socket: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:

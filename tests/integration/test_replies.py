@@ -24,34 +24,10 @@ from tests.harness import (
     send_frame,
     ws_url,
 )
+from tests.message_requests import history, messages_url, post_message, send
 from tests.stream_traffic import running_consumer
 
 Pair = tuple[dict[str, Any], dict[str, Any], str]
-
-
-MESSAGES = "/api/v1/conversations/{}/messages"
-
-
-async def post(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, **body: Any
-) -> httpx.Response:
-    return await api.post(
-        MESSAGES.format(conversation_id), json=body, headers=bearer(user["tokens"])
-    )
-
-
-async def send(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, text: str, **extra: Any
-) -> Any:
-    response = await post(api, user, conversation_id, content=text, **extra)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def history(api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str) -> Any:
-    response = await api.get(MESSAGES.format(conversation_id), headers=bearer(user["tokens"]))
-    assert response.status_code == 200, response.text
-    return response.json()["messages"]
 
 
 async def stream_length(redis: Redis, settings: Settings) -> int:
@@ -136,7 +112,7 @@ async def test_a_reply_to_a_deleted_message_is_sent_and_its_quote_says_deleted(
     alice, bob, conversation_id = pair
     original = await send(api, alice, conversation_id, "regrettable")
     deleted = await api.delete(
-        MESSAGES.format(conversation_id) + "/" + original["id"], headers=bearer(alice["tokens"])
+        messages_url(conversation_id, original["id"]), headers=bearer(alice["tokens"])
     )
     assert deleted.status_code == 204
     reply = await send(api, bob, conversation_id, "what did it say?", reply_to=original["id"])
@@ -149,7 +125,7 @@ async def test_a_reply_to_an_edited_message_quotes_it_as_it_reads_now(
     alice, bob, conversation_id = pair
     original = await send(api, alice, conversation_id, "helo")
     edited = await api.patch(
-        MESSAGES.format(conversation_id) + "/" + original["id"],
+        messages_url(conversation_id, original["id"]),
         json={"content": "hello"},
         headers=bearer(alice["tokens"]),
     )
@@ -167,14 +143,14 @@ async def test_a_reply_to_what_is_not_a_message_of_the_conversation_is_refused_u
     before = await stream_length(redis, settings)
     answers = []
     for reply_to in [other["id"], str(uuid.uuid4()), "not-an-id", "", "x" * 5000]:
-        response = await post(api, bob, conversation_id, content="re", reply_to=reply_to)
+        response = await post_message(api, bob, conversation_id, content="re", reply_to=reply_to)
         assert response.status_code == 422, (reply_to, response.text)
         answers.append(response.json())
     # The same answer whatever the id was: another conversation's message is not told apart.
     assert all(answer == answers[0] for answer in answers)
     assert answers[0]["error"]["code"] == "reply_not_found"
     assert answers[0]["error"]["field"] == "reply_to"
-    wrong_type = await post(api, bob, conversation_id, content="re", reply_to=5)
+    wrong_type = await post_message(api, bob, conversation_id, content="re", reply_to=5)
     assert wrong_type.status_code == 422
     async with connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws:
         await send_frame(
@@ -199,11 +175,11 @@ async def test_a_stranger_cannot_read_another_conversations_message_through_a_re
     own = await create_group(api, mallory["tokens"], "mine", [friend["user"]["id"]])
     before = await stream_length(redis, settings)
     # In her own conversation, naming the other one's message: as unknown as a random id.
-    through_own = await post(api, mallory, own["id"], content="re", reply_to=secret["id"])
-    unknown = await post(api, mallory, own["id"], content="re", reply_to=str(uuid.uuid4()))
+    through_own = await post_message(api, mallory, own["id"], content="re", reply_to=secret["id"])
+    unknown = await post_message(api, mallory, own["id"], content="re", reply_to=str(uuid.uuid4()))
     assert through_own.status_code == 422 and through_own.json() == unknown.json()
     # Into the conversation itself: not a member, nothing to see.
-    into_it = await post(api, mallory, conversation_id, content="re", reply_to=secret["id"])
+    into_it = await post_message(api, mallory, conversation_id, content="re", reply_to=secret["id"])
     assert into_it.status_code == 404
     for response in (through_own, into_it):
         assert "the secret" not in response.text and alice["user"]["id"] not in response.text

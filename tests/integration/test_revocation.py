@@ -10,23 +10,24 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
 from gochat_py.redis import keys
 from gochat_py.websocket.close_codes import WS_4001_SESSION_REVOKED
-from tests.harness import PASSWORD, connect, next_frame, poll_until, register, ws_url
+from tests.harness import (
+    PASSWORD,
+    connect,
+    poll_until,
+    pong,
+    register,
+    ws_url,
+)
 
 
 def session_of(tokens: dict[str, Any]) -> str:
     payload = tokens["access_token"].split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return str(claims["sid"])
-
-
-async def pong(socket: ClientConnection) -> bool:
-    await socket.send(json.dumps({"event": "ping"}))
-    return (await next_frame(socket, lambda f: f.get("event") == "pong"))["event"] == "pong"
 
 
 async def test_a_revocation_missed_by_pubsub_closes_the_socket_once_the_hub_reconnects(

@@ -20,29 +20,8 @@ from tests.harness import (
     register,
     ws_url,
 )
+from tests.message_requests import conversation_url, send, timeline
 from tests.stream_traffic import running_consumer
-
-
-def url(conversation_id: str, tail: str = "") -> str:
-    return f"/api/v1/conversations/{conversation_id}{tail}"
-
-
-async def send(
-    api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str, text: str
-) -> Any:
-    response = await api.post(
-        url(conversation_id, "/messages"), json={"content": text}, headers=bearer(user["tokens"])
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def timeline(api: httpx.AsyncClient, user: dict[str, Any], conversation_id: str) -> Any:
-    response = await api.get(
-        url(conversation_id, "/messages?after_seq=0"), headers=bearer(user["tokens"])
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["messages"]
 
 
 def line(message: dict[str, Any]) -> tuple[Any, ...]:
@@ -60,18 +39,20 @@ async def test_joins_and_leaves_are_in_the_log_between_the_right_messages(
     a, b, c, d = (u["user"]["username"] for u in (alice, bob, carol, dave))
     await send(api, alice, group["id"], "hello bob")
     added = await api.post(
-        url(group["id"], "/members"),
+        conversation_url(group["id"], "/members"),
         json={"user_ids": [carol["user"]["id"], dave["user"]["id"]]},
         headers=bearer(alice["tokens"]),
     )
     assert added.status_code == 200, added.text
     await send(api, carol, group["id"], "hi all")
     left = await api.delete(
-        url(group["id"], f"/members/{bob['user']['id']}"), headers=bearer(bob["tokens"])
+        conversation_url(group["id"], f"/members/{bob['user']['id']}"),
+        headers=bearer(bob["tokens"]),
     )
     assert left.status_code == 204, left.text
     removed = await api.delete(
-        url(group["id"], f"/members/{dave['user']['id']}"), headers=bearer(alice["tokens"])
+        conversation_url(group["id"], f"/members/{dave['user']['id']}"),
+        headers=bearer(alice["tokens"]),
     )
     assert removed.status_code == 204, removed.text
     expected = [
@@ -113,7 +94,7 @@ async def test_joins_and_leaves_are_in_the_log_between_the_right_messages(
     assert kicked["system"]["target_ids"] == [dave["user"]["id"]]
     # Those who left read nothing more of it.
     assert (
-        await api.get(url(group["id"], "/messages"), headers=bearer(bob["tokens"]))
+        await api.get(conversation_url(group["id"], "/messages"), headers=bearer(bob["tokens"]))
     ).status_code == 404
 
 
@@ -127,7 +108,7 @@ async def test_members_see_changes_live_and_the_one_removed_sees_their_removal(
         connect(ws_url(api, bob["tokens"]["access_token"])) as bob_ws,
     ):
         await api.post(
-            url(group["id"], "/members"),
+            conversation_url(group["id"], "/members"),
             json={"user_ids": [carol["user"]["id"]]},
             headers=bearer(alice["tokens"]),
         )
@@ -135,7 +116,8 @@ async def test_members_see_changes_live_and_the_one_removed_sees_their_removal(
         assert joined["type"] == "system" and joined["system"]["action"] == "member_added"
         assert await next_frame(alice_ws, is_message) == joined
         await api.delete(
-            url(group["id"], f"/members/{bob['user']['id']}"), headers=bearer(alice["tokens"])
+            conversation_url(group["id"], f"/members/{bob['user']['id']}"),
+            headers=bearer(alice["tokens"]),
         )
         removal = await next_frame(bob_ws, is_message)
         assert removal["system"]["action"] == "member_removed"

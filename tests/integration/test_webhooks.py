@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import signal
-import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -50,6 +48,7 @@ from tests.harness import (
     register,
     send_frame,
     serve_app,
+    serve_asgi,
     server_environment,
     ws_url,
 )
@@ -111,20 +110,9 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = Starlette(routes=[Route("/hook", found.hook, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    found.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await poll_until(lambda: _started(server), what="the receiver to start")
-    yield found
-    server.should_exit = True
-    await task
-    sock.close()
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return server.started
+    async with serve_asgi(app, log_level="warning", lifespan="off") as url:
+        found.url = f"{url}/hook"
+        yield found
 
 
 class Processes:

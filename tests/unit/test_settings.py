@@ -55,6 +55,8 @@ def test_defaults_follow_the_gochat_readme() -> None:
         ("BROADCAST_RATE", "3/", "BROADCAST_RATE"),
         ("BROADCAST_RATE", "3/soon", "BROADCAST_RATE"),
         ("BROADCAST_RATE", "many/1m", "BROADCAST_RATE"),
+        ("WORKER_RETRY_MAX", "0s", "WORKER_RETRY_MAX"),
+        ("WORKER_RETRY_MAX", "5", "WORKER_RETRY_MAX"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(
@@ -81,6 +83,11 @@ def test_broadcasts_are_limited_to_three_a_minute_by_default() -> None:
 )
 def test_broadcast_rate_is_a_count_per_duration(value: str, rate: tuple[int, float]) -> None:
     assert load_settings({"BROADCAST_RATE": value}).broadcast_rate == rate
+
+
+def test_a_worker_retries_an_outage_at_most_5_seconds_apart_unless_told() -> None:
+    assert load_settings({}).worker_retry_max == 5.0
+    assert load_settings({"WORKER_RETRY_MAX": "500ms"}).worker_retry_max == 0.5
 
 
 def test_access_expiry_must_be_shorter_than_refresh_expiry() -> None:

@@ -8,6 +8,8 @@ import pytest
 from loguru import logger
 from prometheus_client import CollectorRegistry, Gauge
 
+from gochat_py.settings import load_settings
+from worker.consumer import ConsumerConfig
 from worker.outage import BACKOFF_FIRST, BACKOFF_MAX, Backoff, Outage
 
 
@@ -64,3 +66,17 @@ def test_a_success_attempted_before_the_outage_began_does_not_end_it(
     assert still_down and not outage.down
     assert [e["message"] for e in events] == ["dependency_down", "dependency_up"]
     assert registry.get_sample_value("down") == 0
+
+
+def test_an_outage_retries_at_most_its_ceiling_apart() -> None:
+    outage = Outage("postgres", Gauge("down", "down", registry=CollectorRegistry()), ceiling=0.5)
+
+    delays = [outage.failed(ConnectionRefusedError(111, "refused")) for _ in range(6)]
+
+    assert delays == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+
+
+def test_the_worker_takes_its_ceiling_from_worker_retry_max() -> None:
+    assert ConsumerConfig.from_settings(load_settings({})).retry_max == BACKOFF_MAX
+    settings = load_settings({"WORKER_RETRY_MAX": "500ms"})
+    assert ConsumerConfig.from_settings(settings).retry_max == 0.5

@@ -362,7 +362,9 @@ class Container(containers.DeclarativeContainer):
     resumption = providers.Singleton(_resumption, conversations, redis, settings, delivery_marks)
     search_pool = providers.Resource(open_search_pool, settings)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, search_pool))
-    message_search = providers.Singleton(MessageFinder, providers.Singleton(MessageSearch, pg_pool))
+    message_search = providers.Singleton(
+        MessageFinder, providers.Singleton(MessageSearch, pg_pool), recent
+    )
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
     presence = providers.Resource(

@@ -4,16 +4,18 @@ their cursors.
 The syntax is web search's: words (all of them required), "a phrase" in quotes, `-word`
 or `-"a phrase"` left out, `word*` for words that start with it. Text in a script written
 without spaces between words (Chinese, Japanese, Korean, Thai, …) is looked for as it is,
-anywhere in a message. Only what the worker has stored in PostgreSQL is searched.
+anywhere in a message. Only what the worker has stored in PostgreSQL is searched, and a
+message whose edit or delete the worker has not stored yet is left out until it has.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import msgspec
 
-from gochat_py import cursors
+from gochat_py import cursors, messages
 from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.postgres.message_search import (
@@ -26,6 +28,7 @@ from gochat_py.postgres.message_search import (
     Words,
 )
 from gochat_py.realtime.membership import NotAMember
+from gochat_py.redis.recent import RecentCache
 
 MAX_QUERY = 200  # characters: a sentence or two; longer is pasted text, not a search
 MAX_TERMS = 16  # words and phrases: each one more index lookup
@@ -80,8 +83,9 @@ def parse(raw: str | None) -> Match:
 
 
 class MessageFinder:
-    def __init__(self, search: MessageSearch) -> None:
+    def __init__(self, search: MessageSearch, recent: RecentCache) -> None:
         self._search = search
+        self._recent = recent
 
     async def page(
         self,
@@ -101,4 +105,26 @@ class MessageFinder:
             raise NotAMember("conversation not found")
         searched = await self._search.page(conversations, match, after, limit)
         resume = cursors.encode(searched.resume_at) if searched.resume_at else None
-        return SearchPage(searched.found, resume)
+        return SearchPage(await self._unchanged(searched.found), resume)
+
+    async def _unchanged(self, found: list[Found]) -> list[Found]:
+        """`found` less the messages changed since PostgreSQL stored them: an edit or a
+        delete still only in the recent cache. A deleted message's old text must not be
+        shown, and an edited one's excerpt is of text it no longer has."""
+        lowest: dict[ConversationId, int] = {}
+        for result in found:
+            conversation_id = ConversationId(result.message.conversation_id)
+            seq = result.message.seq
+            lowest[conversation_id] = min(lowest.get(conversation_id, seq), seq)
+        batches = await asyncio.gather(
+            *(self._recent.changes_above(c, seq) for c, seq in lowest.items())
+        )
+        changes = sorted((c for batch in batches for c in batch), key=lambda c: c.seq)
+        if not changes:
+            return found
+        current = messages.apply_changes([result.message for result in found], changes)
+        return [
+            result
+            for result, now in zip(found, current, strict=True)
+            if not now.deleted and now.content == result.message.content
+        ]

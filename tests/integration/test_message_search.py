@@ -134,6 +134,11 @@ async def test_deleted_messages_are_never_found_and_edited_ones_by_their_new_tex
         headers=bearer(alice["tokens"]),
     )
     assert edited.status_code == 200
+    # Before the worker stores the changes, PostgreSQL still holds the old texts: the
+    # recent cache's changes leave both messages out.
+    assert await found(api, bob, "heist") == []
+    assert await found(api, bob, "libary") == []
+    assert await found(api, bob, "plans") == ["plans for lunch"]
     await store_all(settings, redis)
     assert await found(api, bob, "plans") == ["plans for lunch"]
     assert await found(api, bob, "heist") == []

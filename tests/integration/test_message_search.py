@@ -187,29 +187,25 @@ async def test_members_only_a_member_who_left_finds_nothing_there_and_a_stranger
     ]
 
 
-async def _fill(db: asyncpg.Connection, conversation_id: str, sender: str, rows: int) -> list[str]:
-    """`rows` stored messages straight in PostgreSQL, one in 250 holding "needle" (a few of
-    them with the same sent_at, told apart by id); the needles' contents, newest first."""
+async def _fill(
+    db: asyncpg.Connection, conversation_id: str, sender: str, rows: int, spacing_ms: int
+) -> None:
+    """`rows` stored messages straight in PostgreSQL, `spacing_ms` apart, the last one at the
+    same moment in every conversation; one in 250 holds "needle"."""
     await db.execute(
         "INSERT INTO messages (id, conversation_id, seq, sender_id, content, sent_at)"
         " SELECT gen_random_uuid(), $1, g, $2,"
         " CASE WHEN g % 250 = 0 THEN 'needle ' || g ELSE 'hay ' || g END,"
-        " '2026-01-01'::timestamptz + (g / 500) * interval '1 second'"
+        " '2026-01-01'::timestamptz - ($3::int - g) * $4::int * interval '1 millisecond'"
         " FROM generate_series(1, $3::int) AS g",
         uuid.UUID(conversation_id),
         uuid.UUID(sender),
         rows,
+        spacing_ms,
     )
     await db.execute(
         "UPDATE conversations SET last_seq = $2 WHERE id = $1", uuid.UUID(conversation_id), rows
     )
-    return [
-        row["content"]
-        for row in await db.fetch(
-            "SELECT content FROM messages WHERE content LIKE 'needle%'"
-            " ORDER BY sent_at DESC, id DESC"
-        )
-    ]
 
 
 async def _pages(
@@ -233,13 +229,25 @@ async def test_paging_lists_every_match_once_in_order_whichever_way_a_page_is_fo
     api: httpx.AsyncClient, pair: Pair, db: asyncpg.Connection
 ) -> None:
     alice, bob, conversation_id = pair
+    group = await create_group(api, alice["tokens"], "hay", [bob["user"]["id"]])
     # No statistics until the test asks for them.
     await db.execute("ALTER TABLE messages SET (autovacuum_enabled = off)")
-    needles = await _fill(db, conversation_id, alice["user"]["id"], 12_000)
-    assert len(needles) == 48
-    # Without statistics the planner counts "needle" as common: each page walks the newest
-    # rows, at most a window of them (4,000 here, 16 needles), and a page whose window ran
-    # out before 20 needles ends short, its cursor where the window ended.
+    # A busy conversation (a message a millisecond) beside a slow one (one a second): the
+    # same number of rows reaches much further back in time in the slow one.
+    await _fill(db, conversation_id, alice["user"]["id"], 12_000, 1)
+    await _fill(db, group["id"], alice["user"]["id"], 12_000, 1000)
+    needles = [
+        row["content"]
+        for row in await db.fetch(
+            "SELECT content FROM messages WHERE content LIKE 'needle%'"
+            " ORDER BY sent_at DESC, id DESC"
+        )
+    ]
+    assert len(needles) == 96
+    # Without statistics the planner counts "needle" as common: each page walks each
+    # conversation's newest rows, a window of 2,000 each (8 needles), and ends where the
+    # first window ran out, short, its cursor there: the slow conversation's needles below
+    # that wait for the pages that walk the busy one down to them.
     walked, short = await _pages(api, bob, "needle", 20)
     assert walked == needles
     assert short > 0

@@ -35,7 +35,8 @@ from asyncpg.connection import LoggedQuery
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
 from gochat_py.ids import ConversationId, UserId
-from gochat_py.postgres.message_search import MessageSearch
+from gochat_py.postgres import message_search
+from gochat_py.postgres.message_search import Match, MessageSearch
 from gochat_py.postgres.migrate import run as migrate
 from gochat_py.usecases.message_search import parse
 
@@ -228,6 +229,17 @@ async def _plan(conn: asyncpg.Connection, sql: str, args: Sequence[object]) -> d
     }
 
 
+def _statement_names(match: Match) -> dict[str, str]:
+    """The name of each statement a search may run, by its SQL (asyncpg's own introspection
+    and the pool's reset are not among them)."""
+    return {
+        message_search.NORMALIZED: "normalize",
+        message_search.candidates_sql(match): "candidates",
+        message_search.recent_sql(match): "walk",
+        message_search.page_sql(match): "page",
+    }
+
+
 async def explain(database_url: str, caller: UserId, queries: Sequence[str]) -> dict[str, Any]:
     """The statements each search runs, recorded as the server's code runs them, then
     replayed under EXPLAIN ANALYZE."""
@@ -244,11 +256,15 @@ async def explain(database_url: str, caller: UserId, queries: Sequence[str]) -> 
         conversations: list[ConversationId] = await search.conversations(caller, None)
         for q in queries:
             statements.clear()
-            await search.page(conversations, parse(q), None, PAGE + 1)
+            match = parse(q)
+            await search.page(conversations, match, None, PAGE + 1)
             await asyncio.sleep(0)  # query loggers are called soon after their statement
-            # Not the pool's reset on release: several commands, no plan.
-            ours = [s for s in statements if ";" not in s.query]
-            plans[q] = [await _plan(conn, s.query, s.args) for s in ours]
+            names = _statement_names(match)
+            plans[q] = {
+                names[s.query]: await _plan(conn, s.query, s.args)
+                for s in statements
+                if s.query in names
+            }
         sizes = await conn.fetchrow(
             "SELECT pg_table_size('messages') AS heap,"
             " pg_relation_size('messages_search_words_idx') AS words,"
@@ -282,9 +298,9 @@ def table(result: dict[str, Any]) -> str:
     )
     lines.append(f"statements of each search (fastest of {PLAN_RUNS}):")
     for q, steps in result["plans"].items():
-        for plan in steps:
+        for name, plan in steps.items():
             lines.append(
-                f"  {q:<16} {plan['execution_ms']:>8.3f} ms {plan['rows']:>5} rows"
+                f"  {q:<16} {name:<10} {plan['execution_ms']:>8.3f} ms {plan['rows']:>5} rows"
                 f" {plan['buffers']:>7} buffers  {', '.join(plan['indexes'])}"
             )
     return "\n".join(lines) + "\n"

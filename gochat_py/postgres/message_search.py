@@ -141,14 +141,14 @@ _MEMBER_OF_ONE = _MEMBER_OF + " AND conversation_id = $2"
 # The words query normalized once (PostgreSQL's own tsquery text, passed back as $2 of the
 # statements below), whether an index can answer it (one that only excludes cannot: it
 # matches nothing rather than read every row), and how common the planner expects it.
-_NORMALIZED = (
+NORMALIZED = (
     "SELECT q::text AS query, querytree(q) <> 'T' AS indexable,"
     " CASE WHEN querytree(q) <> 'T' THEN message_search_share(q) END AS share"
     " FROM to_tsquery('simple', $1) AS q"
 )
 
 
-def _candidates_sql(match: Match) -> str:
+def candidates_sql(match: Match) -> str:
     """Parameters: $1 the conversations, $2 the match, $3 and $4 the bound, $5 the limit.
     Matches at or past the bound are left out of the page, not of the count: as a scan
     condition the planner could read the bound's range instead of the index."""
@@ -161,7 +161,7 @@ def _candidates_sql(match: Match) -> str:
     )
 
 
-def _recent_sql(match: Match) -> str:
+def recent_sql(match: Match) -> str:
     """Parameters: $1 the conversations, $2 the match, $3 and $4 the bound, $5 the window
     of each conversation, $6 the limit. Per conversation: its matches below the bound, up
     to the limit, and the window's last row, matched or not, so that a walk that ran out
@@ -178,7 +178,7 @@ def _recent_sql(match: Match) -> str:
     )
 
 
-def _page_sql(match: Match) -> str:
+def page_sql(match: Match) -> str:
     """The page's messages by id ($1), each with its words' excerpt ($2: the match)."""
     headline = (
         f"ts_headline('simple', m.content, $2::tsquery, '{_HEADLINE_OPTIONS}')"
@@ -250,7 +250,7 @@ class MessageSearch:
             return Searched([], None)
         async with self._pool.acquire() as conn:
             if isinstance(match, Words):
-                normalized = await conn.fetchrow(_NORMALIZED, tsquery_source(match.terms))
+                normalized = await conn.fetchrow(NORMALIZED, tsquery_source(match.terms))
                 if not normalized["indexable"]:
                     return Searched([], None)
                 argument: str = normalized["query"]
@@ -263,9 +263,9 @@ class MessageSearch:
             )
             ids = [p.id for p in positions]
             if isinstance(match, Words):
-                rows = await conn.fetch(_page_sql(match), ids, argument)
+                rows = await conn.fetch(page_sql(match), ids, argument)
             else:
-                rows = await conn.fetch(_page_sql(match), ids)
+                rows = await conn.fetch(page_sql(match), ids)
         by_id = {row["id"]: row for row in rows}
         found = []
         for position in positions:
@@ -295,13 +295,13 @@ class MessageSearch:
         bound = _bound(after)
         if indexed:
             rows = await conn.fetch(
-                _candidates_sql(match), conversations, argument, *bound, limit + 1
+                candidates_sql(match), conversations, argument, *bound, limit + 1
             )
             if not rows or rows[0]["candidates"] <= CANDIDATES_MAX:
                 return _paged([_position(row) for row in rows], limit, None)
         window = max(RECENT_MIN, RECENT_BUDGET // len(conversations))
         rows = await conn.fetch(
-            _recent_sql(match), conversations, argument, *bound, window, limit + 1
+            recent_sql(match), conversations, argument, *bound, window, limit + 1
         )
         return _walked(rows, window, limit)
 

@@ -262,6 +262,8 @@ class MessageSearch:
                 conn, list(conversations), match, argument, indexed, after, limit
             )
             ids = [p.id for p in positions]
+            if not ids:
+                return Searched([], resume_at)
             if isinstance(match, Words):
                 rows = await conn.fetch(page_sql(match), ids, argument)
             else:

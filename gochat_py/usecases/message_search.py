@@ -66,14 +66,14 @@ def parse(raw: str | None) -> Match:
         raise _invalid(f"q must have at most {MAX_QUERY} characters")
     if _CONTROL.search(q):
         raise _invalid("q must not hold control characters")
-    if _UNSPACED.search(q):
+    if _UNSPACED.search(q):  # all of q as one text, without its quotes
         return Substring(" ".join(q.replace('"', " ").split()))
     terms = []
     for sign, phrase, word in _TERM.findall(q):
-        text = phrase if phrase or word == "" else word
-        prefix = not phrase and text.endswith("*")
-        text = text.rstrip("*").strip() if not phrase else text.strip()
+        quoted = word == ""  # `"…"`, maybe empty
+        text = phrase.strip() if quoted else word.rstrip("*")
         if text:
+            prefix = not quoted and word.endswith("*")
             terms.append(Term(text, prefix=prefix, excluded=sign == "-"))
     if not any(not term.excluded for term in terms):
         raise _invalid("q must have a word to look for that is not excluded with -")
@@ -119,7 +119,8 @@ class MessageFinder:
         batches = await asyncio.gather(
             *(self._recent.changes_above(c, seq) for c, seq in lowest.items())
         )
-        changes = sorted((c for batch in batches for c in batch), key=lambda c: c.seq)
+        # Each conversation's changes in log order: all apply_changes needs of them.
+        changes = [change for batch in batches for change in batch]
         if not changes:
             return found
         current = messages.apply_changes([result.message for result in found], changes)

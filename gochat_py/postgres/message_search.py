@@ -163,18 +163,31 @@ def candidates_sql(match: Match) -> str:
 
 def recent_sql(match: Match) -> str:
     """Parameters: $1 the conversations, $2 the match, $3 and $4 the bound, $5 the window
-    of each conversation, $6 the limit. Per conversation: its matches below the bound, up
-    to the limit, and the window's last row, matched or not, so that a walk that ran out
-    says where. row_number() streams: a walk stops as soon as its page is full."""
+    of each conversation, $6 the limit. Each conversation is walked for its matches below
+    the bound, up to the limit, and the window's last row, matched or not, so that a walk
+    that ran out says where (row_number() streams: a walk stops once its page is full).
+    A walk that stopped short of its conversation's end, full or out of window, stopped at
+    its last row; the highest such stop is where the page ends (everything above it was
+    read in every conversation). Returned: the matches at or above it, up to the limit, and
+    the stop itself (`stop`), so that only a page's rows leave the database."""
+    walk = (
+        "SELECT * FROM (SELECT s.*, row_number() OVER (ORDER BY s.sent_at DESC, s.id DESC)"
+        f" AS scanned FROM (SELECT m.id, m.sent_at, {_condition(match)} AS hit"
+        " FROM messages m WHERE m.conversation_id = c.id AND m.type <> 'system'"
+        " AND (m.sent_at, m.id) < ($3, $4) ORDER BY m.sent_at DESC, m.id DESC LIMIT $5) s) s"
+        " WHERE s.hit OR s.scanned = $5 LIMIT $6"
+    )
     return (
-        "SELECT w.id, w.sent_at, w.hit, w.scanned, c.id AS conversation_id"
-        " FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL ("
-        " SELECT * FROM (SELECT s.*, row_number() OVER (ORDER BY s.sent_at DESC, s.id DESC)"
-        " AS scanned FROM (SELECT m.id, m.sent_at,"
-        f" {_condition(match)} AS hit FROM messages m"
-        " WHERE m.conversation_id = c.id AND m.type <> 'system' AND (m.sent_at, m.id) < ($3, $4)"
-        " ORDER BY m.sent_at DESC, m.id DESC LIMIT $5) s) s"
-        " WHERE s.hit OR s.scanned = $5 LIMIT $6) w"
+        "WITH walked AS MATERIALIZED (SELECT w.*, count(*) OVER (PARTITION BY c.id) AS taken,"
+        " max(w.scanned) OVER (PARTITION BY c.id) AS last"
+        f" FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL ({walk}) w),"
+        " stop AS (SELECT sent_at, id FROM walked"
+        " WHERE scanned = last AND (taken = $6 OR scanned = $5)"
+        " ORDER BY sent_at DESC, id DESC LIMIT 1)"
+        " SELECT * FROM (SELECT w.id, w.sent_at, false AS stop FROM walked w WHERE w.hit"
+        " AND NOT EXISTS (SELECT 1 FROM stop WHERE (w.sent_at, w.id) < (stop.sent_at, stop.id))"
+        " ORDER BY w.sent_at DESC, w.id DESC LIMIT $6) hits"
+        " UNION ALL SELECT id, sent_at, true FROM stop"
     )
 
 
@@ -305,7 +318,7 @@ class MessageSearch:
         rows = await conn.fetch(
             recent_sql(match), conversations, argument, *bound, window, limit + 1
         )
-        return _walked(rows, window, limit)
+        return _walked(rows, limit)
 
 
 def _paged(
@@ -321,22 +334,8 @@ def _key(position: Position) -> tuple[int, uuid.UUID]:
     return (position.sent_at, position.id)
 
 
-def _walked(
-    rows: Sequence[asyncpg.Record], window: int, limit: int
-) -> tuple[list[Position], Position | None]:
-    """The recent way's page from each conversation's rows: the matches above the highest
-    place where a walk stopped short of its conversation's end (a full page or a window
-    that ran out). Everything above that place was read in every conversation."""
-    by_conversation: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    for row in rows:
-        by_conversation.setdefault(row["conversation_id"], []).append(row)
-    stops = [
-        _position(walked[-1])
-        for walked in by_conversation.values()
-        if len(walked) > limit or walked[-1]["scanned"] == window
-    ]
-    stop = max(stops, key=_key) if stops else None
-    matches = sorted((_position(row) for row in rows if row["hit"]), key=_key, reverse=True)
-    if stop is not None:
-        matches = [m for m in matches if _key(m) >= _key(stop)]
+def _walked(rows: Sequence[asyncpg.Record], limit: int) -> tuple[list[Position], Position | None]:
+    """The walk's page from recent_sql's rows: its matches and its stop, if any."""
+    stop = next((_position(row) for row in rows if row["stop"]), None)
+    matches = sorted((_position(row) for row in rows if not row["stop"]), key=_key, reverse=True)
     return _paged(matches, limit, stop)

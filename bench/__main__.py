@@ -12,6 +12,7 @@ from bench import (
     fanout,
     history,
     login_storm,
+    message_search,
     persistence,
     presence_churn,
     resume_storm,
@@ -30,6 +31,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("persistence", persistence.main, []),
     ("history", history.main, []),
     ("user search", user_search.main, []),
+    ("message search", message_search.main, []),
     ("presence churn", presence_churn.main, []),
     ("resume storm", resume_storm.main, []),
 ]

@@ -78,9 +78,37 @@ CREATE TABLE messages (
     system          jsonb,
     reply_to        jsonb,
     mentions        uuid[],
+    -- Search (0007): the content's words; a deleted message's content is '', so it has none.
+    tsv             tsvector    GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED,
     CONSTRAINT messages_conversation_seq_key UNIQUE (conversation_id, seq),
     CONSTRAINT messages_deleted_is_empty CHECK (deleted_at IS NULL OR content = '')
 );
+-- Message search (gochat_py/postgres/message_search.py): words and trigrams beside the
+-- conversation (btree_gin), and the newest-first walk of one conversation in the search's
+-- order. System messages are in none of them: search never finds them.
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+CREATE INDEX messages_search_words_idx ON messages USING gin (conversation_id, tsv)
+    WHERE type <> 'system';
+CREATE INDEX messages_search_trgm_idx ON messages USING gin (conversation_id, content gin_trgm_ops)
+    WHERE type <> 'system';
+CREATE INDEX messages_search_recent_idx ON messages (conversation_id, sent_at, id)
+    WHERE type <> 'system';
+-- The share of all messages the planner expects a words query to match, from the column's
+-- statistics (its most common words): message search walks the newest messages for a
+-- common query instead of reading its long lists from the words index. EXECUTE plans with
+-- the value itself, never a generic plan's default.
+CREATE FUNCTION message_search_share(query tsquery) RETURNS double precision
+    LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    plan json;
+    total real;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) SELECT 1 FROM messages WHERE type <> ''system'' AND tsv @@ $1'
+        INTO plan USING query;
+    SELECT reltuples INTO total FROM pg_class WHERE oid = 'messages'::regclass;
+    RETURN (plan -> 0 -> 'Plan' ->> 'Plan Rows')::double precision / greatest(total, 1);
+END
+$$;
 
 CREATE TABLE contact_requests (
     id         uuid PRIMARY KEY,

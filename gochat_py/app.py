@@ -87,6 +87,7 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "relationships": await _resolved(container.relationships()),
                 "profiles": await _resolved(container.profiles()),
                 "people_search": await _resolved(container.people_search()),
+                "message_search": await _resolved(container.message_search()),
                 "revocations": await _resolved(container.revocations()),
                 "expiry": await _resolved(container.expiry()),
                 "renewal": await _resolved(container.renewal()),

@@ -16,6 +16,7 @@ from gochat_py.postgres.blocks import Blocks
 from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.groups import Groups
+from gochat_py.postgres.message_search import MessageSearch
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory
@@ -52,6 +53,7 @@ from gochat_py.usecases.history import History
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.message_lookup import MessageLookup
+from gochat_py.usecases.message_search import MessageFinder
 from gochat_py.usecases.notifications import Notifications
 from gochat_py.usecases.passwords import Passwords
 from gochat_py.usecases.presence import Presence
@@ -360,6 +362,9 @@ class Container(containers.DeclarativeContainer):
     resumption = providers.Singleton(_resumption, conversations, redis, settings, delivery_marks)
     search_pool = providers.Resource(open_search_pool, settings)
     people_search = providers.Singleton(PeopleSearch, providers.Singleton(UserSearch, search_pool))
+    message_search = providers.Singleton(
+        MessageFinder, providers.Singleton(MessageSearch, pg_pool), recent
+    )
     presence_store = providers.Singleton(PresenceStore, redis, settings.provided.presence_ttl)
     presence_directory = providers.Singleton(PresenceDirectory, pg_pool)
     presence = providers.Resource(

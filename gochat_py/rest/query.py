@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +30,17 @@ def flag(request: Request, name: str) -> bool:
     if raw == "true":
         return True
     raise BadRequest(f"{name} must be true or false", code="invalid_parameter")
+
+
+def optional_id(request: Request, name: str) -> uuid.UUID | None:
+    """`?name=` holding an id; None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an id", code="invalid_parameter") from None
 
 
 def limit_param(default: int, maximum: int) -> QueryParam:

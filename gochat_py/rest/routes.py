@@ -24,11 +24,12 @@ from gochat_py.rest import (
     paging,
     presence,
     query,
+    search,
     users,
 )
 from gochat_py.rest.openapi import ApiRoute, Operation, QueryParam
+from gochat_py.usecases import message_search, user_search
 from gochat_py.usecases import notifications as notices
-from gochat_py.usecases import user_search
 from gochat_py.usecases.auth import AuthResult, LoginRequest, RefreshRequest, RegisterRequest
 from gochat_py.usecases.delivery_marks import ConversationReceipts
 from gochat_py.usecases.group_lifecycle import GroupUpdate
@@ -64,6 +65,18 @@ SEARCH_TEXT = QueryParam(
     "what to look for in usernames and display names, case-insensitive (required;"
     " with three letters or digits in a row it is also matched inside them, not only at the"
     " start)",
+)
+MESSAGE_SEARCH_TEXT = QueryParam(
+    "q",
+    {"type": "string", "minLength": 1, "maxLength": message_search.MAX_QUERY},
+    'what to look for (required): words, all of them; "a phrase" in quotes; -word or'
+    ' -"a phrase" to leave out; word* for words starting with it. Text in a script'
+    " written without spaces (Chinese, Japanese, Korean, Thai) is found anywhere in a message",
+)
+IN_CONVERSATION = QueryParam(
+    "conversation_id",
+    {"type": "string", "format": "uuid"},
+    "only this conversation (one you are a member of)",
 )
 AFTER_SEQ = QueryParam(
     "after_seq",
@@ -528,6 +541,24 @@ routes: list[BaseRoute] = [
                 CURSOR,
             ),
             errors=(400, 422, 503),
+        ),
+    ),
+    ApiRoute(
+        f"{API}/search/messages",
+        search.search_messages,
+        "GET",
+        Operation(
+            "Find messages in your conversations, newest first (only those the worker has"
+            " stored; never deleted or system messages). A page may be short, even empty;"
+            " keep following next_cursor until it is null",
+            message_search.SearchPage,
+            query=(
+                MESSAGE_SEARCH_TEXT,
+                IN_CONVERSATION,
+                query.limit_param(message_search.DEFAULT_PAGE, message_search.MAX_PAGE),
+                CURSOR,
+            ),
+            errors=(400, 404, 422, 503),
         ),
     ),
     ApiRoute(

@@ -203,6 +203,20 @@ export async function searchUsers(q, limit = 20) {
   return { users, next_cursor: cursor };
 }
 
+// Messages in my conversations, newest first: the same bounded requests, followed the same way.
+export async function searchMessages(q, { cursor = null, limit = 20 } = {}) {
+  const results = [];
+  for (let asked = 0; asked < SEARCH_REQUESTS_MAX; asked++) {
+    const query = new URLSearchParams({ q, limit: String(limit - results.length) });
+    if (cursor) query.set("cursor", cursor);
+    const body = await request("GET", `/search/messages?${query}`);
+    results.push(...body.results);
+    cursor = body.next_cursor;
+    if (!cursor || results.length >= limit) break;
+  }
+  return { results, next_cursor: cursor };
+}
+
 export async function contacts() {
   const all = [];
   let cursor = null;

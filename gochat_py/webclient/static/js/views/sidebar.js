@@ -1,10 +1,12 @@
 // The left pane: who I am (a click opens my profile), the bell, people, the connection, and
-// my conversations, most recent first, a green dot on whoever of them is online.
+// message search, and my conversations, most recent first, a green dot on whoever of them is
+// online (while a search holds text, its results stand in their place).
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
 import { avatar, listOfNames, listTime } from "../format.js";
 import { store } from "../store.js";
 import { createBell } from "./notifications.js";
+import { createMessageSearch } from "./search.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -28,6 +30,16 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
     onclick: () => navigator.clipboard?.writeText(store.me.id),
   });
 
+  const title = h("span", { class: "sidebar-title", text: "Chats" });
+  let searching = false;
+  const messageSearch = createMessageSearch({
+    onOpen,
+    onActive: (active) => {
+      searching = active;
+      draw();
+    },
+  });
+
   const meAvatar = h("button", { class: "me-avatar", type: "button", title: "Profile", "aria-label": "Profile", "data-action": "profile", onclick: onProfile });
   const meName = h("button", { class: "me-name", type: "button", title: "Profile", onclick: onProfile });
 
@@ -44,7 +56,9 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
       h("button", { class: "icon-button", type: "button", title: "New conversation", "aria-label": "New conversation", "data-action": "new", onclick: onNew }, icon("plus")),
       h("button", { class: "icon-button", type: "button", title: "Log out", "aria-label": "Log out", "data-action": "logout", onclick: onLogout }, icon("logout")),
     ),
-    h("div", { class: "sidebar-sub" }, h("span", { class: "sidebar-title", text: "Chats" }), pill),
+    messageSearch.node,
+    h("div", { class: "sidebar-sub" }, title, pill),
+    messageSearch.results,
     empty,
     list,
   );
@@ -61,7 +75,9 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
     // Others start a chat with this id (or the email); members are added by id.
     myId.title = `Your user id: ${store.me.id} (click to copy)`;
     const conversations = store.sortedConversations();
-    empty.hidden = conversations.length > 0;
+    empty.hidden = searching || conversations.length > 0;
+    list.hidden = searching;
+    title.textContent = searching ? "Messages" : "Chats";
     replaceChildren(list, conversations.map(item));
   }
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
 
 import asyncpg
 from dependency_injector import containers, providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from gochat_py.blobs.images import Thumbnailer
+from gochat_py.blobs.local import LocalStore
+from gochat_py.blobs.store import BlobStore
 from gochat_py.dashboard.assets import load_assets
 from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
@@ -16,6 +20,7 @@ from gochat_py.postgres.blocks import Blocks
 from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.groups import Groups
+from gochat_py.postgres.media import MediaRecords
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory
@@ -49,6 +54,7 @@ from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.group_lifecycle import GroupLifecycle
 from gochat_py.usecases.history import History
+from gochat_py.usecases.media_access import MediaAccess
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.message_lookup import MessageLookup
@@ -63,6 +69,7 @@ from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.system_messages import SystemMessages
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
+from gochat_py.usecases.uploads import Uploads
 from gochat_py.usecases.user_search import PeopleSearch
 from gochat_py.websocket.dialects import GochatDialect
 from gochat_py.websocket.renewal import Renewal
@@ -239,6 +246,26 @@ def _resumption(
     )
 
 
+def media_store(settings: Settings) -> BlobStore:
+    """Where uploads are kept: MEDIA_DIR on this machine, or the S3 bucket."""
+    return LocalStore(Path(settings.media_dir) / "blobs")
+
+
+def _uploads(records: MediaRecords, store: BlobStore, redis: Redis, settings: Settings) -> Uploads:
+    count, window = settings.media_upload_rate
+    return Uploads(
+        records,
+        store,
+        # Beside the local store's blobs: a staged upload is renamed into place there.
+        Path(settings.media_dir) / "staging",
+        Thumbnailer(settings.media_max_pixels, settings.media_thumbnail_workers),
+        RateLimiter(redis, window),
+        count,
+        settings.media_max_bytes,
+        settings.media_quota_bytes,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -386,6 +413,10 @@ class Container(containers.DeclarativeContainer):
         settings.provided.presence_heartbeat,
         metrics,
     )
+    media_records = providers.Singleton(MediaRecords, pg_pool)
+    media_store = providers.Singleton(media_store, settings)
+    uploads = providers.Singleton(_uploads, media_records, media_store, redis, settings)
+    media_access = providers.Singleton(MediaAccess, media_records, media_store)
     gochat_dialect = providers.Singleton(GochatDialect)
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

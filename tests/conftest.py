@@ -98,8 +98,14 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str) -> Settings:
-    return load_settings(server_environment(database_url, redis_url))
+def media_dir(tmp_path: Path) -> Path:
+    """Where the test's server keeps uploads: a directory of the test's own."""
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, media_dir: Path) -> Settings:
+    return load_settings(server_environment(database_url, redis_url, MEDIA_DIR=str(media_dir)))
 
 
 @pytest.fixture

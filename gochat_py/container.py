@@ -356,7 +356,10 @@ class Container(containers.DeclarativeContainer):
     mentions = providers.Singleton(
         Mentions, users.provided.usernames, conversations.provided.name, notifications
     )
-    sending = providers.Singleton(Sending, membership, publisher, metrics, message_lookup, mentions)
+    media_records = providers.Singleton(MediaRecords, pg_pool)
+    sending = providers.Singleton(
+        Sending, membership, publisher, metrics, message_lookup, mentions, media_records
+    )
     editing = providers.Singleton(Editing, membership, conversations, message_lookup, publisher)
     receipts = providers.Singleton(Receipts, pg_pool)
     delivery_flusher = providers.Resource(
@@ -413,7 +416,6 @@ class Container(containers.DeclarativeContainer):
         settings.provided.presence_heartbeat,
         metrics,
     )
-    media_records = providers.Singleton(MediaRecords, pg_pool)
     media_store = providers.Singleton(media_store, settings)
     uploads = providers.Singleton(_uploads, media_records, media_store, redis, settings)
     media_access = providers.Singleton(MediaAccess, media_records, media_store)

@@ -14,6 +14,7 @@ from gochat_py.broadcasts import SkipReason
 from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.media import MediaInfo
 from gochat_py.messages import MemberRole, Message, Quote, SystemEvent
 from gochat_py.postgres.groups import require_role
 from gochat_py.postgres.users import ACTIVE, Email
@@ -103,6 +104,7 @@ _MESSAGE_COLUMNS = (
     "system",
     "reply_to",
     "mentions",
+    "media",
 )
 
 
@@ -114,10 +116,11 @@ def message_columns(table: str, users: str, prefix: str = "") -> str:
 
 
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
-    edited_at, system, reply_to = (
+    edited_at, system, reply_to, media = (
         row[f"{prefix}edited_at"],
         row[f"{prefix}system"],
         row[f"{prefix}reply_to"],
+        row[f"{prefix}media"],
     )
     return Message(
         id=row[f"{prefix}id"],
@@ -133,6 +136,7 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
         mentions=row[f"{prefix}mentions"],
         edited_at=None if edited_at is None else times.unix_ms(edited_at),
         deleted=row[f"{prefix}deleted_at"] is not None,
+        media=None if media is None else _media_decoder.decode(media),
         seq=row[f"{prefix}seq"],
     )
 
@@ -140,6 +144,7 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
 # asyncpg hands jsonb over as its text.
 _system_decoder = msgspec.json.Decoder(SystemEvent)
 _quote_decoder = msgspec.json.Decoder(Quote)
+_media_decoder = msgspec.json.Decoder(MediaInfo)
 
 
 def _standing_columns(low: str, high: str) -> str:

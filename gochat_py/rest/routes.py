@@ -7,7 +7,7 @@ from starlette.routing import BaseRoute
 from gochat_py.broadcasts import BroadcastRequest, BroadcastResult
 from gochat_py.dashboard.stats import DashboardStats
 from gochat_py.media import MEDIA_PATH, UploadedMedia
-from gochat_py.messages import MAX_SEQ, Message, MessageChange
+from gochat_py.messages import MAX_SEQ, Message, MessageChange, SendRequest
 from gochat_py.postgres.blocks import Block
 from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
@@ -294,7 +294,7 @@ routes: list[BaseRoute] = [
             "Send a message, perhaps a reply (200 for a resend with the same client_msg_id)",
             Message,
             201,
-            conversations.SendBody,
+            SendRequest,
             errors=(403, 404, 503),
             also={200: Message},
         ),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from gochat_py import messages
+from gochat_py import media_types, messages
 from gochat_py.errors import ValidationFailed
-from gochat_py.ids import ConversationId, MessageId, UserId
-from gochat_py.messages import Quote
+from gochat_py.ids import ConversationId, MessageId, UserId, uuid7
+from gochat_py.media import MediaInfo
+from gochat_py.messages import Quote, SentType
 from gochat_py.metrics import Metrics
+from gochat_py.postgres.media import MediaRecords
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher, Sent
 from gochat_py.usecases.mentions import Mentions
@@ -22,6 +24,13 @@ class ReplyNotFound(ValidationFailed):
     code = "reply_not_found"
 
 
+class MediaNotFound(ValidationFailed):
+    """The same answer for an unknown id and someone else's upload: only the uploader may
+    post a media, and a send reveals nothing of others' uploads."""
+
+    code = "media_not_found"
+
+
 class Sending:
     def __init__(
         self,
@@ -30,12 +39,14 @@ class Sending:
         metrics: Metrics,
         lookup: MessageLookup,
         mentions: Mentions,
+        media: MediaRecords,
     ) -> None:
         self._membership = membership
         self._publisher = publisher
         self._metrics = metrics
         self._lookup = lookup
         self._mentions = mentions
+        self._media = media
 
     async def send(
         self,
@@ -46,6 +57,8 @@ class Sending:
         client_msg_id: str | None = None,
         message_id: MessageId | None = None,
         reply_to: str | None = None,
+        type: SentType = "text",
+        media_id: uuid.UUID | None = None,
     ) -> Sent:
         """The message as stored and delivered, once it is durable in the stream.
 
@@ -55,14 +68,16 @@ class Sending:
         blank message, ReplyNotFound when `reply_to` is not the id of a message of this
         conversation; a resend with the same `client_msg_id` returns the first send's
         message marked duplicate and delivers nothing. `@username`s of members become
-        `mentions`, each of whom is notified.
+        `mentions`, each of whom is notified. An image or a file carries `media_id`, an
+        upload of the sender's (MediaNotFound otherwise), which the conversation's members
+        may read from then on; `content` is its caption, maybe empty.
         """
-        # Length is the door's schema (messages.Content); blankness no schema can say.
-        if not content.strip():
-            raise ValidationFailed(
-                "content must not be blank", code="empty_content", field="content"
-            )
+        _check_kind(type, content, media_id)
         members = await self._membership.require_sender(conversation_id, sender)
+        media = None
+        if media_id is not None:
+            message_id = message_id or MessageId(uuid7())
+            media = await self._post(type, media_id, sender, conversation_id, message_id)
         quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
         # A message without '@' names nobody: this one test is all it pays, no lookup.
         mentioned = None
@@ -78,12 +93,34 @@ class Sending:
             message_id,
             reply_to=quoted,
             mentions=mentioned,
+            type=type,
+            media=media,
         )
         if not sent.duplicate:
             self._metrics.messages_sent.inc()
             if mentioned:
                 await self._mentions.notify(sent.message)
         return sent
+
+    async def _post(
+        self,
+        type: SentType,
+        media_id: uuid.UUID,
+        sender: UserId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+    ) -> MediaInfo:
+        found = await self._media.post(media_id, sender, conversation_id, message_id)
+        if found is None:
+            raise MediaNotFound("media_id is not an upload of yours", field="media_id")
+        if type == "image" and found.content_type not in media_types.RASTER:
+            raise ValidationFailed(
+                f"an image message needs an image; this is {found.content_type}: send it as"
+                ' type "file"',
+                code="not_an_image",
+                field="media_id",
+            )
+        return found.info()
 
     async def _quote(self, conversation_id: ConversationId, reply_to: str) -> Quote:
         try:
@@ -97,3 +134,25 @@ class Sending:
             raise ReplyNotFound("reply_to is not a message of this conversation", field="reply_to")
         # A deleted message may be answered: the quote says it was deleted.
         return messages.quote(found)
+
+
+def _check_kind(type: SentType, content: str, media_id: uuid.UUID | None) -> None:
+    """Text needs words and no media; an image or a file needs a media, words optional.
+    Length is the door's schema (messages.Content); blankness no schema can say."""
+    if type == "text":
+        if media_id is not None:
+            raise ValidationFailed(
+                'a text message carries no media_id: send type "image" or "file"',
+                code="unexpected_media",
+                field="media_id",
+            )
+        if not content.strip():
+            raise ValidationFailed(
+                "content must not be blank", code="empty_content", field="content"
+            )
+    elif media_id is None:
+        raise ValidationFailed(
+            f"a {type} message needs the media_id of an upload",
+            code="missing_media",
+            field="media_id",
+        )

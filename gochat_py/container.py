@@ -46,6 +46,7 @@ from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
+from gochat_py.usecases.attachments import Attachments
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.broadcasting import Broadcasting
 from gochat_py.usecases.conversation_views import ConversationViews
@@ -338,8 +339,10 @@ class Container(containers.DeclarativeContainer):
     )
     system_messages = providers.Singleton(SystemMessages, users, membership, publisher)
     groups = providers.Singleton(Groups, pg_pool)
+    media_records = providers.Singleton(MediaRecords, pg_pool)
+    attachments = providers.Singleton(Attachments, media_records)
     group_lifecycle = providers.Singleton(
-        GroupLifecycle, groups, membership, system_messages, announcer, recent
+        GroupLifecycle, groups, membership, system_messages, announcer, recent, attachments
     )
     members = providers.Singleton(
         Members,
@@ -356,9 +359,8 @@ class Container(containers.DeclarativeContainer):
     mentions = providers.Singleton(
         Mentions, users.provided.usernames, conversations.provided.name, notifications
     )
-    media_records = providers.Singleton(MediaRecords, pg_pool)
     sending = providers.Singleton(
-        Sending, membership, publisher, metrics, message_lookup, mentions, media_records
+        Sending, membership, publisher, metrics, message_lookup, mentions, attachments
     )
     editing = providers.Singleton(Editing, membership, conversations, message_lookup, publisher)
     receipts = providers.Singleton(Receipts, pg_pool)
@@ -396,7 +398,7 @@ class Container(containers.DeclarativeContainer):
         running_presence, presence_store, presence_directory, announcer, membership, metrics
     )
     profiles = providers.Singleton(
-        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence
+        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence, attachments
     )
     relationships = providers.Singleton(
         Relationships,

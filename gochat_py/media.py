@@ -43,6 +43,11 @@ def thumbnail_url(media_id: uuid.UUID) -> str:
     return f"{MEDIA_PATH}/{media_id}/thumbnail"
 
 
+def avatar_url(media_id: uuid.UUID | None) -> str | None:
+    """A profile's or a conversation's `avatar_url`: its image's URL, anyone may read it."""
+    return None if media_id is None else url(media_id)
+
+
 def display_name(client_name: str | None) -> str:
     """The name a download is offered under: the last part of whatever path the client
     sent, without control characters or leading dots, at most MAX_NAME_CHARS. It is only

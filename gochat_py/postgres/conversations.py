@@ -57,6 +57,7 @@ class Conversation(msgspec.Struct, frozen=True):
     type: Literal["direct", "group"]
     name: str | None
     description: str | None  # a group's, set by its owner or an admin; null: none
+    avatar_url: str | None  # a group's picture, set by its owner or an admin
     created_by: uuid.UUID
     created_at: int
     updated_at: int  # gochat's name for the last activity: equal to last_activity_at
@@ -81,6 +82,7 @@ class ConversationRow(msgspec.Struct, frozen=True):
     kind: Literal["direct", "group"]
     name: str | None
     description: str | None
+    avatar_media_id: uuid.UUID | None
     created_by: uuid.UUID
     created_at: datetime
     last_seq: int
@@ -172,8 +174,8 @@ JOIN users u ON u.id = m.user_id
 UNREAD_CAP = 1000
 
 _LIST = f"""
-SELECT c.id, c.kind, c.name, c.description, c.created_by, c.created_at, c.last_seq,
-       c.last_activity_at, m.last_read_seq,
+SELECT c.id, c.kind, c.name, c.description, c.avatar_media_id, c.created_by, c.created_at,
+       c.last_seq, c.last_activity_at, m.last_read_seq,
        {message_columns("lm", "lu", "lm_")},
        (SELECT count(*) FROM (
             SELECT 1 FROM messages u
@@ -196,6 +198,7 @@ def _conversation_row(row: asyncpg.Record) -> ConversationRow:
         kind=row["kind"],
         name=row["name"],
         description=row["description"],
+        avatar_media_id=row["avatar_media_id"],
         created_by=row["created_by"],
         created_at=row["created_at"],
         last_seq=row["last_seq"],

@@ -171,6 +171,17 @@ class MediaRecords:
         )
         return None if row is None else _stored(row)
 
+    async def attach(self, media_id: uuid.UUID) -> None:
+        await self._pool.execute(
+            "UPDATE media SET attached_at = now() WHERE id = $1 AND attached_at IS NULL", media_id
+        )
+
+    async def release(self, media_id: uuid.UUID) -> None:
+        """Unattached, unless something still uses it."""
+        await self._pool.execute(
+            f"UPDATE media m SET attached_at = NULL WHERE m.id = $1 AND {_UNUSED}", media_id
+        )
+
     async def expired(self, created_before: datetime, limit: int) -> list[ExpiredMedia]:
         rows = await self._pool.fetch(_EXPIRED, created_before, limit)
         return [ExpiredMedia(MediaId(row["id"]), row["sha256"]) for row in rows]

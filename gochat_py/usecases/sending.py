@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from gochat_py import media_types, messages
+from gochat_py import messages
 from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, MessageId, UserId, uuid7
-from gochat_py.media import MediaInfo
 from gochat_py.messages import Quote, SentType
 from gochat_py.metrics import Metrics
-from gochat_py.postgres.media import MediaRecords
 from gochat_py.realtime.membership import Membership
 from gochat_py.redis.publish import Publisher, Sent
+from gochat_py.usecases.attachments import Attachments
 from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.message_lookup import MessageLookup
 
@@ -24,13 +23,6 @@ class ReplyNotFound(ValidationFailed):
     code = "reply_not_found"
 
 
-class MediaNotFound(ValidationFailed):
-    """The same answer for an unknown id and someone else's upload: only the uploader may
-    post a media, and a send reveals nothing of others' uploads."""
-
-    code = "media_not_found"
-
-
 class Sending:
     def __init__(
         self,
@@ -39,14 +31,14 @@ class Sending:
         metrics: Metrics,
         lookup: MessageLookup,
         mentions: Mentions,
-        media: MediaRecords,
+        attachments: Attachments,
     ) -> None:
         self._membership = membership
         self._publisher = publisher
         self._metrics = metrics
         self._lookup = lookup
         self._mentions = mentions
-        self._media = media
+        self._attachments = attachments
 
     async def send(
         self,
@@ -69,15 +61,18 @@ class Sending:
         conversation; a resend with the same `client_msg_id` returns the first send's
         message marked duplicate and delivers nothing. `@username`s of members become
         `mentions`, each of whom is notified. An image or a file carries `media_id`, an
-        upload of the sender's (MediaNotFound otherwise), which the conversation's members
-        may read from then on; `content` is its caption, maybe empty.
+        upload of the sender's (MediaNotFound otherwise, usecases/attachments.py), which
+        the conversation's members may read from then on; `content` is its caption, maybe
+        empty.
         """
         _check_kind(type, content, media_id)
         members = await self._membership.require_sender(conversation_id, sender)
         media = None
         if media_id is not None:
             message_id = message_id or MessageId(uuid7())
-            media = await self._post(type, media_id, sender, conversation_id, message_id)
+            media = await self._attachments.post(
+                type, media_id, sender, conversation_id, message_id
+            )
         quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
         # A message without '@' names nobody: this one test is all it pays, no lookup.
         mentioned = None
@@ -101,26 +96,6 @@ class Sending:
             if mentioned:
                 await self._mentions.notify(sent.message)
         return sent
-
-    async def _post(
-        self,
-        type: SentType,
-        media_id: uuid.UUID,
-        sender: UserId,
-        conversation_id: ConversationId,
-        message_id: MessageId,
-    ) -> MediaInfo:
-        found = await self._media.post(media_id, sender, conversation_id, message_id)
-        if found is None:
-            raise MediaNotFound("media_id is not an upload of yours", field="media_id")
-        if type == "image" and found.content_type not in media_types.RASTER:
-            raise ValidationFailed(
-                f"an image message needs an image; this is {found.content_type}: send it as"
-                ' type "file"',
-                code="not_an_image",
-                field="media_id",
-            )
-        return found.info()
 
     async def _quote(self, conversation_id: ConversationId, reply_to: str) -> Quote:
         try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from pathlib import Path
 
 import asyncpg
 from dependency_injector import containers, providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from gochat_py.blobs.configured import media_store, staging_dir
 from gochat_py.blobs.images import Thumbnailer
-from gochat_py.blobs.local import LocalStore
 from gochat_py.blobs.store import BlobStore
 from gochat_py.dashboard.assets import load_assets
 from gochat_py.dashboard.stats import Dashboard
@@ -247,18 +246,12 @@ def _resumption(
     )
 
 
-def media_store(settings: Settings) -> BlobStore:
-    """Where uploads are kept: MEDIA_DIR on this machine, or the S3 bucket."""
-    return LocalStore(Path(settings.media_dir) / "blobs")
-
-
 def _uploads(records: MediaRecords, store: BlobStore, redis: Redis, settings: Settings) -> Uploads:
     count, window = settings.media_upload_rate
     return Uploads(
         records,
         store,
-        # Beside the local store's blobs: a staged upload is renamed into place there.
-        Path(settings.media_dir) / "staging",
+        staging_dir(settings),
         Thumbnailer(settings.media_max_pixels, settings.media_thumbnail_workers),
         RateLimiter(redis, window),
         count,

@@ -129,6 +129,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     media_thumbnail_workers: int = 2  # images decoded at once, each in a thread of its own
     # Media put to no use (no message, no avatar) is deleted by the worker after this.
     media_unattached_ttl: float = 24 * 3600.0
+    media_cleanup_interval: float = 600.0  # how often the worker looks for such media
     # The S3-compatible store (MEDIA_BACKEND=s3); downloads redirect to URLs signed for
     # MEDIA_S3_URL_TTL.
     media_s3_endpoint: str | None = None
@@ -386,6 +387,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         media_unattached_ttl=_read(
             env, "MEDIA_UNATTACHED_TTL", parse_duration, d.media_unattached_ttl
+        ),
+        media_cleanup_interval=_read(
+            env, "MEDIA_CLEANUP_INTERVAL", parse_duration, d.media_cleanup_interval
         ),
         media_s3_endpoint=_read(env, "MEDIA_S3_ENDPOINT", _http_url, d.media_s3_endpoint),
         media_s3_bucket=env.get("MEDIA_S3_BUCKET", "").strip() or d.media_s3_bucket,

@@ -6,8 +6,11 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from typing import NewType
+from urllib.parse import quote
 
 import msgspec
+
+from gochat_py import media_types
 
 MediaId = NewType("MediaId", uuid.UUID)
 
@@ -56,3 +59,21 @@ def display_name(client_name: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = name.strip().lstrip(".").strip()[:MAX_NAME_CHARS]
     return name or DEFAULT_NAME
+
+
+def disposition(content_type: str, name: str) -> str:
+    """How a download is offered: only a raster image is shown in the page; anything else
+    (SVG or HTML kept as text, PDF) is a download, so nothing uploaded runs in the origin."""
+    kind = "inline" if content_type in media_types.RASTER else "attachment"
+    return content_disposition(kind, name)
+
+
+def thumbnail_disposition(name: str) -> str:
+    return content_disposition("inline", f"{name.rsplit('.', 1)[0] or 'thumbnail'}.webp")
+
+
+def content_disposition(kind: str, name: str) -> str:
+    """RFC 6266: an ASCII fallback for old clients, and the exact UTF-8 name in
+    `filename*`; neither can carry a quote, a backslash or a line break."""
+    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in name)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

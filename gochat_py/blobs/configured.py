@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from gochat_py.blobs.local import LocalStore
+from gochat_py.blobs.s3 import S3Blobs, s3_store
 from gochat_py.blobs.store import BlobStore
 from gochat_py.settings import Settings
 
 
 def media_store(settings: Settings) -> BlobStore:
+    if settings.media_backend == "s3":
+        return S3Blobs(s3_store(settings), settings.media_s3_url_ttl)
     return LocalStore(Path(settings.media_dir) / "blobs")
 
 

@@ -18,7 +18,7 @@ class LocalStore:
         # Keys come from blobs/store.py, built from a checked sha256: no `..`, no absolute.
         return self._root / key
 
-    async def put(self, key: str, source: Path, content_type: str) -> None:
+    async def put(self, key: str, source: Path, content_type: str, disposition: str) -> None:
         await asyncio.to_thread(self._put, self._path(key), source)
 
     @staticmethod

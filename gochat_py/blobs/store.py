@@ -29,8 +29,9 @@ def _checked(sha256: str) -> str:
 class BlobStore(Protocol):
     """Blobs under keys: written whole or not at all, idempotent, deleted when unused."""
 
-    async def put(self, key: str, source: Path, content_type: str) -> None:
-        """Store the file at `source` under `key` (consumed: it may be moved away)."""
+    async def put(self, key: str, source: Path, content_type: str, disposition: str) -> None:
+        """Store the file at `source` under `key` (consumed: it is moved or removed);
+        a store that serves downloads itself answers them with these headers."""
 
     async def delete(self, key: str) -> None:
         """Forget `key`; nothing happens when it is not there."""

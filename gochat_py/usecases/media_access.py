@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import msgspec
 
-from gochat_py import media_types
+from gochat_py import media
 from gochat_py.blobs import store as keys
 from gochat_py.blobs.images import THUMBNAIL_TYPE
 from gochat_py.blobs.store import BlobStore
@@ -28,13 +27,6 @@ class Download(msgspec.Struct, frozen=True, kw_only=True):
     disposition: str
 
 
-def content_disposition(kind: str, name: str) -> str:
-    """RFC 6266: an ASCII fallback for old clients, and the exact UTF-8 name in
-    `filename*`; neither can carry a quote, a backslash or a line break."""
-    fallback = "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_" for ch in name)
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 class MediaAccess:
     def __init__(self, records: MediaRecords, store: BlobStore) -> None:
         self._records = records
@@ -44,10 +36,7 @@ class MediaAccess:
         found = await self._records.readable(media_id, viewer)
         if found is None:
             raise NotFound("no such media", code="media_not_found")
-        # Only a raster image is shown in the page; anything else (SVG, HTML as text, PDF)
-        # is a download, so nothing uploaded runs in this origin.
-        kind = "inline" if found.content_type in media_types.RASTER else "attachment"
-        disposition = content_disposition(kind, found.name)
+        disposition = media.disposition(found.content_type, found.name)
         location = await self._store.locate(
             keys.original_key(found.sha256), found.content_type, disposition
         )
@@ -62,8 +51,7 @@ class MediaAccess:
         found = await self._records.readable(media_id, viewer)
         if found is None or not found.has_thumbnail:
             raise NotFound("no such thumbnail", code="media_not_found")
-        stem = found.name.rsplit(".", 1)[0] or "thumbnail"
-        disposition = content_disposition("inline", f"{stem}.webp")
+        disposition = media.thumbnail_disposition(found.name)
         location = await self._store.locate(
             keys.thumbnail_key(found.sha256), THUMBNAIL_TYPE, disposition
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from pathlib import Path
 
-from gochat_py import media_types
+from gochat_py import media, media_types
 from gochat_py.blobs import store as keys
 from gochat_py.blobs.images import THUMBNAIL_TYPE, ImageFacts, Thumbnailer
 from gochat_py.blobs.staging import StagedFile
@@ -127,10 +127,18 @@ class Uploads:
             )
 
             async def store() -> None:
-                await self._store.put(keys.original_key(sha256), staged.path, content_type)
+                await self._store.put(
+                    keys.original_key(sha256),
+                    staged.path,
+                    content_type,
+                    media.disposition(content_type, name),
+                )
                 if thumbnail is not None:
                     await self._store.put(
-                        keys.thumbnail_key(sha256), thumbnail.path, THUMBNAIL_TYPE
+                        keys.thumbnail_key(sha256),
+                        thumbnail.path,
+                        THUMBNAIL_TYPE,
+                        media.thumbnail_disposition(name),
                     )
 
             await self._records.add(record, self._quota, store)

@@ -51,8 +51,8 @@ class Operation:
     query: tuple[QueryParam, ...] = ()
     auth: bool = True
     errors: tuple[int, ...] = ()  # beyond what a body and a bearer token bring
-    # Further answers that are not the error shape: status -> body type.
-    also: Mapping[int, type] = field(default_factory=dict)
+    # Further answers that are not the error shape: status -> body type (None: no body).
+    also: Mapping[int, type | None] = field(default_factory=dict)
     media_type: str = JSON
     # A file as the body (POST /media): a multipart form's `file` field, or the raw bytes.
     file_upload: bool = False

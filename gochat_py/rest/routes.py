@@ -45,6 +45,9 @@ CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
 
 USERS = f"{API}/users"
 MEDIA = f"{MEDIA_PATH}/{{media_id:uuid}}"
+# A download's other answers: part of it (a Range request), not modified (If-None-Match),
+# and, from the S3 store, a redirect to a signed URL.
+DOWNLOAD_ANSWERS: dict[int, type | None] = {206: None, 304: None, 307: None}
 MEDIA_NAME = QueryParam(
     "name",
     {"type": "string"},
@@ -591,7 +594,8 @@ routes: list[BaseRoute] = [
             " Range requests, ETag/If-None-Match; from S3, a redirect to a signed URL",
             None,
             errors=(404, 503),
-            media_type="application/octet-stream",
+            also=DOWNLOAD_ANSWERS,
+            media_type="*/*",  # the file's own type
         ),
     ),
     ApiRoute(
@@ -602,6 +606,7 @@ routes: list[BaseRoute] = [
             "An image's thumbnail (WebP, 320 px on the longest side), readable as its file is",
             None,
             errors=(404, 503),
+            also=DOWNLOAD_ANSWERS,
             media_type="image/webp",
         ),
     ),

@@ -176,3 +176,22 @@ async def test_the_worker_stores_the_media_and_marks_it_attached_and_a_delete_de
     assert (await api.get(image["url"], headers=bearer(bob["tokens"]))).status_code == 404
     [tomb, _] = await history(api, bob, conversation)
     assert tomb["deleted"] and "media" not in tomb
+
+
+async def test_a_stranger_cannot_post_into_a_conversation_nor_read_what_is_there(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    alice, bob, mallory = await register(api), await register(api), await register(api)
+    conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+    image = await uploaded(api, alice, png(), name="private.png")
+    sent = await send(api, alice, conversation, type="image", media_id=image["id"])
+    assert sent.status_code == 201
+    own = await uploaded(api, mallory, png(3, 3), name="spam.png")
+    refused = await send(api, mallory, conversation, type="image", media_id=own["id"])
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "conversation_not_found"
+    assert not await db.fetchval("SELECT count(*) FROM media_posts WHERE media_id = $1", own["id"])
+    for url in (image["url"], image["thumbnail_url"]):
+        response = await api.get(url, headers=bearer(mallory["tokens"]))
+        assert response.status_code == 404
+        assert "private" not in response.text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
@@ -55,12 +53,8 @@ def _served(request: Request, download: Download) -> Response:
     }
     if _matches(request.headers.get("if-none-match"), download.etag):
         return Response(status_code=304, headers=headers)
-    return _file(download.location, download.content_type, headers)
-
-
-def _file(path: Path, content_type: str, headers: dict[str, str]) -> Response:
     # Starlette's FileResponse answers Range requests (206, 416) and If-Range itself.
-    return FileResponse(path, headers=headers, media_type=content_type)
+    return FileResponse(download.location, headers=headers, media_type=download.content_type)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -188,8 +188,7 @@ async def test_svg_is_no_image_and_as_a_file_it_is_text_only_ever_downloaded(
 
 async def test_range_and_if_none_match_are_answered(api: httpx.AsyncClient) -> None:
     alice = await register(api)
-    data = bytes(range(256)) * 4 + b"tail"
-    body = await uploaded(api, alice, b"text " + data[:0] + b"0123456789" * 50, name="n.txt")
+    body = await uploaded(api, alice, b"text " + b"0123456789" * 50, name="n.txt")
     headers = bearer(alice["tokens"])
     part = await api.get(body["url"], headers={**headers, "Range": "bytes=5-14"})
     assert part.status_code == 206

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gochat_py.media import content_disposition, disposition, display_name
+from gochat_py.media import content_disposition, display_name, disposition
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from gochat_py.blobs.configured import media_store
+from gochat_py.blobs.configured import media_store, staging_dir
 from gochat_py.logs import configure_logging
 from gochat_py.postgres.media import MediaRecords
 from gochat_py.redis.webhook_queue import WebhookQueue
@@ -105,6 +105,7 @@ async def serve(settings: Settings) -> int:
         media_store(settings),
         settings.media_unattached_ttl,
         settings.media_cleanup_interval,
+        staging_dir(settings),
     )
     cleaning = asyncio.create_task(cleanup.run(stop))
     try:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from loguru import logger
 
@@ -18,6 +19,9 @@ from gochat_py.blobs.store import BlobStore
 from gochat_py.postgres.media import ExpiredMedia, MediaRecords
 
 BATCH = 500  # records read per query; a sweep goes on until none is left
+# An upload stays staged for as long as it takes to arrive and be stored: minutes at most.
+# A staged file this old was left by a process that died mid-upload.
+STAGED_MAX_AGE = timedelta(hours=1)
 
 
 class MediaCleanup:
@@ -27,8 +31,12 @@ class MediaCleanup:
         store: BlobStore,
         unattached_ttl: float,
         interval: float,
+        staging: Path | None = None,
     ) -> None:
+        """`staging`: the uploads' staging directory, when this process shares it with
+        the servers (MEDIA_DIR on the same disk)."""
         self._records = records
+        self._staging = staging
         self._store = store
         self._ttl = timedelta(seconds=unattached_ttl)
         self._interval = interval
@@ -57,8 +65,21 @@ class MediaCleanup:
                 break
         if deleted:
             logger.bind(deleted=deleted).info("media_cleaned")
+        if self._staging is not None:
+            await asyncio.to_thread(_remove_stale, self._staging)
         return deleted
 
     async def _delete_blobs(self, item: ExpiredMedia) -> None:
         await self._store.delete(keys.original_key(item.sha256))
         await self._store.delete(keys.thumbnail_key(item.sha256))
+
+
+def _remove_stale(staging: Path) -> None:
+    cutoff = (datetime.now(UTC) - STAGED_MAX_AGE).timestamp()
+    if not staging.is_dir():
+        return
+    for path in staging.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                logger.bind(path=path.name).info("stale_upload_removed")

@@ -4,6 +4,8 @@ uses is deleted after its grace period, what a message or a profile uses never i
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from gochat_py.blobs.configured import media_store
+from gochat_py.blobs.configured import media_store, staging_dir
 from gochat_py.postgres.media import MediaRecords
 from gochat_py.settings import Settings
 from tests.harness import bearer, create_direct, poll_until, register
@@ -27,7 +29,9 @@ DAY = 24 * 3600.0
 async def cleanup(settings: Settings) -> AsyncIterator[MediaCleanup]:
     pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=2)
     try:
-        yield MediaCleanup(MediaRecords(pool), media_store(settings), DAY, 0.05)
+        yield MediaCleanup(
+            MediaRecords(pool), media_store(settings), DAY, 0.05, staging_dir(settings)
+        )
     finally:
         await pool.close()
 
@@ -118,3 +122,18 @@ async def test_the_cleanup_runs_every_interval_until_stopped(
     finally:
         stop.set()
         await asyncio.wait_for(running, 5)
+
+
+async def test_uploads_left_staged_by_a_dead_process_are_removed(
+    cleanup: MediaCleanup, media_dir: Path
+) -> None:
+    staging = media_dir / "staging"
+    staging.mkdir(parents=True)
+    stale, arriving = staging / "upload-stale", staging / "upload-arriving"
+    stale.write_bytes(b"half a file")
+    arriving.write_bytes(b"a file on its way")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    await cleanup.sweep()
+    assert not stale.exists()
+    assert arriving.exists()

@@ -92,6 +92,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "renewal": await _resolved(container.renewal()),
                 "presence": await _resolved(container.presence()),
                 "presence_tracker": await _resolved(container.presence_tracker()),
+                "uploads": await _resolved(container.uploads()),
+                "media_access": await _resolved(container.media_access()),
                 "gochat_dialect": container.gochat_dialect(),
                 "throttle": container.throttle(),
                 "dashboard": await _resolved(container.dashboard()),

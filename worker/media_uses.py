@@ -1,7 +1,7 @@
 """What a persisted batch does to the media its messages carry, in the batch's transaction:
-a stored image or file message marks its media attached (the cleanup spares it); a deleted
-one drops its post (its members lose access) and, when nothing else uses the media, marks
-it unattached, for the cleanup to delete."""
+a stored image or file message marks its media attached (the cleanup spares it) and keeps
+its post (its members' access); a deleted one drops its post (its members lose access) and,
+when nothing else uses the media, marks it unattached, for the cleanup to delete."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ _media_id = msgspec.json.Decoder(_MediaId)
 _ATTACH = """
 UPDATE media SET attached_at = now() WHERE id = ANY($1::uuid[]) AND attached_at IS NULL
 """
+# The post the sender wrote before its send; written again for a message whose send looked
+# failed to the server (its answer lost in an outage) and was undone, yet reached the stream.
+_REPOST = """
+INSERT INTO media_posts (message_id, media_id, conversation_id)
+SELECT p.message_id, p.media_id, p.conversation_id
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS p (message_id, media_id, conversation_id)
+WHERE EXISTS (SELECT 1 FROM media m WHERE m.id = p.media_id)
+ON CONFLICT (message_id) DO NOTHING
+"""
 # A media stays attached while a post of it or an avatar remains.
 _DETACH = """
 WITH dropped AS (
@@ -41,9 +50,17 @@ WHERE m.id IN (SELECT media_id FROM dropped)
 
 
 async def record(conn: asyncpg.Connection, rows: Sequence[Row]) -> None:
-    attached = [_media_id.decode(row.media).id for row in rows if row.media is not None]
+    carrying = [row for row in rows if row.media is not None]
+    attached = [_media_id.decode(row.media).id for row in carrying if row.media is not None]
     deleted = [row.id for row in rows if row.deleted_at is not None]
     if attached:
         await conn.execute(_ATTACH, attached)
+        live = [
+            (row.id, media_id, row.conversation_id)
+            for row, media_id in zip(carrying, attached, strict=True)
+            if row.deleted_at is None
+        ]
+        if live:
+            await conn.execute(_REPOST, *(list(column) for column in zip(*live, strict=True)))
     if deleted:
         await conn.execute(_DETACH, deleted)

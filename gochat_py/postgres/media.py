@@ -163,6 +163,11 @@ class MediaRecords:
         )
         return None if row is None else _stored(row)
 
+    async def unpost(self, message_id: MessageId) -> None:
+        """The post of a message that was never sent: its media is no longer readable by
+        the conversation's members through it."""
+        await self._pool.execute("DELETE FROM media_posts WHERE message_id = $1", message_id)
+
     async def owned(self, media_id: uuid.UUID, owner: UserId) -> StoredMedia | None:
         row = await self._pool.fetchrow(
             f"SELECT {_COLUMNS} FROM media m WHERE m.id = $1 AND m.owner_id = $2",

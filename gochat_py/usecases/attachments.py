@@ -54,6 +54,11 @@ class Attachments:
             _require_image(found, "an image message", "media_id")
         return found.info()
 
+    async def unpost(self, message_id: MessageId) -> None:
+        """Undo `post` for a message whose send failed: nobody gains access to a file
+        that was never posted, and the cleanup may delete it."""
+        await self._records.unpost(message_id)
+
     async def check_avatar(self, media_id: uuid.UUID | None, owner: UserId) -> None:
         """An avatar is an image its setter uploaded (None: no avatar)."""
         if media_id is None:

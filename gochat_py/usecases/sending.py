@@ -78,19 +78,31 @@ class Sending:
         mentioned = None
         if "@" in content:
             mentioned = await self._mentions.resolve(conversation_id, members, sender, content)
-        sent = await self._publisher.send(
-            conversation_id,
-            members,
-            sender,
-            sender_username,
-            content,
-            client_msg_id,
-            message_id,
-            reply_to=quoted,
-            mentions=mentioned,
-            type=type,
-            media=media,
-        )
+        try:
+            sent = await self._publisher.send(
+                conversation_id,
+                members,
+                sender,
+                sender_username,
+                content,
+                client_msg_id,
+                message_id,
+                reply_to=quoted,
+                mentions=mentioned,
+                type=type,
+                media=media,
+            )
+        except BaseException:
+            # Posted before the send so that a recipient fetching the image on the live
+            # frame finds it readable; a send that failed posted nothing. Should the
+            # script have run after all (an answer lost in an outage), the worker posts
+            # the media again when it stores the message (worker/media_uses.py).
+            if media is not None and message_id is not None:
+                await self._attachments.unpost(message_id)
+            raise
+        if media is not None and message_id is not None and sent.message.id != message_id:
+            # A resend answered with the first send's message: this send's post is unused.
+            await self._attachments.unpost(message_id)
         if not sent.duplicate:
             self._metrics.messages_sent.inc()
             if mentioned:

@@ -3,11 +3,13 @@ history, and may read it while they are members; the worker marks it attached.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,
     connect,
@@ -18,6 +20,8 @@ from tests.harness import (
     poll_until,
     register,
     send_frame,
+    serve_app,
+    server_environment,
     ws_url,
 )
 from tests.integration.test_media_api import uploaded
@@ -195,3 +199,61 @@ async def test_a_stranger_cannot_post_into_a_conversation_nor_read_what_is_there
         response = await api.get(url, headers=bearer(mallory["tokens"]))
         assert response.status_code == 404
         assert "private" not in response.text
+
+
+async def test_a_send_refused_as_backlogged_leaves_no_post_and_the_media_unreadable(
+    database_url: str, redis_url: str, media_dir: Path, db: asyncpg.Connection
+) -> None:
+    settings = load_settings(
+        server_environment(database_url, redis_url, MEDIA_DIR=str(media_dir), RECENT_CACHE_MAX="1")
+    )
+    async with serve_app(settings) as base_url, httpx.AsyncClient(base_url=base_url) as api:
+        alice, bob = await register(api), await register(api)
+        conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+        assert (await send(api, alice, conversation, content="fills the cache")).status_code == 201
+        image = await uploaded(api, alice, png(), name="never-sent.png")
+        refused = await send(api, alice, conversation, type="image", media_id=image["id"])
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "backlogged"
+        assert not await db.fetchval(
+            "SELECT count(*) FROM media_posts WHERE media_id = $1", image["id"]
+        )
+        for url in (image["url"], image["thumbnail_url"]):
+            assert (await api.get(url, headers=bearer(bob["tokens"]))).status_code == 404
+
+
+async def test_a_resend_with_the_same_client_msg_id_leaves_one_post(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+    image = await uploaded(api, alice, png(), name="twice.png")
+    body = {"type": "image", "media_id": image["id"], "client_msg_id": "once"}
+    first = await send(api, alice, conversation, **body)
+    again = await send(api, alice, conversation, **body)
+    assert first.status_code == 201 and again.status_code in (200, 201)
+    assert again.json()["id"] == first.json()["id"]
+    posts = await db.fetch("SELECT message_id FROM media_posts WHERE media_id = $1", image["id"])
+    assert [str(row["message_id"]) for row in posts] == [first.json()["id"]]
+
+
+async def test_the_worker_posts_again_a_stored_message_whose_post_was_undone(
+    api: httpx.AsyncClient, db: asyncpg.Connection, redis_url: str, database_url: str
+) -> None:
+    """A send whose answer was lost in an outage is undone by the server, yet may have
+    reached the stream: once stored, its media is readable by the members again."""
+    alice, bob = await register(api), await register(api)
+    conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+    image = await uploaded(api, alice, png(), name="lost-answer.png")
+    sent = (await send(api, alice, conversation, type="image", media_id=image["id"])).json()
+    await db.execute("DELETE FROM media_posts WHERE message_id = $1", sent["id"])
+    assert (await api.get(image["url"], headers=bearer(bob["tokens"]))).status_code == 404
+
+    async def posted() -> bool:
+        return bool(
+            await db.fetchval("SELECT count(*) FROM media_posts WHERE message_id = $1", sent["id"])
+        )
+
+    async with running_consumer(redis_url, database_url):
+        await poll_until(posted, what="the stored message's post written again")
+    assert (await api.get(image["url"], headers=bearer(bob["tokens"]))).status_code == 200

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
-from gochat_py import times
+from gochat_py import media, times
 from gochat_py.broadcasts import SkipReason
 from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import ValidationFailed
@@ -50,6 +50,7 @@ class Participant(msgspec.Struct, frozen=True):
     joined_at: int  # unix milliseconds
     is_active: bool
     created_at: int  # the account's, unix milliseconds
+    avatar_url: str | None = None  # their picture's URL: anyone may read it
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -536,7 +537,8 @@ class Conversations:
         self, conversation_ids: list[ConversationId]
     ) -> dict[ConversationId, list[Participant]]:
         rows = await self._pool.fetch(
-            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at, u.created_at"
+            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at, u.created_at,"
+            " u.avatar_media_id"
             " FROM conversation_members m JOIN users u ON u.id = m.user_id"
             " WHERE m.conversation_id = ANY($1::uuid[]) ORDER BY m.joined_at, u.username",
             conversation_ids,
@@ -551,6 +553,7 @@ class Conversations:
                     joined_at=times.unix_ms(row["joined_at"]),
                     is_active=ACTIVE,
                     created_at=times.unix_ms(row["created_at"]),
+                    avatar_url=media.avatar_url(row["avatar_media_id"]),
                 )
             )
         return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from tests.harness import bearer, create_group, register
+from tests.harness import bearer, create_direct, create_group, register
 from tests.integration.test_media_api import uploaded
 from tests.media_files import png
 
@@ -79,3 +79,20 @@ async def test_a_groups_avatar_is_set_by_a_manager_and_shown_to_its_members(
     assert (await api.get(picture["url"], headers=bearer(stranger["tokens"]))).status_code == 200
     stranger_patch = await api.patch(url, json={"name": "x"}, headers=bearer(stranger["tokens"]))
     assert stranger_patch.status_code == 404
+
+
+async def test_a_members_avatar_is_shown_with_them_in_their_conversations(
+    api: httpx.AsyncClient,
+) -> None:
+    alice, bob = await register(api), await register(api)
+    conversation = await create_direct(api, alice["tokens"], bob["user"]["id"])
+    picture = await uploaded(api, alice, png(), name="me.png")
+    response = await api.patch(
+        ME, json={"avatar_media_id": picture["id"]}, headers=bearer(alice["tokens"])
+    )
+    assert response.status_code == 200, response.text
+    seen = await api.get(
+        f"/api/v1/conversations/{conversation['id']}", headers=bearer(bob["tokens"])
+    )
+    avatars = {p["id"]: p["avatar_url"] for p in seen.json()["participants"]}
+    assert avatars == {alice["user"]["id"]: picture["url"], bob["user"]["id"]: None}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gochat_py.blobs.local import LocalStore
-from gochat_py.blobs.s3 import S3Blobs, s3_store
+from gochat_py.blobs.s3 import S3Blobs, s3_store, signed_url_origin
 from gochat_py.blobs.store import BlobStore
 from gochat_py.settings import Settings
 
@@ -21,3 +21,11 @@ def staging_dir(settings: Settings) -> Path:
     """Where uploads land while they arrive: beside the local store's blobs, so that a
     staged file is renamed into place."""
     return Path(settings.media_dir) / "staging"
+
+
+def download_origin(settings: Settings) -> str | None:
+    """Another origin a download's bytes come from (the bucket a download redirects to),
+    or None when the server sends them itself."""
+    if settings.media_backend == "s3":
+        return signed_url_origin(settings)
+    return None

@@ -41,6 +41,16 @@ def s3_store(settings: Settings) -> S3Store:
     )
 
 
+def signed_url_origin(settings: Settings) -> str:
+    """Where the signed URLs a download redirects to point: the endpoint named (path-style
+    URLs), or the bucket's own AWS host. A page showing images from the store allows it."""
+    endpoint = settings.media_s3_endpoint
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"https://{settings.media_s3_bucket}.s3.{settings.media_s3_region}.amazonaws.com"
+
+
 class S3Blobs:
     def __init__(self, store: S3Store, url_ttl: float) -> None:
         self._store = store

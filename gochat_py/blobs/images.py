@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gochat_py.blobs import offloop
 from gochat_py.errors import ValidationFailed
 
 THUMBNAIL_SIDE = 320  # the longest side of a thumbnail, in pixels
@@ -50,7 +51,7 @@ class Thumbnailer:
         """Write `source`'s thumbnail (WebP) to `target`; InvalidImage when it does not
         decode, ImageTooLarge past the pixel limit."""
         async with self._slots:
-            return await asyncio.to_thread(self._thumbnail, source, target)
+            return await offloop.run(self._thumbnail, source, target)
 
     def _thumbnail(self, source: Path, target: Path) -> ImageFacts:
         try:

@@ -4,10 +4,11 @@ new one, never a half-written blob under its key."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from pathlib import Path
+
+from gochat_py.blobs import offloop
 
 
 class LocalStore:
@@ -19,7 +20,7 @@ class LocalStore:
         return self._root / key
 
     async def put(self, key: str, source: Path, content_type: str, disposition: str) -> None:
-        await asyncio.to_thread(self._put, self._path(key), source)
+        await offloop.run(self._put, self._path(key), source)
 
     @staticmethod
     def _put(target: Path, source: Path) -> None:
@@ -42,7 +43,7 @@ class LocalStore:
             with contextlib.suppress(FileNotFoundError):
                 self._path(key).unlink()
 
-        await asyncio.to_thread(remove)
+        await offloop.run(remove)
 
     async def locate(self, key: str, content_type: str, disposition: str) -> Path | str:
         return self._path(key)

@@ -12,6 +12,7 @@ from bench import (
     fanout,
     history,
     login_storm,
+    media,
     persistence,
     presence_churn,
     resume_storm,
@@ -32,6 +33,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("user search", user_search.main, []),
     ("presence churn", presence_churn.main, []),
     ("resume storm", resume_storm.main, []),
+    ("media", media.main, []),
 ]
 
 

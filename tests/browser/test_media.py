@@ -19,6 +19,7 @@ from tests.browser.test_webclient import log_in_in_ui, open_client
 from tests.harness import bearer, create_direct, create_group, register, serve_app, unique_name
 from tests.integration.test_media_api import uploaded
 from tests.integration.test_media_stores import s3_environment
+from tests.media_files import png
 
 # The smallest PDF a reader opens: one empty page.
 PDF = (
@@ -41,6 +42,19 @@ def picture(width: int, height: int, hue: tuple[int, int, int]) -> bytes:
 
 
 COMPOSER_FILE = ".composer [data-action=attach-file]"
+# A file handed to the page as a drop on `target` or a paste into it would hand it.
+HAND_OVER = """([how, target, name, bytes]) => {
+    const files = new DataTransfer();
+    files.items.add(new File([new Uint8Array(bytes)], name, {type: "image/png"}));
+    const node = document.querySelector(target);
+    const event = {bubbles: true, cancelable: true};
+    if (how === "paste") {
+        node.dispatchEvent(new ClipboardEvent("paste", {...event, clipboardData: files}));
+    } else {
+        for (const type of ["dragover", "drop"])
+            node.dispatchEvent(new DragEvent(type, {...event, dataTransfer: files}));
+    }
+}"""
 
 
 async def choose(page: Page, file_input: str, name: str, mime_type: str, data: bytes) -> None:
@@ -126,6 +140,21 @@ async def test_images_and_files_travel_live_open_and_download_and_an_avatar_show
     await screenshot(alice_page, "alice-refused-file")
     await alice_page.click(".attachment-bar [data-action=remove-attachment]")
     await expect(alice_page.locator(".message.mine")).to_have_count(2)
+
+    # An image dropped on the conversation is attached as the paperclip attaches it; one
+    # pasted into the field too, and it goes.
+    for how, target, name in (
+        ("drop", ".messages", "dropped.png"),
+        ("paste", ".composer-input", "pasted.png"),
+    ):
+        await alice_page.evaluate(HAND_OVER, [how, target, name, list(png(40, 30))])
+        await expect(bar.locator(".attachment-name")).to_have_text(name)
+        await expect(bar.locator(".attachment-body")).to_have_attribute("data-state", "ready")
+    await alice_page.press(".composer-input", "Enter")
+    await expect(
+        bob_page.locator(".message.theirs .media-image img[alt='pasted.png']")
+    ).to_be_visible()
+    await expect(alice_page.locator(".message.mine")).to_have_count(3)
 
     # Alice sets her picture in her profile and the group's in its info panel; they replace
     # the initials on her screen and, once his list is read again, on Bob's.

@@ -31,6 +31,9 @@ COPY gochat_py/ gochat_py/
 COPY worker/ worker/
 # Code stays root-owned and read-only to the app user, so compile the bytecode now.
 RUN python -m compileall -q gochat_py worker
+# Uploads (MEDIA_DIR): the one directory the app user writes; a volume in docker-compose.
+RUN mkdir -p /var/lib/gochat/media && chown 10001:10001 /var/lib/gochat/media
+ENV MEDIA_DIR=/var/lib/gochat/media
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -13,6 +13,7 @@ from bench import (
     history,
     login_storm,
     message_search,
+    media,
     persistence,
     presence_churn,
     resume_storm,
@@ -34,6 +35,7 @@ SCENARIOS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("message search", message_search.main, []),
     ("presence churn", presence_churn.main, []),
     ("resume storm", resume_storm.main, []),
+    ("media", media.main, []),
 ]
 
 

@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
+from gochat_py.blobs.configured import download_origin
 from gochat_py.container import Container
 from gochat_py.logs import configure_logging
 from gochat_py.rest.access import AccessMiddleware
@@ -93,6 +94,8 @@ def build_app(settings: Settings) -> SocketsFirst:
                 "renewal": await _resolved(container.renewal()),
                 "presence": await _resolved(container.presence()),
                 "presence_tracker": await _resolved(container.presence_tracker()),
+                "uploads": await _resolved(container.uploads()),
+                "media_access": await _resolved(container.media_access()),
                 "gochat_dialect": container.gochat_dialect(),
                 "throttle": container.throttle(),
                 "dashboard": await _resolved(container.dashboard()),
@@ -119,7 +122,12 @@ def build_app(settings: Settings) -> SocketsFirst:
     # The document and the page describing the table are built here, once per app.
     openapi = document_route(routes, version("gochat-py"))
     app = Starlette(
-        routes=[*routes, openapi, *docs_routes(openapi.path), *webclient_routes()],
+        routes=[
+            *routes,
+            openapi,
+            *docs_routes(openapi.path),
+            *webclient_routes(download_origin(settings)),
+        ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

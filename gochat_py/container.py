@@ -8,6 +8,9 @@ import asyncpg
 from dependency_injector import containers, providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from gochat_py.blobs.configured import media_store, staging_dir
+from gochat_py.blobs.images import Thumbnailer
+from gochat_py.blobs.store import BlobStore
 from gochat_py.dashboard.assets import load_assets
 from gochat_py.dashboard.stats import Dashboard
 from gochat_py.metrics import Metrics
@@ -17,6 +20,7 @@ from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.groups import Groups
 from gochat_py.postgres.message_search import MessageSearch
+from gochat_py.postgres.media import MediaRecords
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory
@@ -42,6 +46,7 @@ from gochat_py.redis.sessions import Sessions
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.rest.health import readiness_checks
 from gochat_py.settings import Settings
+from gochat_py.usecases.attachments import Attachments
 from gochat_py.usecases.auth import Auth
 from gochat_py.usecases.broadcasting import Broadcasting
 from gochat_py.usecases.conversation_views import ConversationViews
@@ -50,6 +55,7 @@ from gochat_py.usecases.delivery_marks import DeliveryMarks
 from gochat_py.usecases.editing import Editing
 from gochat_py.usecases.group_lifecycle import GroupLifecycle
 from gochat_py.usecases.history import History
+from gochat_py.usecases.media_access import MediaAccess
 from gochat_py.usecases.members import Members
 from gochat_py.usecases.mentions import Mentions
 from gochat_py.usecases.message_lookup import MessageLookup
@@ -65,6 +71,7 @@ from gochat_py.usecases.sending import Sending
 from gochat_py.usecases.system_messages import SystemMessages
 from gochat_py.usecases.tokens import TokenCodec
 from gochat_py.usecases.typing_notices import TypingNotices
+from gochat_py.usecases.uploads import Uploads
 from gochat_py.usecases.user_search import PeopleSearch
 from gochat_py.websocket.dialects import GochatDialect
 from gochat_py.websocket.renewal import Renewal
@@ -241,6 +248,20 @@ def _resumption(
     )
 
 
+def _uploads(records: MediaRecords, store: BlobStore, redis: Redis, settings: Settings) -> Uploads:
+    count, window = settings.media_upload_rate
+    return Uploads(
+        records,
+        store,
+        staging_dir(settings),
+        Thumbnailer(settings.media_max_pixels, settings.media_thumbnail_workers),
+        RateLimiter(redis, window),
+        count,
+        settings.media_max_bytes,
+        settings.media_quota_bytes,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -313,8 +334,10 @@ class Container(containers.DeclarativeContainer):
     )
     system_messages = providers.Singleton(SystemMessages, users, membership, publisher)
     groups = providers.Singleton(Groups, pg_pool)
+    media_records = providers.Singleton(MediaRecords, pg_pool)
+    attachments = providers.Singleton(Attachments, media_records)
     group_lifecycle = providers.Singleton(
-        GroupLifecycle, groups, membership, system_messages, announcer, recent
+        GroupLifecycle, groups, membership, system_messages, announcer, recent, attachments
     )
     members = providers.Singleton(
         Members,
@@ -331,7 +354,9 @@ class Container(containers.DeclarativeContainer):
     mentions = providers.Singleton(
         Mentions, users.provided.usernames, conversations.provided.name, notifications
     )
-    sending = providers.Singleton(Sending, membership, publisher, metrics, message_lookup, mentions)
+    sending = providers.Singleton(
+        Sending, membership, publisher, metrics, message_lookup, mentions, attachments
+    )
     editing = providers.Singleton(Editing, membership, conversations, message_lookup, publisher)
     receipts = providers.Singleton(Receipts, pg_pool)
     delivery_flusher = providers.Resource(
@@ -371,7 +396,7 @@ class Container(containers.DeclarativeContainer):
         running_presence, presence_store, presence_directory, announcer, membership, metrics
     )
     profiles = providers.Singleton(
-        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence
+        UserProfiles, providers.Singleton(Profiles, pg_pool), membership, presence, attachments
     )
     relationships = providers.Singleton(
         Relationships,
@@ -391,6 +416,9 @@ class Container(containers.DeclarativeContainer):
         settings.provided.presence_heartbeat,
         metrics,
     )
+    media_store = providers.Singleton(media_store, settings)
+    uploads = providers.Singleton(_uploads, media_records, media_store, redis, settings)
+    media_access = providers.Singleton(MediaAccess, media_records, media_store)
     gochat_dialect = providers.Singleton(GochatDialect)
     dashboard = providers.Singleton(_dashboard, hub, metrics, redis, recent, pg_pool, settings)
     dashboard_assets = providers.Singleton(load_assets)

@@ -58,6 +58,22 @@ class ValidationFailed(ApiError):
     code = "validation_failed"
 
 
+class InsufficientStorage(ApiError):
+    """The caller's storage quota is used up: nothing more is kept until they free some."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+class MediaQuotaExceeded(InsufficientStorage):
+    code = "media_quota_exceeded"
+
+    def __init__(self, used: int, quota: int) -> None:
+        super().__init__(
+            f"your uploads take {used:,} of your {quota:,} bytes; this one does not fit"
+        )
+
+
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"

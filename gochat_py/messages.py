@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gochat_py.media import MediaInfo
+
 MAX_CONTENT_CHARS = 4000  # a long chat message; anything larger is a file, not text
 MAX_CLIENT_MSG_ID = 64
 
@@ -22,6 +24,10 @@ Direction = Literal["before", "after"]
 Content = Annotated[
     str, msgspec.Meta(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=r"^[^\x00]*$")
 ]
+# An image or file message's caption: may be empty.
+Caption = Annotated[str, msgspec.Meta(max_length=MAX_CONTENT_CHARS, pattern=r"^[^\x00]*$")]
+# What a client may send: text, or an uploaded media (`media_id`) with a caption.
+SentType = Literal["text", "image", "file"]
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
 # A send's `reply_to`: any string, so that a malformed id is answered as an unknown one is
 # (`reply_not_found`), by the use case rather than the schema.
@@ -71,6 +77,24 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool
 
 
+class SendRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A new message as its sender describes it, through either door (the REST body; the
+    socket's frame adds the conversation): text, or an upload with a caption."""
+
+    # Required for text (blank is `empty_content`); an image's or file's optional caption.
+    content: Caption | msgspec.UnsetType = msgspec.UNSET
+    client_msg_id: ClientMsgId | None = None
+    reply_to: ReplyTo | None = None
+    type: SentType = "text"
+    media_id: uuid.UUID | None = None  # an upload of the sender's, for an image or a file
+
+    def __post_init__(self) -> None:
+        # Only an image or a file may leave content out. msgspec reports an error raised
+        # here as the decoding's own, in the words it uses for a missing field.
+        if self.content is msgspec.UNSET and self.type == "text":
+            raise ValueError("Object missing required field `content`")
+
+
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The message frame every member's devices receive: gochat's shape plus seq, and the
     optional fields only when they are set, so a plain message reads as gochat's."""
@@ -79,8 +103,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     conversation_id: uuid.UUID
     sender_id: uuid.UUID
     sender_username: str
-    content: str  # "" once deleted
-    type: Literal["text", "system"]
+    content: str  # "" once deleted; an image or file message's caption, maybe ""
+    type: Literal["text", "system", "image", "file"]
     sent_at: int  # unix milliseconds
     client_msg_id: str | None
     system: SystemEvent | None = None
@@ -88,6 +112,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     mentions: list[uuid.UUID] | None = None  # the members named with @username
     edited_at: int | None = None  # unix ms of the last edit
     deleted: bool = False
+    media: MediaInfo | None = None  # image and file messages; null once deleted
     seq: int  # last field: the send script appends its value to the encoded prefix
 
 

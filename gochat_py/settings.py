@@ -119,6 +119,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Events the webhook stream holds at most: past it the oldest go, so a receiver down
     # for days cannot fill Redis's memory.
     notify_webhook_max_queued: int = 1_000_000
+    # Uploads (usecases/uploads.py). The local store keeps them under MEDIA_DIR, beside the
+    # dev stack's data; every store stages an upload there while it arrives.
+    media_dir: str = ".data/media"
+    media_backend: str = "local"
+    media_max_bytes: int = 25 * 1024 * 1024  # one upload; past it: 413 while it arrives
+    media_quota_bytes: int = 1024 * 1024 * 1024  # what one user's uploads may add up to
+    media_upload_rate: tuple[int, float] = (30, 60.0)  # uploads a user may start per window
+    # Decoded pixels an image may have: a small file of huge dimensions (a decompression
+    # bomb) would take gigabytes to thumbnail. 50 MP is a large phone photo.
+    media_max_pixels: int = 50_000_000
+    media_thumbnail_workers: int = 2  # images decoded at once, each in a thread of its own
+    # Media put to no use (no message, no avatar) is deleted by the worker after this.
+    media_unattached_ttl: float = 24 * 3600.0
+    media_cleanup_interval: float = 600.0  # how often the worker looks for such media
+    # The S3-compatible store (MEDIA_BACKEND=s3); downloads redirect to URLs signed for
+    # MEDIA_S3_URL_TTL.
+    media_s3_endpoint: str | None = None
+    media_s3_bucket: str | None = None
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key_id: str | None = None
+    media_s3_secret_access_key: str | None = None
+    media_s3_url_ttl: float = 300.0
 
     @property
     def is_dev(self) -> bool:
@@ -197,7 +219,7 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _webhook_url(text: str) -> str:
+def _http_url(text: str) -> str:
     url = text.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -344,7 +366,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "DASHBOARD", _choice(*DASHBOARD_MODES), _dashboard_default(environment, token)
         ),
         dashboard_token=token,
-        notify_webhook_url=_read(env, "NOTIFY_WEBHOOK_URL", _webhook_url, d.notify_webhook_url),
+        notify_webhook_url=_read(env, "NOTIFY_WEBHOOK_URL", _http_url, d.notify_webhook_url),
         notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", "") or d.notify_webhook_secret,
         notify_webhook_timeout=_read(
             env, "NOTIFY_WEBHOOK_TIMEOUT", parse_duration, d.notify_webhook_timeout
@@ -358,7 +380,32 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         notify_webhook_max_queued=_read(
             env, "NOTIFY_WEBHOOK_MAX_QUEUED", _positive_int, d.notify_webhook_max_queued
         ),
+        media_dir=env.get("MEDIA_DIR", "").strip() or d.media_dir,
+        media_backend=_read(env, "MEDIA_BACKEND", _choice("local", "s3"), d.media_backend),
+        media_max_bytes=_read(env, "MEDIA_MAX_BYTES", _positive_int, d.media_max_bytes),
+        media_quota_bytes=_read(env, "MEDIA_QUOTA_BYTES", _positive_int, d.media_quota_bytes),
+        media_upload_rate=_read(env, "MEDIA_UPLOAD_RATE", _rate, d.media_upload_rate),
+        media_max_pixels=_read(env, "MEDIA_MAX_PIXELS", _positive_int, d.media_max_pixels),
+        media_thumbnail_workers=_read(
+            env, "MEDIA_THUMBNAIL_WORKERS", _positive_int, d.media_thumbnail_workers
+        ),
+        media_unattached_ttl=_read(
+            env, "MEDIA_UNATTACHED_TTL", parse_duration, d.media_unattached_ttl
+        ),
+        media_cleanup_interval=_read(
+            env, "MEDIA_CLEANUP_INTERVAL", parse_duration, d.media_cleanup_interval
+        ),
+        media_s3_endpoint=_read(env, "MEDIA_S3_ENDPOINT", _http_url, d.media_s3_endpoint),
+        media_s3_bucket=env.get("MEDIA_S3_BUCKET", "").strip() or d.media_s3_bucket,
+        media_s3_region=env.get("MEDIA_S3_REGION", "").strip() or d.media_s3_region,
+        media_s3_access_key_id=env.get("MEDIA_S3_ACCESS_KEY_ID", "").strip()
+        or d.media_s3_access_key_id,
+        media_s3_secret_access_key=env.get("MEDIA_S3_SECRET_ACCESS_KEY", "")
+        or d.media_s3_secret_access_key,
+        media_s3_url_ttl=_read(env, "MEDIA_S3_URL_TTL", parse_duration, d.media_s3_url_ttl),
     )
+    if settings.media_backend == "s3" and settings.media_s3_bucket is None:
+        raise SettingsError("MEDIA_S3_BUCKET", "must be set with MEDIA_BACKEND=s3")
     if settings.jwt_access_expiry >= settings.jwt_refresh_expiry:
         raise SettingsError("JWT_ACCESS_EXPIRY", "must be shorter than JWT_REFRESH_EXPIRY")
     if settings.presence_heartbeat >= settings.presence_ttl:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -105,9 +108,53 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(workdir: Path) -> Iterator[str]:
+    """An S3-compatible server for the media store's tests: moto's, an emulator (no real
+    S3-compatible server installs here), on a free loopback port for the whole run."""
+    port = free_port()
+    log = (workdir / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
 @pytest.fixture
-def settings(database_url: str, redis_url: str) -> Settings:
-    return load_settings(server_environment(database_url, redis_url))
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket of the test's own."""
+    name = f"media-{uuid.uuid4().hex[:12]}"
+    response = httpx.put(f"{s3_endpoint}/{name}", timeout=10)
+    assert response.status_code == 200, response.text
+    return name
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    """Where the test's server keeps uploads: a directory of the test's own."""
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, media_dir: Path) -> Settings:
+    return load_settings(server_environment(database_url, redis_url, MEDIA_DIR=str(media_dir)))
 
 
 @pytest.fixture

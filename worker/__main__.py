@@ -18,11 +18,14 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from gochat_py.blobs.configured import media_store, staging_dir
 from gochat_py.logs import configure_logging
+from gochat_py.postgres.media import MediaRecords
 from gochat_py.redis.webhook_queue import WebhookQueue
 from gochat_py.settings import Settings, SettingsError, load_settings
 from worker.consumer import Consumer, ConsumerConfig
 from worker.group import READ_BLOCK_MS
+from worker.media_cleanup import MediaCleanup
 from worker.metrics import WorkerMetrics
 from worker.metrics import serve as serve_metrics
 from worker.webhook_fanout import WebhookFanout
@@ -93,9 +96,24 @@ async def serve(settings: Settings) -> int:
             WebhookQueue(redis, settings.notify_webhook_max_queued), pool, metrics
         )
     config = ConsumerConfig.from_settings(settings)
+    # Its own connection: a sweep never waits for a batch's, nor a batch for a sweep's.
+    cleanup_pool = await asyncpg.create_pool(
+        settings.database_url, min_size=0, max_size=1, timeout=PG_CONNECT_TIMEOUT
+    )
+    cleanup = MediaCleanup(
+        MediaRecords(cleanup_pool),
+        media_store(settings),
+        settings.media_unattached_ttl,
+        settings.media_cleanup_interval,
+        staging_dir(settings),
+    )
+    cleaning = asyncio.create_task(cleanup.run(stop))
     try:
         await Consumer(redis, pool, config, metrics, stop, fanout=fanout).run()
     finally:
+        stop.set()
+        await cleaning
+        await cleanup_pool.close()
         try:
             await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
         except TimeoutError:

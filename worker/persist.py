@@ -34,6 +34,7 @@ import msgspec
 from gochat_py import times
 from gochat_py.messages import LogEntry, Message, MessageChange
 from gochat_py.outages import POSTGRES_DOWN
+from worker import media_uses
 
 # The fallback only. Per session, emptied at every commit: concurrent workers never see
 # each other's rows.
@@ -83,6 +84,7 @@ class Row(NamedTuple):
     system: str | None = None  # JSON text: asyncpg's jsonb codec takes text
     reply_to: str | None = None
     mentions: list[uuid.UUID] | None = None
+    media: str | None = None  # JSON text, as system
 
     @property
     def position(self) -> int:
@@ -102,11 +104,11 @@ RETURNING id
 # A change: the message as it reads afterwards, stored whole when the message is not yet.
 _APPLY_CHANGE = f"""
 INSERT INTO messages AS m ({_STORED_COLUMNS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (id) DO UPDATE
 SET content = excluded.content, edited_at = excluded.edited_at,
     deleted_at = excluded.deleted_at, changed_seq = excluded.changed_seq,
-    reply_to = excluded.reply_to, mentions = excluded.mentions
+    reply_to = excluded.reply_to, mentions = excluded.mentions, media = excluded.media
 WHERE m.deleted_at IS NULL AND coalesce(m.changed_seq, m.seq) < excluded.changed_seq
 """
 _json = msgspec.json.Encoder()
@@ -135,6 +137,7 @@ def to_row(entry: LogEntry) -> Row:
         None if message.system is None else _json.encode(message.system).decode(),
         None if message.reply_to is None else _json.encode(message.reply_to).decode(),
         message.mentions,
+        None if message.media is None else _json.encode(message.media).decode(),
     )
 
 
@@ -203,6 +206,7 @@ async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
                     await conn.executemany(_APPLY_CHANGE, changes)
                 if live:
                     await _advance_conversations(conn, live)
+                    await media_uses.record(conn, live)
         except asyncpg.UniqueViolationError:
             pass  # some row is stored already: merge the batch instead, skipping those
         else:
@@ -216,6 +220,7 @@ async def persist_batch(pool: asyncpg.Pool, rows: Sequence[Row]) -> Persisted:
                 await _advance_conversations(conn, changes)
             merged.committed += changes
             merged.gone = gone
+            await media_uses.record(conn, merged.committed)
             return merged
 
 

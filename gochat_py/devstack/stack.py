@@ -68,6 +68,8 @@ def local_services(
         _int_var(env, "LOCAL_REDIS_PORT", DEFAULT_REDIS_PORT),
     )
     env = dict(env)
+    # Uploads live beside the stack's data, wherever the stack's data lives.
+    env.setdefault("MEDIA_DIR", str(root / "media"))
     started: list[Postgres | RedisServer] = []
     try:
         if need_pg:

@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 
-from gochat_py import times
+from gochat_py import media, times
 from gochat_py.broadcasts import SkipReason
 from gochat_py.direct_policy import CONTACTS_ONLY, Blocked, PairStanding, Roster, refusal, refuse
 from gochat_py.errors import ValidationFailed
 from gochat_py.ids import ConversationId, UserId, uuid7
+from gochat_py.media import MediaInfo
 from gochat_py.messages import MemberRole, Message, Quote, SystemEvent
 from gochat_py.postgres.groups import require_role
 from gochat_py.postgres.users import ACTIVE, Email
@@ -49,6 +50,7 @@ class Participant(msgspec.Struct, frozen=True):
     joined_at: int  # unix milliseconds
     is_active: bool
     created_at: int  # the account's, unix milliseconds
+    avatar_url: str | None = None  # their picture's URL: anyone may read it
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -56,6 +58,7 @@ class Conversation(msgspec.Struct, frozen=True):
     type: Literal["direct", "group"]
     name: str | None
     description: str | None  # a group's, set by its owner or an admin; null: none
+    avatar_url: str | None  # a group's picture, set by its owner or an admin
     created_by: uuid.UUID
     created_at: int
     updated_at: int  # gochat's name for the last activity: equal to last_activity_at
@@ -80,6 +83,7 @@ class ConversationRow(msgspec.Struct, frozen=True):
     kind: Literal["direct", "group"]
     name: str | None
     description: str | None
+    avatar_media_id: uuid.UUID | None
     created_by: uuid.UUID
     created_at: datetime
     last_seq: int
@@ -103,6 +107,7 @@ _MESSAGE_COLUMNS = (
     "system",
     "reply_to",
     "mentions",
+    "media",
 )
 
 
@@ -114,10 +119,11 @@ def message_columns(table: str, users: str, prefix: str = "") -> str:
 
 
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
-    edited_at, system, reply_to = (
+    edited_at, system, reply_to, media = (
         row[f"{prefix}edited_at"],
         row[f"{prefix}system"],
         row[f"{prefix}reply_to"],
+        row[f"{prefix}media"],
     )
     return Message(
         id=row[f"{prefix}id"],
@@ -133,6 +139,7 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
         mentions=row[f"{prefix}mentions"],
         edited_at=None if edited_at is None else times.unix_ms(edited_at),
         deleted=row[f"{prefix}deleted_at"] is not None,
+        media=None if media is None else _media_decoder.decode(media),
         seq=row[f"{prefix}seq"],
     )
 
@@ -140,6 +147,7 @@ def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
 # asyncpg hands jsonb over as its text.
 _system_decoder = msgspec.json.Decoder(SystemEvent)
 _quote_decoder = msgspec.json.Decoder(Quote)
+_media_decoder = msgspec.json.Decoder(MediaInfo)
 
 
 def _standing_columns(low: str, high: str) -> str:
@@ -167,8 +175,8 @@ JOIN users u ON u.id = m.user_id
 UNREAD_CAP = 1000
 
 _LIST = f"""
-SELECT c.id, c.kind, c.name, c.description, c.created_by, c.created_at, c.last_seq,
-       c.last_activity_at, m.last_read_seq,
+SELECT c.id, c.kind, c.name, c.description, c.avatar_media_id, c.created_by, c.created_at,
+       c.last_seq, c.last_activity_at, m.last_read_seq,
        {message_columns("lm", "lu", "lm_")},
        (SELECT count(*) FROM (
             SELECT 1 FROM messages u
@@ -191,6 +199,7 @@ def _conversation_row(row: asyncpg.Record) -> ConversationRow:
         kind=row["kind"],
         name=row["name"],
         description=row["description"],
+        avatar_media_id=row["avatar_media_id"],
         created_by=row["created_by"],
         created_at=row["created_at"],
         last_seq=row["last_seq"],
@@ -528,7 +537,8 @@ class Conversations:
         self, conversation_ids: list[ConversationId]
     ) -> dict[ConversationId, list[Participant]]:
         rows = await self._pool.fetch(
-            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at, u.created_at"
+            "SELECT m.conversation_id, u.id, u.username, m.role, m.joined_at, u.created_at,"
+            " u.avatar_media_id"
             " FROM conversation_members m JOIN users u ON u.id = m.user_id"
             " WHERE m.conversation_id = ANY($1::uuid[]) ORDER BY m.joined_at, u.username",
             conversation_ids,
@@ -543,6 +553,7 @@ class Conversations:
                     joined_at=times.unix_ms(row["joined_at"]),
                     is_active=ACTIVE,
                     created_at=times.unix_ms(row["created_at"]),
+                    avatar_url=media.avatar_url(row["avatar_media_id"]),
                 )
             )
         return found

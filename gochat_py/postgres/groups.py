@@ -8,6 +8,7 @@ with two owners or none.
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 import asyncpg
@@ -42,10 +43,13 @@ AssignableRole = Literal["admin", "member"]
 
 
 class SettingsChange(msgspec.Struct, frozen=True):
-    """What an update changed: the new name if it differs, whether the description did."""
+    """What an update changed: the new name if it differs, whether the description did,
+    and the avatar it had before when that changed."""
 
     renamed: str | None
     description_changed: bool
+    avatar_changed: bool = False
+    previous_avatar: uuid.UUID | None = None
 
 
 class Departure(msgspec.Struct, frozen=True):
@@ -66,25 +70,32 @@ class Groups:
         conversation_id: ConversationId,
         name: str | None,
         description: str | None | msgspec.UnsetType,
+        avatar: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET,
     ) -> SettingsChange:
-        """Set the name (None: unchanged) and the description (UNSET: unchanged, None:
-        cleared); owner or admin."""
+        """Set the name (None: unchanged), the description and the avatar (UNSET:
+        unchanged, None: cleared); owner or admin."""
         async with self._pool.acquire() as conn, conn.transaction():
             await require_role(conn, actor, conversation_id, "manager")
             before = await conn.fetchrow(
-                "SELECT name, description FROM conversations WHERE id = $1", conversation_id
+                "SELECT name, description, avatar_media_id FROM conversations WHERE id = $1",
+                conversation_id,
             )
             new_name = before["name"] if name is None else name
             new_description = before["description"] if description is msgspec.UNSET else description
+            new_avatar = before["avatar_media_id"] if avatar is msgspec.UNSET else avatar
             await conn.execute(
-                "UPDATE conversations SET name = $2, description = $3 WHERE id = $1",
+                "UPDATE conversations SET name = $2, description = $3, avatar_media_id = $4"
+                " WHERE id = $1",
                 conversation_id,
                 new_name,
                 new_description,
+                new_avatar,
             )
         return SettingsChange(
             renamed=new_name if new_name != before["name"] else None,
             description_changed=new_description != before["description"],
+            avatar_changed=new_avatar != before["avatar_media_id"],
+            previous_avatar=before["avatar_media_id"],
         )
 
     async def set_role(

@@ -8,13 +8,13 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from gochat_py import times
+from gochat_py import media, times
 from gochat_py.ids import UserId
 
 DmPolicy = Literal["everyone", "contacts"]
 
 # The columns of the public profile, from `users u`; search selects them too.
-PUBLIC_COLUMNS = "u.id, u.username, u.display_name, u.bio, u.created_at"
+PUBLIC_COLUMNS = "u.id, u.username, u.display_name, u.bio, u.avatar_media_id, u.created_at"
 _OWN_COLUMNS = f"{PUBLIC_COLUMNS}, u.email, u.dm_policy, u.show_presence"
 
 
@@ -25,7 +25,7 @@ class PublicProfile(msgspec.Struct, frozen=True):
     username: str
     display_name: str | None
     bio: str | None
-    avatar_url: str | None  # always null until accounts can upload media
+    avatar_url: str | None  # the picture's URL: anyone may read it
     created_at: int  # unix milliseconds
 
 
@@ -52,6 +52,8 @@ class Changes(msgspec.Struct, frozen=True):
     bio: str | None = None
     dm_policy: DmPolicy | None = None
     show_presence: bool | None = None
+    set_avatar: bool = False
+    avatar_media_id: uuid.UUID | None = None  # checked already: an image of the user's
 
 
 def public_profile(row: asyncpg.Record) -> PublicProfile:
@@ -60,7 +62,7 @@ def public_profile(row: asyncpg.Record) -> PublicProfile:
         username=row["username"],
         display_name=row["display_name"],
         bio=row["bio"],
-        avatar_url=None,
+        avatar_url=media.avatar_url(row["avatar_media_id"]),
         created_at=times.unix_ms(row["created_at"]),
     )
 
@@ -81,9 +83,12 @@ UPDATE users u SET
     bio = CASE WHEN $4 THEN $5 ELSE u.bio END,
     dm_policy = coalesce($6, u.dm_policy),
     show_presence = coalesce($7, u.show_presence),
+    avatar_media_id = CASE WHEN $8 THEN $9 ELSE u.avatar_media_id END,
     updated_at = now()
 WHERE u.id = $1
-RETURNING {_OWN_COLUMNS}
+RETURNING {_OWN_COLUMNS},
+    -- The statement's snapshot: the row as it was before this update.
+    (SELECT avatar_media_id FROM users WHERE id = $1) AS previous_avatar
 """
 
 
@@ -103,7 +108,10 @@ class Profiles:
         )
         return public_profile(row) if row else None
 
-    async def change(self, user_id: UserId, changes: Changes) -> Profile | None:
+    async def change(
+        self, user_id: UserId, changes: Changes
+    ) -> tuple[Profile, uuid.UUID | None] | None:
+        """The profile changed, and the avatar it had before."""
         row = await self._pool.fetchrow(
             _UPDATE,
             user_id,
@@ -113,5 +121,7 @@ class Profiles:
             changes.bio,
             changes.dm_policy,
             changes.show_presence,
+            changes.set_avatar,
+            changes.avatar_media_id,
         )
-        return _profile(row) if row else None
+        return (_profile(row), row["previous_avatar"]) if row else None

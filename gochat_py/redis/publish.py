@@ -11,7 +11,16 @@ from redis.asyncio import Redis
 from gochat_py import messages, times
 from gochat_py.errors import Backlogged
 from gochat_py.ids import ConversationId, MessageId, UserId, uuid7
-from gochat_py.messages import ChangeEvent, LogEntry, Message, MessageChange, Quote, SystemEvent
+from gochat_py.media import MediaInfo
+from gochat_py.messages import (
+    ChangeEvent,
+    LogEntry,
+    Message,
+    MessageChange,
+    Quote,
+    SentType,
+    SystemEvent,
+)
 from gochat_py.redis import envelope, keys, stream_entries
 from gochat_py.redis.pipelining import Pipeliner
 from gochat_py.redis.scripts import LuaScript
@@ -101,6 +110,8 @@ class Publisher:
         reply_to: Quote | None = None,
         mentions: list[uuid.UUID] | None = None,
         leaving: frozenset[UserId] = frozenset(),
+        type: SentType = "text",
+        media: MediaInfo | None = None,
     ) -> Sent:
         """`message_id`: the id to give the message, when the caller needs to know it
         before the message is published; by default a new one. With `system`, a system
@@ -112,12 +123,13 @@ class Publisher:
             sender_id=sender_id,
             sender_username=sender_username,
             content=content,
-            type="text" if system is None else "system",
+            type=type if system is None else "system",
             sent_at=now_ms,
             client_msg_id=client_msg_id,
             system=system,
             reply_to=reply_to,
             mentions=mentions,
+            media=media,
             seq=0,
         )
         idempotency = ""

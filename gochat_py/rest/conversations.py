@@ -14,7 +14,7 @@ from starlette.responses import Response
 from gochat_py import cursors, times
 from gochat_py.errors import BadRequest
 from gochat_py.ids import ConversationId, MessageId, UserId
-from gochat_py.messages import MAX_SEQ, ClientMsgId, Content, ReplyTo, Seq
+from gochat_py.messages import MAX_SEQ, Content, SendRequest, Seq
 from gochat_py.postgres.conversations import (
     ConversationRow,
     ConversationView,
@@ -71,12 +71,6 @@ class ListCursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
 
     last_activity_us: int
     id: uuid.UUID
-
-
-class SendBody(msgspec.Struct, frozen=True):
-    content: Content
-    client_msg_id: ClientMsgId | None = None
-    reply_to: ReplyTo | None = None
 
 
 class EditBody(msgspec.Struct, frozen=True):
@@ -145,15 +139,17 @@ async def messages(request: Request) -> Response:
 async def send_message(request: Request) -> Response:
     claims, username = await require_sender(request)
     conversation_id = _conversation_id(request)
-    body = await read_json(request, SendBody)
+    body = await read_json(request, SendRequest)
     sending: Sending = request.state.sending
     sent = await sending.send(
         claims.user_id,
         username,
         conversation_id,
-        body.content,
+        body.content or "",
         body.client_msg_id,
         reply_to=body.reply_to,
+        type=body.type,
+        media_id=body.media_id,
     )
     # 200 for a resend with the same client_msg_id: nothing new was created.
     return json_response(sent.message, 200 if sent.duplicate else 201)

@@ -51,9 +51,15 @@ class Operation:
     query: tuple[QueryParam, ...] = ()
     auth: bool = True
     errors: tuple[int, ...] = ()  # beyond what a body and a bearer token bring
-    # Further answers that are not the error shape: status -> body type.
-    also: Mapping[int, type] = field(default_factory=dict)
+    # Further answers that are not the error shape: status -> body type (None: no body).
+    also: Mapping[int, type | None] = field(default_factory=dict)
     media_type: str = JSON
+    # A file as the body (POST /media): a multipart form's `file` field, or the raw bytes.
+    file_upload: bool = False
+
+
+# A body or answer of raw bytes, whatever their type.
+BINARY = {"type": "string", "format": "binary"}
 
 
 class ApiRoute(Route):
@@ -124,7 +130,7 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
     for status, body in op.also.items():
         responses[str(status)] = _response(status, body, JSON, schema_of)
     errors = set(op.errors)
-    if op.request is not None:
+    if op.request is not None or op.file_upload:
         errors.update(BODY_ERRORS)
     if op.auth:
         errors.add(401)
@@ -148,6 +154,12 @@ def _operation(route: ApiRoute, schema_of: Mapping[type, Any]) -> dict[str, Any]
             "required": not op.request_optional,
             "content": {JSON: {"schema": schema_of[op.request]}},
         }
+    if op.file_upload:
+        form = {"type": "object", "properties": {"file": BINARY}, "required": ["file"]}
+        result["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": form}, "*/*": {"schema": BINARY}},
+        }
     if op.auth:
         # Either one: a bearer header, or the browser's cookie.
         result["security"] = [{SECURITY_SCHEME: []}, {COOKIE_SCHEME: []}]
@@ -167,6 +179,8 @@ def _response(
     response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
     if body is not None:
         response["content"] = {media_type: {"schema": schema_of[body]}}
+    elif media_type != JSON:
+        response["content"] = {media_type: {"schema": BINARY}}
     return response
 
 

@@ -6,7 +6,8 @@ from starlette.routing import BaseRoute
 
 from gochat_py.broadcasts import BroadcastRequest, BroadcastResult
 from gochat_py.dashboard.stats import DashboardStats
-from gochat_py.messages import MAX_SEQ, Message, MessageChange
+from gochat_py.media import MEDIA_PATH, UploadedMedia
+from gochat_py.messages import MAX_SEQ, Message, MessageChange, SendRequest
 from gochat_py.postgres.blocks import Block
 from gochat_py.postgres.contacts import ContactRequest
 from gochat_py.postgres.conversations import ConversationView, CreateConversation
@@ -20,6 +21,7 @@ from gochat_py.rest import (
     conversations,
     dashboard,
     health,
+    media,
     notifications,
     paging,
     presence,
@@ -43,6 +45,16 @@ SOCKET_PATH = "/ws"
 CONVERSATION = f"{API}/conversations/{{conversation_id:uuid}}"
 
 USERS = f"{API}/users"
+MEDIA = f"{MEDIA_PATH}/{{media_id:uuid}}"
+# A download's other answers: part of it (a Range request), not modified (If-None-Match),
+# and, from the S3 store, a redirect to a signed URL.
+DOWNLOAD_ANSWERS: dict[int, type | None] = {206: None, 304: None, 307: None}
+MEDIA_NAME = QueryParam(
+    "name",
+    {"type": "string"},
+    "the file's name, for a raw body (a form's `file` field carries its own); shown, never"
+    " used as a path",
+)
 
 
 DASHBOARD = "/dashboard"
@@ -298,7 +310,7 @@ routes: list[BaseRoute] = [
             "Send a message, perhaps a reply (200 for a resend with the same client_msg_id)",
             Message,
             201,
-            conversations.SendBody,
+            SendRequest,
             errors=(403, 404, 503),
             also={200: Message},
         ),
@@ -587,6 +599,46 @@ routes: list[BaseRoute] = [
             presence.PresenceList,
             query=(USER_IDS,),
             errors=(422, 503),
+        ),
+    ),
+    ApiRoute(
+        MEDIA_PATH,
+        media.upload,
+        "POST",
+        Operation(
+            "Upload a file, as a multipart form's `file` field or as the raw body. Its type is"
+            " read from its bytes (images, PDF, plain text, audio, video, zip); 413 past"
+            " MEDIA_MAX_BYTES, 507 past your quota",
+            UploadedMedia,
+            201,
+            query=(MEDIA_NAME,),
+            errors=(422, 429, 503, 507),
+            file_upload=True,
+        ),
+    ),
+    ApiRoute(
+        MEDIA,
+        media.download,
+        "GET",
+        Operation(
+            "Download a file: yours, one posted in a conversation you are in, or an avatar."
+            " Range requests, ETag/If-None-Match; from S3, a redirect to a signed URL",
+            None,
+            errors=(404, 503),
+            also=DOWNLOAD_ANSWERS,
+            media_type="*/*",  # the file's own type
+        ),
+    ),
+    ApiRoute(
+        f"{MEDIA}/thumbnail",
+        media.thumbnail,
+        "GET",
+        Operation(
+            "An image's thumbnail (WebP, 320 px on the longest side), readable as its file is",
+            None,
+            errors=(404, 503),
+            also=DOWNLOAD_ANSWERS,
+            media_type="image/webp",
         ),
     ),
 ]

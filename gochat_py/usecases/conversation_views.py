@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from gochat_py import messages, times
+from gochat_py import media, messages, times
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.postgres.conversations import (
     UNREAD_CAP,
@@ -67,6 +67,7 @@ class ConversationViews:
                 type=row.kind,
                 name=row.name,
                 description=row.description,
+                avatar_url=media.avatar_url(row.avatar_media_id),
                 created_by=row.created_by,
                 created_at=times.unix_ms(row.created_at),
                 updated_at=last_activity_at,

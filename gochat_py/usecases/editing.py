@@ -70,7 +70,13 @@ class Editing:
                 code="not_the_sender",
             )
         tombstone = msgspec.structs.replace(
-            current, content="", deleted=True, edited_at=None, reply_to=None, mentions=None
+            current,
+            content="",
+            deleted=True,
+            edited_at=None,
+            reply_to=None,
+            mentions=None,
+            media=None,
         )
         return await self._publisher.change(members, "message_deleted", tombstone)
 

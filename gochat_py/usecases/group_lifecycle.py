@@ -11,6 +11,8 @@ acknowledges, whatever of its log was still in the stream (worker/persist.py).
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 
 from gochat_py.errors import ValidationFailed
@@ -20,15 +22,18 @@ from gochat_py.postgres.groups import AssignableRole, Groups
 from gochat_py.realtime.events import Announcer, ConversationDeletedEvent
 from gochat_py.realtime.membership import Membership, MembershipChange
 from gochat_py.redis.recent import RecentCache
+from gochat_py.usecases.attachments import Attachments
 from gochat_py.usecases.system_messages import SystemMessages
 
 
 class GroupUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`name` (the same rules as at creation) and `description` (null or blank clears it):
-    what is left out stays as it is."""
+    """`name` (the same rules as at creation), `description` (null or blank clears it) and
+    `avatar_media_id` (an image the caller uploaded; null clears it): what is left out stays
+    as it is."""
 
     name: GroupName | msgspec.UnsetType = msgspec.UNSET
     description: Description | None | msgspec.UnsetType = msgspec.UNSET
+    avatar_media_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class GroupLifecycle:
@@ -39,8 +44,10 @@ class GroupLifecycle:
         system: SystemMessages,
         announcer: Announcer,
         recent: RecentCache,
+        attachments: Attachments,
     ) -> None:
         self._groups = groups
+        self._attachments = attachments
         self._membership = membership
         self._system = system
         self._announcer = announcer
@@ -49,10 +56,14 @@ class GroupLifecycle:
     async def update(
         self, actor: UserId, conversation_id: ConversationId, update: GroupUpdate
     ) -> None:
-        """Rename the group or change its description (owner or admin); each change that
-        took effect is a system message, `renamed` first."""
-        if update.name is msgspec.UNSET and update.description is msgspec.UNSET:
-            raise ValidationFailed("send name, description or both", code="nothing_to_change")
+        """Rename the group, change its description or its avatar (owner or admin); a name
+        or description that changed is a system message, `renamed` first."""
+        if update == GroupUpdate():
+            raise ValidationFailed(
+                "send name, description or avatar_media_id", code="nothing_to_change"
+            )
+        if update.avatar_media_id is not msgspec.UNSET:
+            await self._attachments.check_avatar(update.avatar_media_id, actor)
         name = None
         if not isinstance(update.name, msgspec.UnsetType):
             name = update.name.strip()
@@ -61,7 +72,14 @@ class GroupLifecycle:
         description = update.description
         if isinstance(description, str):
             description = description.strip() or None
-        change = await self._groups.update(actor, conversation_id, name, description)
+        change = await self._groups.update(
+            actor, conversation_id, name, description, update.avatar_media_id
+        )
+        if change.avatar_changed:
+            await self._attachments.avatar_changed(
+                None if update.avatar_media_id is msgspec.UNSET else update.avatar_media_id,
+                change.previous_avatar,
+            )
         if change.renamed is not None:
             await self._system.record(conversation_id, actor, "renamed", name=change.renamed)
         if change.description_changed:

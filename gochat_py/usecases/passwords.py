@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# On a busy core the event-loop thread, which serves every socket, should run before a
-# hash: nice 10 makes logins wait instead of health checks and messages. Linux threads are
-# tasks with their own nice value, inherited by the threads argon2 starts for parallelism.
-HASH_THREAD_NICE = 10
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+from gochat_py.threads import background_pool
 
 
 class Passwords:
@@ -31,10 +19,8 @@ class Passwords:
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
         # Bounded: each hash holds `memory_kib` of RAM, so a login storm queues here
-        # instead of multiplying memory.
-        self._pool = ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="argon2", initializer=_lower_priority
-        )
+        # instead of multiplying memory. At lower priority: logins wait, not messages.
+        self._pool = background_pool(threads, "argon2")
         # Verified against when the account does not exist, so that a wrong email costs
         # as long as a wrong password and timing does not reveal which emails are taken.
         self._decoy = self._hasher.hash("decoy password, never matches")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import msgspec
@@ -10,6 +11,7 @@ from gochat_py.errors import NotFound, Unauthorized, ValidationFailed
 from gochat_py.ids import UserId
 from gochat_py.postgres.profiles import Changes, DmPolicy, Profile, Profiles, PublicProfile
 from gochat_py.realtime.membership import Membership
+from gochat_py.usecases.attachments import Attachments
 from gochat_py.usecases.presence import Presence
 
 # No control characters: they break how a name is shown (and NUL cannot be stored at all).
@@ -40,6 +42,8 @@ class ProfileUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bio: Bio | None | msgspec.UnsetType = msgspec.UNSET
     dm_policy: DmPolicy | msgspec.UnsetType = msgspec.UNSET
     show_presence: bool | msgspec.UnsetType = msgspec.UNSET
+    # An image you uploaded (POST /media); null: no avatar. Anyone may read it from then on.
+    avatar_media_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
 
 
 FIELD_RULES = {
@@ -48,6 +52,7 @@ FIELD_RULES = {
     ", or null",
     "dm_policy": 'dm_policy must be "everyone" or "contacts"',
     "show_presence": "show_presence must be true or false",
+    "avatar_media_id": "avatar_media_id must be the id of an image you uploaded, or null",
 }
 
 
@@ -66,12 +71,21 @@ def _changes(update: ProfileUpdate) -> Changes:
         bio=None if update.bio is msgspec.UNSET else update.bio,
         dm_policy=None if update.dm_policy is msgspec.UNSET else update.dm_policy,
         show_presence=None if update.show_presence is msgspec.UNSET else update.show_presence,
+        set_avatar=update.avatar_media_id is not msgspec.UNSET,
+        avatar_media_id=None if update.avatar_media_id is msgspec.UNSET else update.avatar_media_id,
     )
 
 
 class UserProfiles:
-    def __init__(self, profiles: Profiles, membership: Membership, presence: Presence) -> None:
+    def __init__(
+        self,
+        profiles: Profiles,
+        membership: Membership,
+        presence: Presence,
+        attachments: Attachments,
+    ) -> None:
         self._profiles = profiles
+        self._attachments = attachments
         self._membership = membership
         self._presence = presence
 
@@ -85,9 +99,15 @@ class UserProfiles:
         """The profile with `update` applied; an update that names no field changes nothing."""
         if update == ProfileUpdate():
             return await self.own(user_id)
-        profile = await self._profiles.change(user_id, _changes(update))
-        if profile is None:
+        changes = _changes(update)
+        if changes.set_avatar:
+            await self._attachments.check_avatar(changes.avatar_media_id, user_id)
+        changed = await self._profiles.change(user_id, changes)
+        if changed is None:
             raise Unauthorized("the account no longer exists", code="invalid_token")
+        profile, previous_avatar = changed
+        if changes.set_avatar:
+            await self._attachments.avatar_changed(changes.avatar_media_id, previous_avatar)
         if update.dm_policy is not msgspec.UNSET:
             # Who may write to them is cached with each direct conversation of theirs.
             await self._membership.invalidate_direct_of(user_id)

@@ -291,10 +291,12 @@ async def _send(session: SocketSession, sending: Sending, frame: SendMessage) ->
             session.user,
             session.username,
             ConversationId(frame.conversation_id),
-            frame.content,
+            frame.content or "",
             frame.client_msg_id,
             message_id,
             frame.reply_to,
+            frame.type,
+            frame.media_id,
         )
     except BaseException:
         if message_id is not None:

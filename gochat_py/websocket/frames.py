@@ -14,7 +14,7 @@ import msgspec
 
 from gochat_py.broadcasts import BroadcastResult, ClientBroadcastId, Outcome, Recipients
 from gochat_py.errors import BadRequest
-from gochat_py.messages import ClientMsgId, Content, ReplyTo, Seq
+from gochat_py.messages import Content, SendRequest, Seq
 
 MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte UTF-8
 # Conversations one resume frame may name: far more than a client shows, and ~55 KB of
@@ -22,11 +22,8 @@ MAX_FRAME_BYTES = 64 * 1024  # a 4000-character message is ~16 KB even in 4-byte
 MAX_RESUME_CONVERSATIONS = 1000
 
 
-class SendMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+class SendMessage(SendRequest, frozen=True, forbid_unknown_fields=False):
     conversation_id: uuid.UUID
-    content: Content
-    client_msg_id: ClientMsgId | None = None
-    reply_to: ReplyTo | None = None
     event: Literal["message"] = "message"
 
 

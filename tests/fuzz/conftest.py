@@ -87,6 +87,14 @@ def register_sync(client: httpx.Client) -> dict[str, Any]:
     return body
 
 
+def upload_sync(client: httpx.Client, tokens: dict[str, Any], data: bytes, name: str) -> str:
+    """The id of a new upload of `data`."""
+    response = client.post("/api/v1/media", files={"file": (name, data)}, headers=bearer(tokens))
+    assert response.status_code == 201, response.text
+    media_id: str = response.json()["id"]
+    return media_id
+
+
 def start_conversation(client: httpx.Client, tokens: dict[str, Any], body: dict[str, Any]) -> str:
     """The id of a new conversation (`body` as for POST /conversations) holding one message."""
     response = client.post("/api/v1/conversations", json=body, headers=bearer(tokens))
@@ -107,7 +115,12 @@ def live_server(stack: LocalStack, workdir: Path) -> Iterator[LiveServer]:
     stack.postgres.create_database(database, template=TEMPLATE_DB)
     redis = RedisServer(workdir / f"redis-fuzz-{database}", free_port())
     redis.start()
-    env = server_environment(stack.postgres.url(database), redis.url, SERVER_PORT=str(free_port()))
+    env = server_environment(
+        stack.postgres.url(database),
+        redis.url,
+        SERVER_PORT=str(free_port()),
+        MEDIA_DIR=str(workdir / f"media-{database}"),
+    )
     server = ServerProcess(env, workdir / f"{database}.log")
     try:
         asyncio.run(server.wait_healthy())

@@ -35,8 +35,10 @@ from tests.fuzz.conftest import (
     is_uuid,
     register_sync,
     start_conversation,
+    upload_sync,
 )
 from tests.harness import bearer
+from tests.media_files import png
 
 CHECKS = [
     not_a_server_error,
@@ -55,6 +57,7 @@ class Caller:
     tokens: dict[str, Any]
     conversation_ids: list[str]
     user_ids: list[str]
+    media_ids: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,13 @@ def caller(live_server: LiveServer) -> Caller:
         group = start_conversation(client, tokens, {"name": "fuzzed", "participant_ids": ids[1:]})
         # Not theirs: every route must answer it as if it did not exist.
         foreign = start_conversation(client, peer["tokens"], {"participant_id": ids[2]})
-    return Caller(tokens, [direct, group, foreign], ids)
+        # An image and a file of theirs, and someone else's image.
+        media = [
+            upload_sync(client, tokens, png(), "a.png"),
+            upload_sync(client, tokens, b"notes\n", "a.txt"),
+            upload_sync(client, peer["tokens"], png(8, 8), "b.png"),
+        ]
+    return Caller(tokens, [direct, group, foreign], ids, media)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +86,13 @@ def api_schema(live_server: LiveServer, caller: Caller) -> BaseSchema:
     schema.config.generation.update(allow_extra_parameters=False)
     conversation_ids = st.sampled_from(caller.conversation_ids)
     user_ids = st.sampled_from(caller.user_ids)
+    media_ids = st.sampled_from(caller.media_ids)
     real: dict[str, st.SearchStrategy[str]] = {
         "conversation_id": conversation_ids,
         "user_id": user_ids,
         "participant_id": user_ids,
+        "media_id": media_ids,
+        "avatar_media_id": media_ids,
     }
 
     def either(generated: Any, name: str) -> st.SearchStrategy[Any]:

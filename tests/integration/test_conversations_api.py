@@ -13,9 +13,11 @@ CONVERSATIONS = "/api/v1/conversations"
 
 CONVERSATION_FIELDS = {
     "id", "type", "name", "created_by", "created_at", "updated_at", "last_seq",
-    "last_activity_at", "description",
+    "last_activity_at", "description", "avatar_url",
 }  # fmt: skip
-PARTICIPANT_FIELDS = {"id", "username", "role", "joined_at", "is_active", "created_at"}
+PARTICIPANT_FIELDS = {
+    "id", "username", "role", "joined_at", "is_active", "created_at", "avatar_url",
+}  # fmt: skip
 
 
 def assert_item_shape(item: dict[str, Any]) -> None:

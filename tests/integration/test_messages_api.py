@@ -90,7 +90,7 @@ async def test_a_stranger_cannot_send_over_rest_and_learns_nothing(
     ("body", "status", "code"),
     [
         ({"content": "   "}, 422, "empty_content"),
-        ({"content": ""}, 422, "validation_failed"),
+        ({"content": ""}, 422, "empty_content"),
         ({"content": "x" * 4001}, 422, "validation_failed"),
         ({"content": 5}, 422, "validation_failed"),
         # PostgreSQL's text cannot hold U+0000: acked, it could never be stored.

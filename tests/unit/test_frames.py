@@ -209,16 +209,22 @@ def test_a_field_of_the_wrong_type_or_range_is_invalid_field(data: str, message:
     assert (error.code, error.message) == ("invalid_field", message)
 
 
-def test_empty_content_is_empty_content() -> None:
-    assert refused(send("", client_msg_id="c-1")).code == "empty_content"
-
-
-@pytest.mark.parametrize("content", [" ", "   \n\t ", "\u3000\u00a0"])
-def test_whitespace_only_content_is_left_to_the_send_use_case(content: str) -> None:
-    # Blankness is the sending rule of every door (usecases/sending.py), not the schema's;
+@pytest.mark.parametrize("content", ["", " ", "   \n\t ", "\u3000\u00a0"])
+def test_empty_or_whitespace_content_is_left_to_the_send_use_case(content: str) -> None:
+    # Blankness is the sending rule of every door (usecases/sending.py), not the schema's:
+    # an image's or a file's caption may be empty, a text may not.
     # tests/integration/test_websocket.py sees the socket answer empty_content for it.
     decoded = decode(send(content, client_msg_id="c-1"))
     assert isinstance(decoded, SendMessage) and decoded.content == content
+
+
+def test_an_image_frame_may_leave_content_out_and_a_text_frame_may_not() -> None:
+    media_id = "0190a8a4-6c3e-7000-8000-000000000001"
+    decoded = decode(frame(conversation_id=str(CONVERSATION), type="image", media_id=media_id))
+    assert isinstance(decoded, SendMessage)
+    assert (decoded.type, str(decoded.media_id)) == ("image", media_id)
+    error = refused(frame(conversation_id=str(CONVERSATION), type="text"))
+    assert (error.code, error.message) == ("missing_field", "Object missing required field content")
 
 
 def test_content_with_whitespace_around_text_is_kept_as_sent() -> None:
@@ -274,7 +280,7 @@ def test_a_client_msg_id_out_of_bounds_is_invalid_field(client_msg_id: str, mess
 @pytest.mark.parametrize(
     ("data", "code"),
     [
-        (send("", client_msg_id="c-9"), "empty_content"),
+        (send("hi", client_msg_id="c-9", type="video"), "invalid_field"),
         (send("x" * 4001, client_msg_id="c-9"), "content_too_long"),
         (frame(content="hi", client_msg_id="c-9"), "missing_field"),
         (frame(conversation_id="nope", content="hi", client_msg_id="c-9"), "invalid_field"),
@@ -303,7 +309,7 @@ def test_a_refused_broadcast_carries_its_client_broadcast_id_as_ref(
 
 
 def test_an_error_has_no_ref_when_the_frame_had_no_client_msg_id() -> None:
-    assert refused(send("")).ref is None
+    assert refused(send("x" * 4001)).ref is None
 
 
 def test_a_client_msg_id_that_is_not_a_string_is_no_ref() -> None:

@@ -177,6 +177,7 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
     check = validator("ClientFrame")
     samples = [
         {"conversation_id": str(ID), "content": "hi"},
+        {"conversation_id": str(ID), "type": "image", "media_id": str(ID)},
         {"event": "typing", "conversation_id": str(ID)},
         {"event": "read", "conversation_id": str(ID), "seq": 0},
         {"event": "received", "conversation_id": str(ID), "seq": 4},
@@ -196,5 +197,6 @@ def test_what_the_server_decodes_matches_the_client_frame_schema() -> None:
         frames.decode(json.dumps(sample))
         check.validate(sample)
     assert {type(frames.decode(json.dumps(s))) for s in samples} == set(frame_types(ClientFrame))
-    assert not check.is_valid({"conversation_id": str(ID), "content": ""})
+    assert not check.is_valid({"conversation_id": str(ID), "content": "x" * 4001})
+    assert not check.is_valid({"conversation_id": str(ID), "type": "video", "content": "x"})
     assert not check.is_valid({"event": "resume", "positions": {str(ID): -1}})

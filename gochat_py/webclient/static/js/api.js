@@ -88,6 +88,7 @@ export function toConversation(item) {
     type: c.type,
     name: c.name ?? null,
     description: c.description ?? null,
+    avatar_url: c.avatar_url ?? null,
     created_by: c.created_by,
     created_at: c.created_at,
     last_seq: c.last_seq,

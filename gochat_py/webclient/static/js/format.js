@@ -1,5 +1,6 @@
 // How names, times and people look: initials, avatar colours, clock and day labels.
 import { h } from "./dom.js";
+import { avatarThumbnail } from "./media.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -17,14 +18,22 @@ export function hue(key) {
   return Math.abs(hash) % 360;
 }
 
-// `online`: true draws the green dot of someone online.
-export function avatar(name, key, size = "md", online = false) {
-  return h("span", {
+// `online`: true draws the green dot of someone online. `picture`: the avatar_url of a
+// person or a group, drawn from its thumbnail over the initials, which stay when it has
+// none or it fails to load.
+export function avatar(name, key, size = "md", online = false, picture = null) {
+  const node = h("span", {
     class: `avatar avatar-${size}${online ? " online" : ""}`,
     style: { "--hue": String(hue(key ?? name)) },
     "aria-hidden": "true",
     text: initials(name),
   });
+  if (picture) {
+    const img = h("img", { class: "avatar-picture", src: avatarThumbnail(picture), alt: "", decoding: "async" });
+    img.addEventListener("error", () => img.remove());
+    node.append(img);
+  }
+  return node;
 }
 
 function startOfDay(ms) {

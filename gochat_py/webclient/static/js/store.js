@@ -245,6 +245,18 @@ class Store {
     return this.presence.get(userId)?.status === "online";
   }
 
+  // A conversation's picture: a group's own, a direct conversation's partner's.
+  avatarUrl(conversation) {
+    if (conversation.type === "group") return conversation.avatar_url ?? null;
+    return this.partner(conversation)?.avatar_url ?? null;
+  }
+
+  // A member's picture, as the conversation's participants list says.
+  pictureOf(conversation, userId) {
+    if (userId === this.me?.id) return this.me.avatar_url ?? null;
+    return conversation?.participants.find((p) => p.id === userId)?.avatar_url ?? null;
+  }
+
   avatarKey(conversation) {
     if (conversation.type === "group") return conversation.id;
     return conversation.participants.find((p) => p.id !== this.me?.id)?.id ?? conversation.id;

@@ -4,6 +4,7 @@
 // and deletes, read marks.
 import * as api from "./api.js";
 import * as groups from "./groups.js";
+import { isImage } from "./media.js";
 import * as receipts from "./receipts.js";
 import { store } from "./store.js";
 
@@ -168,18 +169,22 @@ function newClientMsgId() {
 }
 
 // `replyTo`: the held message this one answers.
-export function send(id, content, replyTo = null) {
+// `media`: an upload's answer (media.js), sent as an image (a raster image) or a file
+// message with `content` its caption, maybe empty.
+export function send(id, content, replyTo = null, media = null) {
   const text = content.trim();
-  if (!text) return;
+  if (!text && !media) return;
   const pending = {
     client_msg_id: newClientMsgId(),
     conversation_id: id,
     sender_id: store.me.id,
     sender_username: store.me.username,
     content: text,
+    type: media ? (isImage(media) ? "image" : "file") : "text",
     sent_at: Date.now(),
     state: "pending",
   };
+  if (media) pending.media = media;
   if (replyTo) {
     pending.reply_to = {
       id: replyTo.id,
@@ -205,6 +210,7 @@ function transmit(pending) {
     client_msg_id: pending.client_msg_id,
   };
   if (pending.reply_to) frame.reply_to = pending.reply_to.id;
+  if (pending.media) Object.assign(frame, { type: pending.type, media_id: pending.media.id });
   socket?.send(frame);
   // Not sent now (no connection): resendPending() sends it once the socket is back. The
   // server keeps one message per client_msg_id, so sending twice delivers once.
@@ -230,7 +236,7 @@ export function acknowledged(ack) {
   const { state, ...fields } = pending;
   // `local`: made here from the ack; the server's own copy, with its quote and mentions,
   // replaces it when it comes.
-  received({ ...fields, id: ack.id, seq: ack.seq, sent_at: ack.sent_at, type: "text", local: true });
+  received({ ...fields, id: ack.id, seq: ack.seq, sent_at: ack.sent_at, local: true });
 }
 
 export function sendFailed(frame) {

@@ -1,13 +1,16 @@
 // One message of the timeline: the bubble with its sender, the message it replies to, its
-// text with mentions marked, "edited", the time and, on mine, the ticks; a tombstone once
-// deleted; and the actions on it (reply, edit, delete), shown on hover or on a tap.
+// text with mentions marked, an image's thumbnail or a file's card, "edited", the time and,
+// on mine, the ticks; a tombstone once deleted; and the actions on it (reply, edit,
+// delete), shown on hover or on a tap.
 import { h } from "../dom.js";
 import { avatar, clock, hue } from "../format.js";
 import { icon } from "../icons.js";
+import { fileSize } from "../media.js";
 import * as receipts from "../receipts.js";
 import { isPeopleRefusal, refusal } from "../refusals.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
+import { openImage } from "./lightbox.js";
 
 const TICKS = {
   sent: ["check", "Sent"],
@@ -36,19 +39,20 @@ export function messageItem(c, m, { continued, readText, editor, error, actions,
   return h(
     "li",
     { class: classes.join(" "), "data-id": m.id, "data-seq": m.seq, "data-client-id": m.client_msg_id },
-    !mine && group ? (continued ? h("span", { class: "avatar-space" }) : avatar(m.sender_username, m.sender_id, "sm")) : null,
+    !mine && group ? (continued ? h("span", { class: "avatar-space" }) : avatar(m.sender_username, m.sender_id, "sm", false, store.pictureOf(c, m.sender_id))) : null,
     h(
       "div",
       {
-        class: "bubble",
+        class: m.media && !m.deleted ? "bubble has-media" : "bubble",
         // A tap shows the actions on screens without hover.
         onclick: (event) => {
-          if (m.id && !event.target.closest("button, textarea")) actions.toggle(m.id);
+          if (m.id && !event.target.closest("a, button, textarea")) actions.toggle(m.id);
         },
       },
       !mine && group && !continued ? h("span", { class: "sender", style: { "--hue": String(hue(m.sender_id)) }, text: m.sender_username }) : null,
       m.reply_to && !m.deleted ? quote(m.reply_to, actions.jump) : null,
-      m.deleted ? h("span", { class: "content tombstone" }, icon("ban", 14), "This message was deleted") : editor ?? content(c, m.content),
+      m.media && !m.deleted ? attachment(m) : null,
+      m.deleted ? h("span", { class: "content tombstone" }, icon("ban", 14), "This message was deleted") : editor ?? (m.content || !m.media ? content(c, m.content) : null),
       h(
         "span",
         { class: "meta" },
@@ -62,6 +66,35 @@ export function messageItem(c, m, { continued, readText, editor, error, actions,
     error ? h("span", { class: "message-error", role: "alert", text: error }) : null,
     readText ? h("span", { class: "read-receipt", text: readText }) : null,
   );
+}
+
+// An image message's thumbnail (a click shows the whole image), or a file's card: its
+// icon, name and size, a link that downloads it.
+function attachment(m) {
+  const media = m.media;
+  if (m.type === "image" && media.thumbnail_url) {
+    const box = media.width && media.height ? thumbnailBox(media.width, media.height) : {};
+    return h(
+      "button",
+      { type: "button", class: "media-image", title: media.name, "aria-label": `Open image ${media.name}`, "data-action": "open-image", onclick: () => openImage(media, m.content) },
+      h("img", { src: media.thumbnail_url, alt: media.name, ...box }),
+    );
+  }
+  return h(
+    "a",
+    { class: "media-file", href: media.url, download: media.name, title: `Download ${media.name}`, "data-action": "download" },
+    h("span", { class: "media-file-icon" }, icon("file", 22)),
+    h("span", { class: "media-file-body" }, h("span", { class: "media-file-name", text: media.name }), h("span", { class: "media-file-size", text: fileSize(media.size) })),
+    icon("download", 18),
+  );
+}
+
+// The thumbnail's drawn size before it loads (the server's are THUMBNAIL_SIDE on their
+// longest side at most), so the timeline does not jump when it arrives.
+const THUMBNAIL_SIDE = 320;
+function thumbnailBox(width, height) {
+  const scale = Math.min(1, THUMBNAIL_SIDE / Math.max(width, height));
+  return { width: String(Math.round(width * scale)), height: String(Math.round(height * scale)) };
 }
 
 // The message a reply answers, as it read then; a click shows the original.

@@ -98,6 +98,24 @@ export function createChat({ onBack, onMembers }) {
   );
   const node = h("div", { class: "chat-pane" }, placeholder, pane);
 
+  // A file dropped anywhere on the open conversation is attached, as the paperclip does.
+  const carriesFiles = (event) => event.dataTransfer?.types.includes("Files");
+  pane.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event) || !gone.hidden) return;
+    event.preventDefault();
+    pane.classList.add("dropping");
+  });
+  pane.addEventListener("dragleave", (event) => {
+    if (!pane.contains(event.relatedTarget)) pane.classList.remove("dropping");
+  });
+  pane.addEventListener("drop", (event) => {
+    pane.classList.remove("dropping");
+    const [file] = event.dataTransfer?.files ?? [];
+    if (!file || !gone.hidden) return;
+    event.preventDefault();
+    composer.attach(file);
+  });
+
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_WITHIN_PX) loadOlder();
   });
@@ -130,7 +148,7 @@ export function createChat({ onBack, onMembers }) {
     title.textContent = name;
     const partner = store.partner(c);
     const state = partner && store.presence.get(partner.id);
-    replaceChildren(headAvatar, avatar(name, store.avatarKey(c), "md", state?.status === "online"));
+    replaceChildren(headAvatar, avatar(name, store.avatarKey(c), "md", state?.status === "online", store.avatarUrl(c)));
     const typists = store.typists(c.id);
     typingLine.textContent = typists.length ? `${listOfNames(typists)} ${typists.length > 1 ? "are" : "is"} typing…` : "";
     typingLine.classList.toggle("visible", typists.length > 0);

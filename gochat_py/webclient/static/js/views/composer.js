@@ -1,8 +1,11 @@
 // The composer under the open conversation: a text field that grows, Enter to send
-// (Shift+Enter for a new line), the message being replied to above it, and after an "@"
-// the members' usernames to pick from.
+// (Shift+Enter for a new line), the message being replied to above it, after an "@" the
+// members' usernames to pick from, and a file attached (the paperclip, a drop on the
+// conversation, a pasted image) uploading above it with its progress, sent with the text
+// as its caption.
 import { h, replaceChildren } from "../dom.js";
 import { icon } from "../icons.js";
+import { fileSize, isImage, upload, uploadRefusal } from "../media.js";
 import { store } from "../store.js";
 import * as sync from "../sync.js";
 
@@ -15,12 +18,16 @@ export function createComposer({ onSent }) {
   let replyTo = null;
   let suggestions = [];
   let chosen = 0;
+  let attached = null; // {file, progress, media, error, done, controller}: the file being sent
   const input = h("textarea", { class: "composer-input", rows: "1", placeholder: "Write a message…", "aria-label": "Message", maxlength: "4000" });
   const sendButton = h("button", { class: "send-button", type: "submit", "aria-label": "Send", title: "Send" }, icon("send"));
   const replyBar = h("div", { class: "reply-bar", hidden: true });
   const suggestionList = h("ul", { class: "mention-suggestions", role: "listbox", hidden: true });
-  const form = h("form", { class: "composer", onsubmit: submit }, input, sendButton);
-  const node = h("div", { class: "composer-wrap" }, suggestionList, replyBar, form);
+  const fileInput = h("input", { type: "file", hidden: true, "data-action": "attach-file", onchange: chosenFile });
+  const attachButton = h("button", { class: "icon-button attach-button", type: "button", title: "Attach a file", "aria-label": "Attach a file", "data-action": "attach", onclick: () => fileInput.click() }, icon("paperclip"));
+  const attachmentBar = h("div", { class: "attachment-bar", hidden: true });
+  const form = h("form", { class: "composer", onsubmit: submit }, attachButton, fileInput, input, sendButton);
+  const node = h("div", { class: "composer-wrap" }, suggestionList, replyBar, attachmentBar, form);
 
   input.addEventListener("keydown", (event) => {
     if (!suggestionList.hidden && keyInSuggestions(event)) return;
@@ -29,6 +36,13 @@ export function createComposer({ onSent }) {
       event.preventDefault();
       submit(event);
     }
+  });
+  // A pasted image (a screenshot, say) is attached; pasted text stays text.
+  input.addEventListener("paste", (event) => {
+    const [file] = event.clipboardData?.files ?? [];
+    if (!file) return;
+    event.preventDefault();
+    attach(file);
   });
   input.addEventListener("input", () => {
     grow();
@@ -47,16 +61,96 @@ export function createComposer({ onSent }) {
     input.style.height = `${Math.min(input.scrollHeight, MAX_HEIGHT_PX)}px`;
   }
 
-  function submit(event) {
+  async function submit(event) {
     event.preventDefault();
-    if (!store.activeId || !input.value.trim()) return;
-    sync.send(store.activeId, input.value, replyTo);
+    const id = store.activeId;
+    const sending = attached;
+    if (!id || (!sending && !input.value.trim()) || sending?.error) return;
+    const caption = input.value;
+    const answering = replyTo;
     input.value = "";
     reply(null);
     showSuggestions([]);
     grow();
     input.focus();
+    if (!sending) {
+      sync.send(id, caption, answering);
+      return onSent();
+    }
+    // Sent once its upload is done: Enter during the upload need not be pressed again.
+    sending.sendWhenDone = true;
+    drawAttachment();
+    const media = await sending.done;
+    if (attached !== sending) return;
+    if (!media) {
+      // Refused: the caption comes back, to send without the file or with another.
+      if (!input.value) input.value = caption;
+      return;
+    }
+    sync.send(id, caption, answering, media);
+    clearAttachment();
     onSent();
+  }
+
+  function chosenFile() {
+    const [file] = fileInput.files;
+    fileInput.value = "";
+    if (file) attach(file);
+  }
+
+  // Upload `file` at once; the bar above the field shows how far it is.
+  function attach(file) {
+    clearAttachment();
+    const sending = { file, progress: 0, media: null, error: null, sendWhenDone: false, controller: new AbortController() };
+    const onProgress = (fraction) => {
+      sending.progress = fraction;
+      if (attached === sending) drawProgress(fraction);
+    };
+    sending.done = upload(file, { onProgress, signal: sending.controller.signal }).then(
+      (media) => {
+        sending.media = media;
+        if (attached === sending) drawAttachment();
+        return media;
+      },
+      (error) => {
+        if (error.name === "AbortError") return null;
+        sending.error = uploadRefusal(error);
+        if (attached === sending) drawAttachment();
+        return null;
+      },
+    );
+    attached = sending;
+    drawAttachment();
+    input.focus();
+  }
+
+  function clearAttachment() {
+    attached?.controller.abort();
+    attached = null;
+    drawAttachment();
+  }
+
+  function drawProgress(fraction) {
+    const bar = attachmentBar.querySelector("progress");
+    if (bar) bar.value = fraction;
+  }
+
+  function drawAttachment() {
+    attachmentBar.hidden = !attached;
+    input.placeholder = attached ? "Add a caption…" : "Write a message…";
+    if (!attached) return replaceChildren(attachmentBar);
+    const { file, media, error, progress, sendWhenDone } = attached;
+    const state = error ? "failed" : media ? "ready" : "uploading";
+    let status;
+    if (error) status = h("span", { class: "attachment-error", role: "alert", text: error });
+    else if (media) status = h("span", { class: "muted", text: `${fileSize(media.size)} · add a caption or send it` });
+    else status = h("span", { class: "attachment-uploading" }, h("progress", { class: "attachment-progress", max: "1", value: String(progress), "aria-label": "Upload progress" }), h("span", { class: "muted", text: sendWhenDone ? "Sending when uploaded…" : `Uploading ${fileSize(file.size)}…` }));
+    replaceChildren(
+      attachmentBar,
+      isImage(media) ? h("img", { class: "attachment-preview", src: media.thumbnail_url, alt: "" }) : h("span", { class: "attachment-preview" }, icon(file.type.startsWith("image/") ? "image" : "file")),
+      h("div", { class: "attachment-body", "data-state": state }, h("span", { class: "attachment-name", text: file.name || "Pasted image" }), status),
+      h("button", { type: "button", class: "icon-button", title: "Remove the file", "aria-label": "Remove the file", "data-action": "remove-attachment", onclick: clearAttachment }, icon("close", 16)),
+    );
   }
 
   // Reply to `message` (null: to nothing).
@@ -133,11 +227,12 @@ export function createComposer({ onSent }) {
     input.focus();
   }
 
-  // Another conversation: no reply or half-typed mention carries over.
+  // Another conversation: no reply, half-typed mention or attached file carries over.
   function reset() {
     reply(null);
     showSuggestions([]);
+    clearAttachment();
   }
 
-  return { node, input, reply, reset, focus: () => input.focus() };
+  return { node, input, reply, reset, attach, focus: () => input.focus() };
 }

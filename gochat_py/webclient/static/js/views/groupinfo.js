@@ -1,5 +1,5 @@
-// A group's info panel, opened from the chat header: its avatar, name and description
-// (edited in place by its owner or an admin), its members (views/members.js), and the
+// A group's info panel, opened from the chat header: its picture, name and description
+// (changed in place by its owner or an admin), its members (views/members.js), and the
 // ways out: leaving (an owner is told who takes the group over) and, for the owner,
 // deleting it with its history. Kept live: a change on any member's device redraws it,
 // and it closes when the group is gone for me.
@@ -11,6 +11,7 @@ import { failureInWords } from "../refusals.js";
 import { store } from "../store.js";
 import { confirmAction } from "./confirm.js";
 import { createMemberList } from "./members.js";
+import { picturePicker } from "./picture.js";
 
 const MANAGERS = new Set(["owner", "admin"]);
 // The server's bounds (postgres/conversations.py GroupName, Description).
@@ -37,6 +38,8 @@ export function openGroupInfo(id, { onGone }) {
     h("footer", { class: "group-exits" }, leave, remove),
   );
   let editing = null; // "name" | "description": the field being edited in place
+  const setPicture = (mediaId) => groups.update(id, { avatar_media_id: mediaId });
+  const picture = picturePicker({ label: "Change group photo", action: "change-group-avatar", use: (media) => setPicture(media.id), clear: () => setPicture(null) });
 
   function draw() {
     const c = store.conversations.get(id);
@@ -53,9 +56,11 @@ export function openGroupInfo(id, { onGone }) {
   }
 
   function drawCard(c, name, manager) {
+    picture.show(Boolean(c.avatar_url));
     replaceChildren(
       card,
-      avatar(name, store.avatarKey(c), "xl"),
+      avatar(name, store.avatarKey(c), "xl", false, store.avatarUrl(c)),
+      manager ? picture.node : null,
       editing === "name"
         ? editor("name", c.name ?? "", h("input", { name: "group-name", maxlength: String(NAME_MAX), required: true, "aria-label": "Group name" }))
         : h(

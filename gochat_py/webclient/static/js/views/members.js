@@ -48,7 +48,7 @@ export function createMemberList(id, { say }) {
     return h(
       "li",
       { class: "member", "data-user-id": p.id, "data-role": p.role },
-      avatar(name, p.id, "sm", store.isOnline(p.id)),
+      avatar(name, p.id, "sm", store.isOnline(p.id), store.pictureOf(c, p.id)),
       h(
         "span",
         { class: "member-body" },

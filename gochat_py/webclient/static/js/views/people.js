@@ -104,7 +104,7 @@ export function openPeople({ onMessage }) {
     return h(
       "li",
       { class: "person", "data-user-id": user.id, "data-username": user.username },
-      avatar(name, user.id, "md", online),
+      avatar(name, user.id, "md", online, user.avatar_url),
       h(
         "span",
         { class: "person-body" },

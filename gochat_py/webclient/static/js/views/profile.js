@@ -1,9 +1,11 @@
-// My profile: the name others see, a bio, who may write to me directly and whether others
-// see when I am online.
+// My profile: my picture, the name others see, a bio, who may write to me directly and
+// whether others see when I am online.
 import * as api from "../api.js";
 import { h, replaceChildren } from "../dom.js";
+import { avatar } from "../format.js";
 import { icon } from "../icons.js";
 import { store } from "../store.js";
+import { picturePicker } from "./picture.js";
 
 export async function openProfile() {
   const error = h("p", { class: "form-error", role: "alert" });
@@ -17,6 +19,10 @@ export async function openProfile() {
   const fields = h("fieldset", { class: "profile-fields", disabled: true });
   const form = h("form", { class: "dialog-form", onsubmit: save });
   const dialog = h("dialog", { class: "dialog", "aria-label": "Profile" }, form);
+  const pictureShown = h("span", { class: "profile-picture" });
+  // A picture is set at once, apart from the form's Save.
+  const setPicture = async (mediaId) => fill(await api.updateProfile({ avatar_media_id: mediaId }));
+  const picture = picturePicker({ label: "Change photo", action: "change-avatar", use: (media) => setPicture(media.id), clear: () => setPicture(null) });
 
   async function save(event) {
     event.preventDefault();
@@ -39,9 +45,15 @@ export async function openProfile() {
     }
   }
 
+  function drawPicture() {
+    replaceChildren(pictureShown, avatar(store.nameOf(store.me), store.me.id, "xl", false, store.me.avatar_url));
+    picture.show(Boolean(store.me.avatar_url));
+  }
+
   function fill(profile) {
     Object.assign(store.me, profile);
     store.emit("me");
+    drawPicture();
     displayName.value = profile.display_name ?? "";
     bio.value = profile.bio ?? "";
     contactsOnly.checked = profile.dm_policy === "contacts";
@@ -51,6 +63,7 @@ export async function openProfile() {
   replaceChildren(
     form,
     h("header", { class: "dialog-header" }, h("h2", { text: "Profile" }), h("button", { type: "button", class: "icon-button", "aria-label": "Close", onclick: () => dialog.close() }, icon("close"))),
+    h("div", { class: "picture-field" }, pictureShown, picture.node),
     h("p", { class: "profile-handle muted", text: `@${store.me.username} · ${store.me.email ?? ""}` }),
     fields,
     error,
@@ -64,6 +77,7 @@ export async function openProfile() {
     h("label", { class: "switch" }, contactsOnly, h("span", {}, h("strong", { text: "Only contacts can message me" }), h("small", { text: "Others can't start a direct chat with you or write in one." }))),
     h("label", { class: "switch" }, showPresence, h("span", {}, h("strong", { text: "Show when I'm online" }), h("small", { text: "Off: everyone sees you offline, with no last seen." }))),
   );
+  drawPicture();
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();

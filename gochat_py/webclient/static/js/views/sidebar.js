@@ -66,7 +66,7 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
   function drawMe() {
     const name = store.nameOf(store.me);
     meName.textContent = name;
-    replaceChildren(meAvatar, avatar(name, store.me.id));
+    replaceChildren(meAvatar, avatar(name, store.me.id, "md", false, store.me.avatar_url));
   }
 
   function draw() {
@@ -93,7 +93,7 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
       if (m.type === "system") preview = h("span", { class: "preview muted", text: m.content });
       else {
         const who = m.sender_id === store.me.id ? "You: " : c.type === "group" ? `${m.sender_username}: ` : "";
-        const text = m.deleted ? h("em", { text: "This message was deleted" }) : m.content;
+        const text = m.deleted ? h("em", { text: "This message was deleted" }) : mediaPreview(m) ?? m.content;
         preview = h("span", { class: "preview" }, who && h("span", { class: "preview-who", text: who }), text);
       }
     } else {
@@ -110,7 +110,7 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
           "data-id": c.id,
           onclick: () => onOpen(c.id),
         },
-        avatar(name, store.avatarKey(c), "md", store.isOnline(store.partner(c)?.id)),
+        avatar(name, store.avatarKey(c), "md", store.isOnline(store.partner(c)?.id), store.avatarUrl(c)),
         h(
           "span",
           { class: "conversation-body" },
@@ -133,4 +133,11 @@ export function createSidebar({ onOpen, onNew, onLogout, onPeople, onProfile }) 
   drawMe();
   draw();
   return node;
+}
+
+// An image or a file message in the list: what it carries, then its caption.
+function mediaPreview(m) {
+  if (!m.media) return null;
+  const what = m.type === "image" ? "Photo" : m.media.name;
+  return h("span", { class: "preview-media" }, icon(m.type === "image" ? "image" : "file", 14), ` ${m.content ? `${what} · ${m.content}` : what}`);
 }

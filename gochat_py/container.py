@@ -19,8 +19,8 @@ from gochat_py.postgres.blocks import Blocks
 from gochat_py.postgres.contacts import Contacts
 from gochat_py.postgres.conversations import Conversations
 from gochat_py.postgres.groups import Groups
-from gochat_py.postgres.message_search import MessageSearch
 from gochat_py.postgres.media import MediaRecords
+from gochat_py.postgres.message_search import MessageSearch
 from gochat_py.postgres.messages import Messages
 from gochat_py.postgres.notifications import StoredNotifications
 from gochat_py.postgres.presence import PresenceDirectory

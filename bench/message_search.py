@@ -268,7 +268,6 @@ async def explain(database_url: str, caller: UserId, queries: Sequence[str]) -> 
         sizes = await conn.fetchrow(
             "SELECT pg_table_size('messages') AS heap,"
             " pg_relation_size('messages_search_words_idx') AS words,"
-            " pg_relation_size('messages_search_trgm_idx') AS trigrams,"
             " pg_relation_size('messages_search_recent_idx') AS recent,"
             " pg_indexes_size('messages') AS indexes"
         )

@@ -84,13 +84,11 @@ CREATE TABLE messages (
     CONSTRAINT messages_conversation_seq_key UNIQUE (conversation_id, seq),
     CONSTRAINT messages_deleted_is_empty CHECK (deleted_at IS NULL OR content = '')
 );
--- Message search (gochat_py/postgres/message_search.py): words and trigrams beside the
--- conversation (btree_gin), and the newest-first walk of one conversation in the search's
--- order. System messages are in none of them: search never finds them.
+-- Message search (gochat_py/postgres/message_search.py): words beside the conversation
+-- (btree_gin), and the newest-first walk of one conversation in the search's order.
+-- System messages are in neither: search never finds them.
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 CREATE INDEX messages_search_words_idx ON messages USING gin (conversation_id, tsv)
-    WHERE type <> 'system';
-CREATE INDEX messages_search_trgm_idx ON messages USING gin (conversation_id, content gin_trgm_ops)
     WHERE type <> 'system';
 CREATE INDEX messages_search_recent_idx ON messages (conversation_id, sent_at, id)
     WHERE type <> 'system';

@@ -1,10 +1,11 @@
 -- Message search (gochat_py/postgres/message_search.py). Words: a tsvector of the content,
 -- generated (the two-argument to_tsvector is immutable, the one-argument one is not) and
 -- indexed beside conversation_id (btree_gin), so one index scan answers "these words in
--- this conversation". Text without spaces between words (CJK) and parts of words: trigrams
--- of the content, also beside conversation_id. Newest-first walks of one conversation, for
--- terms too common for either index to narrow: a btree on (conversation_id, sent_at, id),
--- the search's order. System messages are never found: they are in none of the three.
+-- this conversation". Newest-first walks of one conversation, for terms too common for the
+-- index to narrow and for text without spaces between words (CJK, matched by ILIKE): a
+-- btree on (conversation_id, sent_at, id), the search's order. No trigram index: it would
+-- cost every stored message more than these two together. System messages are never
+-- found: they are in neither index.
 -- A deleted message's content is '' (messages_deleted_is_empty): it has no words to find.
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 
@@ -12,8 +13,6 @@ ALTER TABLE messages
     ADD COLUMN tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED;
 
 CREATE INDEX messages_search_words_idx ON messages USING gin (conversation_id, tsv)
-    WHERE type <> 'system';
-CREATE INDEX messages_search_trgm_idx ON messages USING gin (conversation_id, content gin_trgm_ops)
     WHERE type <> 'system';
 CREATE INDEX messages_search_recent_idx ON messages (conversation_id, sent_at, id)
     WHERE type <> 'system';

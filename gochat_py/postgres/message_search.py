@@ -8,8 +8,7 @@ messages are never matched; a deleted message's content is empty, so it has noth
 match.
 
 A page is found one of two ways:
-- candidates: every match in the conversations, from the words index (or the trigram
-  index, for a substring with trigrams pg_trgm extracts in any locale), taken only when
+- candidates: every match in the conversations, from the words index, taken only when
   there are at most CANDIDATES_MAX of them; then sorted, they hold the page exactly. A
   selective term is answered here whatever the table's size. A GIN index reads a key's
   whole list whatever the LIMIT, once per conversation, so words the planner's statistics
@@ -38,7 +37,7 @@ from gochat_py import times
 from gochat_py.ids import ConversationId, UserId
 from gochat_py.messages import Message
 from gochat_py.postgres.conversations import message_columns, message_from_row
-from gochat_py.postgres.user_search import SUBSTRING_NEEDS, like_pattern
+from gochat_py.postgres.user_search import like_pattern
 
 # Words the planner expects in more than this share of all messages are too common for the
 # words index: its list for them is long, and is read once per conversation searched. A
@@ -269,8 +268,10 @@ class MessageSearch:
                 argument: str = normalized["query"]
                 indexed = normalized["share"] <= COMMON_SHARE
             else:
+                # Always walked: a trigram index of every message's content would cost each
+                # stored message more than the words index and the walk's btree together.
                 argument = like_pattern(match.text)
-                indexed = SUBSTRING_NEEDS.search(match.text) is not None
+                indexed = False
             positions, resume_at = await self._positions(
                 conn, list(conversations), match, argument, indexed, after, limit
             )

@@ -70,15 +70,16 @@ class Sending:
         media = None
         if media_id is not None:
             message_id = message_id or MessageId(uuid7())
-            media = await self._attachments.post(
-                type, media_id, sender, conversation_id, message_id
-            )
-        quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
-        # A message without '@' names nobody: this one test is all it pays, no lookup.
-        mentioned = None
-        if "@" in content:
-            mentioned = await self._mentions.resolve(conversation_id, members, sender, content)
         try:
+            if media_id is not None and message_id is not None:
+                media = await self._attachments.post(
+                    type, media_id, sender, conversation_id, message_id
+                )
+            quoted = None if reply_to is None else await self._quote(conversation_id, reply_to)
+            # A message without '@' names nobody: this one test is all it pays, no lookup.
+            mentioned = None
+            if "@" in content:
+                mentioned = await self._mentions.resolve(conversation_id, members, sender, content)
             sent = await self._publisher.send(
                 conversation_id,
                 members,
@@ -94,10 +95,11 @@ class Sending:
             )
         except BaseException:
             # Posted before the send so that a recipient fetching the image on the live
-            # frame finds it readable; a send that failed posted nothing. Should the
-            # script have run after all (an answer lost in an outage), the worker posts
-            # the media again when it stores the message (worker/media_uses.py).
-            if media is not None and message_id is not None:
+            # frame finds it readable; a send refused or failed after the post (not an
+            # image, an unknown reply, the send script) posted nothing. Should the script
+            # have run after all (an answer lost in an outage), the worker posts the
+            # media again when it stores the message (worker/media_uses.py).
+            if media_id is not None and message_id is not None:
                 await self._attachments.unpost(message_id)
             raise
         if media is not None and message_id is not None and sent.message.id != message_id:

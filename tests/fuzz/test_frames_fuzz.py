@@ -44,7 +44,9 @@ from tests.fuzz.conftest import (
     is_uuid,
     register_sync,
     start_conversation,
+    upload_sync,
 )
+from tests.media_files import png
 
 # What a client at fault may be closed with; 1011 (a server bug) never.
 DOCUMENTED_CLOSES = {WS_1007_INVALID_DATA, WS_1008_POLICY_VIOLATION, WS_1009_MESSAGE_TOO_BIG}
@@ -167,6 +169,7 @@ class World:
     member_of: str  # a conversation the fuzzing user is in
     foreign: str  # one they are not in
     bystander: Bystander
+    media: tuple[str, str, str]  # their image, their text file, the peer's image
     redis: Redis
     partitions: int
     examples: int = 0
@@ -228,6 +231,11 @@ def world(live_server: LiveServer) -> Iterator[World]:
         theirs = start_conversation(
             client, bystander["tokens"], {"participant_id": friend["user"]["id"]}
         )
+        media = (
+            upload_sync(client, fuzzer["tokens"], png(), "mine.png"),
+            upload_sync(client, fuzzer["tokens"], b"notes\n", "mine.txt"),
+            upload_sync(client, peer["tokens"], png(8, 8), "theirs.png"),
+        )
     # Acks of every send and the copy of one's own (docs/websocket.md), the answer to a
     # resume, and no other events: each example's replies end with the pong that follows it.
     url = f"{live_server.ws_url}?events=ack,echo,resume&token="
@@ -242,6 +250,7 @@ def world(live_server: LiveServer) -> Iterator[World]:
             member_of,
             foreign,
             Bystander(bystanders_socket, theirs),
+            media,
             redis,
             live_server.stream_partitions,
         )
@@ -490,6 +499,61 @@ def test_replies_with_hostile_reply_to_and_mentions(world: World) -> None:
             assert outcome.errors and not outcome.acks, (frame, outcome)
         if isinstance(reply_to, str) and not answerable_id and content.strip():
             assert outcome.errors[0]["code"] == "reply_not_found", (frame, outcome)
+
+    check()
+
+
+def test_message_frames_with_hostile_media(world: World) -> None:
+    """An image carries an image the sender uploaded, a file any upload of theirs; every
+    other type, media_id or pairing of the two is refused and publishes nothing, the
+    peer's upload in their shared conversation included."""
+    my_image, my_file, peers_image = world.media
+
+    @fuzz_settings()
+    @given(
+        kind=st.one_of(
+            st.sampled_from(["text", "image", "file", "system", "IMAGE", ""]), hostile_text
+        ),
+        media_id=st.one_of(
+            st.none(),
+            st.sampled_from(world.media),
+            st.uuids().map(str),
+            hostile_text,
+            not_a_string,
+        ),
+        content=st.one_of(st.none(), st.from_regex(r"\A[a-z ]{0,20}\Z")),
+    )
+    @example(kind="image", media_id=my_image, content=None)
+    @example(kind="file", media_id=my_file, content="the notes")
+    @example(kind="file", media_id=my_image.upper(), content="")
+    @example(kind="image", media_id=my_file, content="not a picture")
+    @example(kind="image", media_id=peers_image, content="not mine")
+    @example(kind="text", media_id=my_image, content="text with a picture")
+    @example(kind="image", media_id=None, content="no picture")
+    def check(kind: str, media_id: Any, content: str | None) -> None:
+        frame: dict[str, Any] = {"conversation_id": world.member_of, "type": kind}
+        if media_id is not None:
+            frame["media_id"] = media_id
+        if content is not None:
+            frame["content"] = content
+        outcome = world.send(_json(frame))
+        if _has_surrogate(kind) or (isinstance(media_id, str) and _has_surrogate(media_id)):
+            return
+        mine = {
+            upload
+            for upload in (my_image, my_file)
+            if isinstance(media_id, str) and _same_uuid(media_id, upload)
+        }
+        accepted = (
+            (kind == "image" and mine == {my_image})
+            or (kind == "file" and bool(mine))
+            or (kind == "text" and media_id is None and bool(content and content.strip()))
+        )
+        if accepted:
+            [ack] = outcome.acks
+            assert ack["conversation_id"] == world.member_of, outcome
+        else:
+            assert outcome.errors and not outcome.acks, (frame, outcome)
 
     check()
 

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from gochat_py.ids import uuid7
 from gochat_py.settings import load_settings
 from tests.harness import (
     bearer,
@@ -220,6 +221,33 @@ async def test_a_send_refused_as_backlogged_leaves_no_post_and_the_media_unreada
         )
         for url in (image["url"], image["thumbnail_url"]):
             assert (await api.get(url, headers=bearer(bob["tokens"]))).status_code == 404
+
+
+async def test_a_send_refused_after_its_media_was_posted_leaves_no_post(
+    api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """A refusal that comes once the media is posted (not an image, an unknown reply)
+    leaves the media where it was: the conversation's members cannot read it."""
+    alice, bob = await register(api), await register(api)
+    conversation = (await create_direct(api, alice["tokens"], bob["user"]["id"]))["id"]
+    document = await uploaded(api, alice, b"minutes of the meeting\n", name="minutes.txt")
+    picture = await uploaded(api, alice, png(), name="holiday.png")
+    refusals = [
+        ({"type": "image", "media_id": document["id"]}, "not_an_image", document),
+        (
+            {"type": "image", "media_id": picture["id"], "reply_to": str(uuid7())},
+            "reply_not_found",
+            picture,
+        ),
+    ]
+    for body, code, media in refusals:
+        response = await send(api, alice, conversation, **body)
+        assert response.status_code in (404, 422), response.text
+        assert response.json()["error"]["code"] == code, response.text
+        assert not await db.fetchval(
+            "SELECT count(*) FROM media_posts WHERE media_id = $1", media["id"]
+        )
+        assert (await api.get(media["url"], headers=bearer(bob["tokens"]))).status_code == 404
 
 
 async def test_a_resend_with_the_same_client_msg_id_leaves_one_post(

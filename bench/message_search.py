@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ import httpx
 import uvloop
 from asyncpg.connection import LoggedQuery
 
+from bench.plans import PLAN_RUNS, explain_analyze
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
 from gochat_py.ids import ConversationId, UserId
@@ -46,7 +46,6 @@ MEMBER_OF = 50  # the searcher's conversations
 PAGE = 20  # the API's default
 REQUESTS = 300  # per probe
 WARMUP = 20  # per probe, not recorded: connections, prepared and generic plans
-PLAN_RUNS = 10  # EXPLAIN ANALYZE runs per statement; the fastest is the cost without the noise
 LOAD_CHUNK = 1_000_000  # rows per INSERT … SELECT: a progress line every few seconds
 # Heap, the primary key, (conversation_id, seq) and the three search indexes: about 400
 # bytes a row; WAL and slack on top.
@@ -207,28 +206,6 @@ async def measure(
     }
 
 
-def _indexes(node: dict[str, Any]) -> Iterator[str]:
-    if "Index Name" in node:
-        yield node["Index Name"]
-    if node.get("Node Type") == "Seq Scan":
-        yield f"SEQ SCAN {node.get('Relation Name')}"
-    for child in node.get("Plans", []):
-        yield from _indexes(child)
-
-
-async def _plan(conn: asyncpg.Connection, sql: str, args: Sequence[object]) -> dict[str, Any]:
-    runs = [
-        json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args))[0]
-        for _ in range(PLAN_RUNS)
-    ]
-    return {
-        "execution_ms": round(min(run["Execution Time"] for run in runs), 3),
-        "rows": runs[-1]["Plan"]["Actual Rows"],
-        "buffers": runs[-1]["Plan"]["Shared Hit Blocks"] + runs[-1]["Plan"]["Shared Read Blocks"],
-        "indexes": sorted(set(_indexes(runs[-1]["Plan"]))),
-    }
-
-
 def _statement_names(match: Match) -> dict[str, str]:
     """The name of each statement a search may run, by its SQL (asyncpg's own introspection
     and the pool's reset are not among them)."""
@@ -261,7 +238,7 @@ async def explain(database_url: str, caller: UserId, queries: Sequence[str]) -> 
             await asyncio.sleep(0)  # query loggers are called soon after their statement
             names = _statement_names(match)
             plans[q] = {
-                names[s.query]: await _plan(conn, s.query, s.args)
+                names[s.query]: await explain_analyze(conn, s.query, s.args)
                 for s in statements
                 if s.query in names
             }

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 import uuid
@@ -27,6 +26,7 @@ import httpx
 import uvloop
 from asyncpg.connection import LoggedQuery
 
+from bench.plans import PLAN_RUNS, explain_analyze
 from bench.results import latency_summary, record
 from bench.stack import bench_stack
 from gochat_py import cursors
@@ -39,7 +39,6 @@ SMALL_USERS = 10_000
 PAGE = 20  # the API's default
 REQUESTS = 500  # per (query, database)
 WARMUP = 20  # per (query, database), not recorded: connections, prepared and generic plans
-PLAN_RUNS = 10  # EXPLAIN ANALYZE runs per tier query; the fastest is the cost without the noise
 TARGET_RATIO = 2.0  # p99 at 1M over p99 at 10k
 PASSWORD = "bench-user-search-password"
 SEARCH_MIGRATION = 3  # database/migrations/0003_user_search: the indexes of search
@@ -228,28 +227,6 @@ async def page_to_the_end(target: Target, shape: Shape) -> dict[str, Any]:
     }
 
 
-def _indexes(node: dict[str, Any]) -> Iterator[str]:
-    if "Index Name" in node:
-        yield node["Index Name"]
-    if node.get("Node Type") == "Seq Scan":
-        yield f"SEQ SCAN {node.get('Relation Name')}"
-    for child in node.get("Plans", []):
-        yield from _indexes(child)
-
-
-async def _plan(conn: asyncpg.Connection, sql: str, args: Sequence[object]) -> dict[str, Any]:
-    runs = [
-        json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args))[0]
-        for _ in range(PLAN_RUNS)
-    ]
-    return {
-        "execution_ms": round(min(run["Execution Time"] for run in runs), 3),
-        "rows": runs[-1]["Plan"]["Actual Rows"],
-        "buffers": runs[-1]["Plan"]["Shared Hit Blocks"] + runs[-1]["Plan"]["Shared Read Blocks"],
-        "indexes": sorted(set(_indexes(runs[-1]["Plan"]))),
-    }
-
-
 def _statement_names(caller: UserId) -> dict[str, str]:
     """The name of each statement a search may run, by its SQL."""
     names = {
@@ -291,7 +268,7 @@ async def explain(target: Target) -> dict[str, Any]:
             steps: dict[str, Any] = {}
             for statement in statements:
                 if (name := names.get(statement.query)) is not None:
-                    steps[name] = await _plan(conn, statement.query, statement.args)
+                    steps[name] = await explain_analyze(conn, statement.query, statement.args)
                 elif statement.query.split()[0].rstrip(";").upper() in ("BEGIN", "SET", "COMMIT"):
                     await conn.execute(statement.query)  # the settings of the next statement
             plans[shape.label] = steps

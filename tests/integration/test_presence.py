@@ -211,6 +211,13 @@ async def test_a_gochat_client_gets_the_online_list_and_presence_in_gochats_shap
             came = await next_frame(bob_ws, announced)
             assert (came["event"], came["user_id"]) == ("presence", alice["user"]["id"])
         await bob_ws.close()
+
+    async def bob_gone() -> bool:
+        return bool((await presence_of(one, alice, bob_id))[0]["status"] == "offline")
+
+    # Bob's server announces him offline after his close: a socket opened before that would
+    # hear it ahead of its list.
+    await poll_until(bob_gone, what="bob offline")
     async with plain_connect(ws_url(one, token(alice))) as gochat_ws:
         assert await next_frame(gochat_ws, lambda f: True) == {
             "type": "presence_list",
